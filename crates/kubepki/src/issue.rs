@@ -1,0 +1,153 @@
+//! rcgen glue: key generation and signing. Every field that rcgen would otherwise default is set
+//! here explicitly: validity (rcgen's default runs 1975 to 4096), a random serial (rcgen's default
+//! is a hash of the public key, which repeats when a key is re-signed), key identifiers.
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType, SerialNumber,
+};
+use ring::rand::SecureRandom;
+use time::OffsetDateTime;
+
+use crate::spec::{BACKDATE, CertSpec, KeyAlg, Usage};
+use crate::x509;
+
+/// Generates a fresh private key.
+pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
+    let r = match alg {
+        KeyAlg::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
+        KeyAlg::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072),
+        KeyAlg::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+        KeyAlg::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
+        KeyAlg::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+        KeyAlg::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
+    };
+    r.map_err(|e| format!("failed to generate a {alg} key: {e}"))
+}
+
+/// Who signs a certificate.
+pub enum Signer<'a> {
+    /// A root signs itself with its own key.
+    SelfSigned,
+    /// A CA signs with its key; `cert_der` is its current certificate, whose subject becomes the
+    /// issuer name (byte for byte) and whose key identifier becomes the authority key identifier.
+    Ca { cert_der: &'a [u8], key: &'a KeyPair, not_after: OffsetDateTime },
+}
+
+/// The result of signing: DER, and whether notAfter was cut to the issuer's notAfter.
+pub struct Signed {
+    pub der: Vec<u8>,
+    pub clamped: bool,
+}
+
+/// A random positive serial of 127 bits: RFC 5280 asks for at most 20 octets, unique per issuer,
+/// and CA/Browser Forum practice for at least 64 bits of randomness.
+pub fn random_serial() -> Vec<u8> {
+    let mut s = [0u8; 16];
+    ring::rand::SystemRandom::new().fill(&mut s).expect("the system random number generator failed");
+    s[0] = (s[0] & 0x7f) | 0x40;
+    s.to_vec()
+}
+
+fn params(spec: &CertSpec) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.distinguished_name = rcgen::DistinguishedName::new();
+    // rcgen's view of the subject only matters for SAN criticality (critical when the subject is
+    // empty); the real subject is written by `x509::encode_name`.
+    if let Some(cn) = spec.subject.cn.as_ref().or(spec.subject.o.first()).or(spec.subject.ou.first()) {
+        p.distinguished_name.push(DnType::CommonName, cn.as_str());
+    }
+    p.subject_alt_names = spec
+        .sans
+        .dns
+        .iter()
+        .filter_map(|d| d.clone().try_into().ok().map(SanType::DnsName))
+        .chain(spec.sans.ips.iter().map(|ip| SanType::IpAddress(*ip)))
+        .collect();
+    match spec.ca {
+        Some(ca) => {
+            p.is_ca = IsCa::Ca(match ca.path_len {
+                Some(n) => BasicConstraints::Constrained(n),
+                None => BasicConstraints::Unconstrained,
+            });
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        }
+        None => {
+            p.is_ca = IsCa::ExplicitNoCa;
+            p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            if spec.alg.is_rsa() {
+                // TLS 1.2 RSA key exchange encrypts to the key; harmless elsewhere, and kubeadm sets it.
+                p.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+            }
+            p.extended_key_usages = spec
+                .usages
+                .iter()
+                .map(|u| match u {
+                    Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
+                    Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
+                })
+                .collect();
+        }
+    }
+    p
+}
+
+/// Signs a certificate for `spec` over `key` at time `now`.
+pub fn sign(spec: &CertSpec, key: &KeyPair, signer: &Signer<'_>, now: OffsetDateTime) -> Result<Signed, String> {
+    let mut p = params(spec);
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    p.not_before = now - BACKDATE;
+    p.not_after = now + spec.validity;
+    let mut clamped = false;
+    if let Signer::Ca { not_after, .. } = signer {
+        if p.not_after > *not_after {
+            p.not_after = *not_after;
+            clamped = true;
+        }
+    }
+    p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
+    let subject = x509::encode_name(&spec.subject);
+    let fail = |e: rcgen::Error| format!("failed to sign: {e}");
+    let der = match signer {
+        Signer::SelfSigned => {
+            let cert = p.self_signed(key).map_err(fail)?;
+            x509::resign(cert.der(), &[(3, &subject), (5, &subject)], key)?
+        }
+        Signer::Ca { cert_der, key: ca_key, .. } => {
+            p.use_authority_key_identifier_extension = true;
+            let ca = x509_parser::parse_x509_certificate(cert_der)
+                .map_err(|_| "issuer certificate does not parse".to_string())?
+                .1;
+            let issuer_name = ca.subject().as_raw().to_vec();
+            let issuer = Issuer::from_ca_cert_der(&(*cert_der).into(), *ca_key).map_err(fail)?;
+            let cert = p.signed_by(key, &issuer).map_err(fail)?;
+            x509::resign(cert.der(), &[(3, &issuer_name), (5, &subject)], ca_key)?
+        }
+    };
+    Ok(Signed { der, clamped })
+}
+
+/// A certificate signing request for `spec`, for a CA whose key the tool does not hold. Like
+/// kubeadm's, it names the subject and SANs; the external CA chooses the usages.
+pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
+    let mut p = params(spec);
+    p.is_ca = IsCa::NoCa;
+    p.key_usages.clear();
+    let req = p.serialize_request(key).map_err(|e| format!("failed to make a CSR: {e}"))?;
+    let der = x509::resign(req.der(), &[(1, &x509::encode_name(&spec.subject))], key)?;
+    Ok(pem_encode("CERTIFICATE REQUEST", &der))
+}
+
+/// PEM with LF line endings on every platform, so files and diffs are stable.
+pub fn pem_encode(tag: &str, der: &[u8]) -> String {
+    pem::encode_config(&pem::Pem::new(tag, der.to_vec()), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
+}
+
+/// The private key in PKCS#8 PEM.
+pub fn key_pem(key: &KeyPair) -> String {
+    pem_encode("PRIVATE KEY", key.serialized_der())
+}
+
+pub fn public_key_pem(spki: &[u8]) -> String {
+    pem_encode("PUBLIC KEY", spki)
+}

@@ -1,0 +1,618 @@
+//! Stage 3, PLAN (pure): compares what pki.toml asks for with what is on disk, field by field, and
+//! decides per item what to do and why. No filesystem, no clock (`now` is a parameter), no RNG.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::render::{self, Material};
+use crate::scan::{Observed, Sources};
+use crate::spec::*;
+use crate::x509::{self, CertFacts, KeyFacts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Nothing there yet: new key, new certificate (or file).
+    Create,
+    /// A new key, then a new certificate.
+    Rekey,
+    /// A new certificate over the existing key.
+    Resign,
+    /// Rewrite a file derived from others (a rendered file, a public key).
+    Render,
+    /// A leaf under a CA whose key the tool does not hold: write its key (if missing) and a CSR.
+    Csr,
+    /// A CA whose certificate exists but whose key does not: used as it is (external CA mode).
+    External,
+    /// Only file permissions are wrong; they are fixed.
+    FixMode,
+    Keep,
+    /// Something the tool must not fix by itself (a damaged CA key): the run stops.
+    Blocked,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Rekey => "re-key",
+            Action::Resign => "re-sign",
+            Action::Render => "re-render",
+            Action::Csr => "csr",
+            Action::External => "external",
+            Action::FixMode => "fix-mode",
+            Action::Keep => "keep",
+            Action::Blocked => "blocked",
+        }
+    }
+
+    /// Whether a new private key is generated.
+    pub fn new_key(self) -> bool {
+        matches!(self, Action::Create | Action::Rekey)
+    }
+
+    /// Whether the step writes anything.
+    pub fn writes(self) -> bool {
+        !matches!(self, Action::Keep | Action::External | Action::Blocked)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub item: ItemId,
+    pub action: Action,
+    pub reasons: Vec<String>,
+    /// Files whose mode is wrong: (path, found, wanted).
+    pub fix_modes: Vec<(String, u32, u32)>,
+    /// For a new CSR under an external CA: write a new key too.
+    pub csr_new_key: bool,
+    /// For renders: the text as it would be rendered now, when it can be known before apply.
+    pub preview: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub orphans: Vec<String>,
+    /// Problems that stop the run; nothing is written while there are any.
+    pub problems: Vec<String>,
+    pub inventory_stale: bool,
+}
+
+impl Plan {
+    pub fn is_noop(&self) -> bool {
+        self.problems.is_empty()
+            && !self.inventory_stale
+            && self.orphans.is_empty()
+            && self.steps.iter().all(|s| !s.action.writes())
+    }
+
+    pub fn step(&self, item: ItemId) -> &Step {
+        &self.steps[item]
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Item names (or base names of per-node items) to give new keys.
+    pub rekey: BTreeSet<String>,
+}
+
+pub const KEY_MODE: u32 = 0o600;
+pub const CERT_MODE: u32 = 0o644;
+
+/// What the planner knows about an item after deciding it, for the items that depend on it.
+#[derive(Default)]
+struct Known {
+    /// The key changes in this run.
+    new_key: bool,
+    /// The certificate (or file) is rewritten in this run.
+    rewritten: bool,
+    cert: Option<CertFacts>,
+    key_spki: Option<Vec<u8>>,
+    external: bool,
+}
+
+pub fn plan(spec: &Spec, sources: &Sources, observed: &Observed, now: OffsetDateTime, opts: &Options) -> Plan {
+    let mut out = Plan::default();
+    let mut known: Vec<Known> = Vec::with_capacity(spec.items.len());
+    for name in &opts.rekey {
+        if !spec.items.iter().any(|i| &i.name == name || &i.base == name) {
+            out.problems.push(format!("--rekey names `{name}`, which is not in pki.toml"));
+        }
+    }
+    let disk = disk_materials(spec, observed);
+    for (id, item) in spec.items.iter().enumerate() {
+        let rekey = opts.rekey.contains(&item.name) || opts.rekey.contains(&item.base);
+        let (step, k) = match &item.kind {
+            ItemKind::Cert(c) => plan_cert(spec, id, c, observed, now, rekey, &known),
+            ItemKind::KeyPair(kp) => plan_keypair(id, &item.name, kp, observed, rekey),
+            ItemKind::Render(r) => plan_render(spec, id, r, sources, observed, &disk, &known, &mut out.problems),
+        };
+        if step.action == Action::Blocked {
+            for r in &step.reasons {
+                out.problems.push(format!("{}: {r}", item.name));
+            }
+        }
+        out.steps.push(step);
+        known.push(k);
+    }
+    let claimed = claimed_paths(spec);
+    out.orphans = observed
+        .files
+        .keys()
+        .filter(|p| !claimed.contains(p.as_str()) && !crate::resolve::RESERVED.contains(&p.as_str()))
+        .cloned()
+        .collect();
+    if out.steps.iter().all(|s| !s.action.writes()) {
+        let text = crate::inventory::inventory(spec, &|id| disk[id].clone());
+        let current = observed.get(crate::inventory::FILE).map(|f| f.bytes.as_slice());
+        out.inventory_stale = current != Some(text.as_bytes());
+    } else {
+        out.inventory_stale = true;
+    }
+    out
+}
+
+/// Every path an item owns (a leaf also owns the CSR it may write).
+pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for item in &spec.items {
+        match &item.kind {
+            ItemKind::Cert(c) => {
+                set.insert(c.cert_path.clone());
+                set.insert(c.key_path.clone());
+                set.insert(csr_path(&c.cert_path));
+            }
+            ItemKind::KeyPair(k) => {
+                set.insert(k.private_path.clone());
+                set.insert(k.public_path.clone());
+            }
+            ItemKind::Render(r) => {
+                set.insert(r.path.clone());
+            }
+        }
+    }
+    set
+}
+
+pub fn csr_path(cert_path: &str) -> String {
+    match cert_path.strip_suffix(".crt").or_else(|| cert_path.strip_suffix(".pem")) {
+        Some(stem) => format!("{stem}.csr"),
+        None => format!("{cert_path}.csr"),
+    }
+}
+
+enum Read<T> {
+    Missing,
+    Bad(String),
+    Ok(T),
+}
+
+fn read_key(observed: &Observed, path: &str) -> Read<KeyFacts> {
+    match observed.get(path) {
+        None => Read::Missing,
+        Some(f) if f.symlink => Read::Bad(format!("{path} is a symlink (the tool never follows links in the output folder)")),
+        Some(f) => match x509::parse_key(&f.bytes) {
+            Ok(k) => Read::Ok(k),
+            Err(e) => Read::Bad(format!("{path}: {e}")),
+        },
+    }
+}
+
+fn read_cert(observed: &Observed, path: &str) -> Read<CertFacts> {
+    match observed.get(path) {
+        None => Read::Missing,
+        Some(f) if f.symlink => Read::Bad(format!("{path} is a symlink (the tool never follows links in the output folder)")),
+        Some(f) => match x509::parse_cert(&f.bytes) {
+            Ok(c) => Read::Ok(c),
+            Err(e) => Read::Bad(format!("{path}: {e}")),
+        },
+    }
+}
+
+fn step(item: ItemId, action: Action, reasons: Vec<String>) -> Step {
+    Step { item, action, reasons, fix_modes: Vec::new(), csr_new_key: false, preview: None }
+}
+
+fn mode_fixes(observed: &Observed, files: &[(&str, u32)]) -> Vec<(String, u32, u32)> {
+    files
+        .iter()
+        .filter_map(|(p, want)| {
+            let f = observed.get(p)?;
+            (!f.symlink && f.mode != *want).then(|| (p.to_string(), f.mode, *want))
+        })
+        .collect()
+}
+
+fn plan_cert(
+    spec: &Spec,
+    id: ItemId,
+    c: &CertSpec,
+    observed: &Observed,
+    now: OffsetDateTime,
+    rekey: bool,
+    known: &[Known],
+) -> (Step, Known) {
+    let key = read_key(observed, &c.key_path);
+    let cert = read_cert(observed, &c.cert_path);
+    let is_ca = c.ca.is_some();
+    let issuer = c.issuer.map(|i| (i, &known[i], &spec.items[i]));
+    let mut k = Known::default();
+
+    // 1. Decide about the key.
+    let mut key_reasons = Vec::new();
+    let key_missing = matches!(key, Read::Missing);
+    let key_facts = match key {
+        Read::Ok(kf) => {
+            if kf.alg != Some(c.alg) {
+                key_reasons.push(format!(
+                    "key algorithm changed: {} on disk, {} in pki.toml",
+                    kf.alg.map_or("unknown", |a| a.name()),
+                    c.alg
+                ));
+            }
+            Some(kf)
+        }
+        Read::Missing => {
+            if is_ca && !rekey {
+                if let Read::Ok(cf) = &cert {
+                    // External CA mode: the certificate is here, its key is kept elsewhere.
+                    k.cert = Some(cf.clone());
+                    k.key_spki = Some(cf.spki.clone());
+                    k.external = true;
+                    let reason = format!(
+                        "{} has no key {}: used as an external CA; leaves it must sign get CSRs",
+                        c.cert_path, c.key_path
+                    );
+                    return (step(id, Action::External, vec![reason]), k);
+                }
+            }
+            key_reasons.push(format!("key {} missing", c.key_path));
+            None
+        }
+        Read::Bad(e) => {
+            key_reasons.push(format!("key unreadable: {e}"));
+            None
+        }
+    };
+    if rekey {
+        key_reasons.insert(0, "--rekey".into());
+    }
+    let key_ok = key_facts.is_some() && key_reasons.is_empty();
+
+    if !key_ok && is_ca && !rekey && !key_missing {
+        // A CA key is never replaced without --rekey: every certificate below it would change.
+        let mut reasons = key_reasons;
+        reasons.push(format!(
+            "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {}` to make a new key (every certificate it signed is then re-signed)",
+            c.key_path, spec.items[id].base
+        ));
+        k.cert = match cert { Read::Ok(cf) => Some(cf), _ => None };
+        k.key_spki = k.cert.as_ref().map(|c| c.spki.clone());
+        return (step(id, Action::Blocked, reasons), k);
+    }
+
+    // Under an external CA, anything that needs signing gets a CSR instead.
+    let under_external = issuer.is_some_and(|(_, ik, _)| ik.external);
+
+    if !key_ok {
+        let action = if under_external {
+            Action::Csr
+        } else if matches!(cert, Read::Missing) && key_missing && !rekey {
+            Action::Create
+        } else {
+            Action::Rekey
+        };
+        let reasons = if action == Action::Create { vec!["new".to_string()] } else { key_reasons };
+        let mut s = step(id, action, reasons);
+        s.csr_new_key = under_external;
+        k.new_key = true;
+        k.rewritten = true;
+        return (s, k);
+    }
+    let key_facts = key_facts.expect("checked above");
+    k.key_spki = Some(key_facts.spki.clone());
+
+    // 2. The key stays; decide about the certificate.
+    let mut reasons = Vec::new();
+    let cf = match cert {
+        Read::Missing => {
+            reasons.push(format!("certificate {} missing", c.cert_path));
+            None
+        }
+        Read::Bad(e) => {
+            reasons.push(format!("certificate unreadable: {e}"));
+            None
+        }
+        Read::Ok(cf) => Some(cf),
+    };
+    if let Some(cf) = &cf {
+        if cf.spki != key_facts.spki {
+            reasons.push("certificate does not match its key".into());
+        }
+        compare_fields(c, cf, &mut reasons);
+        match issuer {
+            None => {
+                if cf.issuer_raw != cf.subject_raw || !x509::verifies_under(&cf.der, &key_facts.spki) {
+                    reasons.push("not self-signed by its key".into());
+                }
+            }
+            Some((iid, ik, iitem)) => {
+                let ic = iitem.kind.as_cert().expect("issuers are certificates");
+                if ik.new_key {
+                    reasons.push(format!("issuer {} gets a new key", iitem.name));
+                } else if let Some(ispki) = &ik.key_spki {
+                    if !x509::verifies_under(&cf.der, ispki) {
+                        reasons.push(format!("not signed by the key of issuer {}", iitem.name));
+                    } else {
+                        let (want_name, want_ski) = if ik.rewritten {
+                            let ski = rcgen_key_id(ispki);
+                            (x509::encode_name(&ic.subject), Some(ski))
+                        } else {
+                            let icf = ik.cert.as_ref();
+                            (icf.map(|x| x.subject_raw.clone()).unwrap_or_default(), icf.and_then(|x| x.ski.clone()))
+                        };
+                        if cf.issuer_raw != want_name {
+                            reasons.push(format!("issuer name differs from {}'s subject", iitem.name));
+                        } else if want_ski.is_some() && cf.aki != want_ski {
+                            reasons.push(format!("authority key id differs from {}'s key id", iitem.name));
+                        }
+                    }
+                }
+                // A leaf cut short to its issuer's notAfter is not "changed validity" while that
+                // issuer stays as it is.
+                let clamped = !ik.rewritten && ik.cert.as_ref().is_some_and(|icf| icf.not_after == cf.not_after);
+                let _ = iid;
+                if !clamped {
+                    check_validity(c, cf, &mut reasons);
+                }
+            }
+        }
+        if c.issuer.is_none() {
+            check_validity(c, cf, &mut reasons);
+        }
+        let renew_at = cf.not_after - c.renew_before;
+        if now >= cf.not_after {
+            reasons.push(format!("expired on {}", x509::fmt_time(cf.not_after)));
+        } else if now >= renew_at {
+            let left = cf.not_after - now;
+            reasons.push(format!("expires in {} (renew-before {})", fmt_left(left), fmt_duration(c.renew_before)));
+        } else if now < cf.not_before {
+            reasons.push(format!("not valid before {}", x509::fmt_time(cf.not_before)));
+        }
+    }
+    let fixes = mode_fixes(observed, &[(&c.key_path, KEY_MODE), (&c.cert_path, CERT_MODE)]);
+    k.cert = cf;
+    if reasons.is_empty() {
+        let action = if fixes.is_empty() { Action::Keep } else { Action::FixMode };
+        let mut s = step(id, action, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect());
+        s.fix_modes = fixes;
+        return (s, k);
+    }
+    k.rewritten = true;
+    let action = if under_external { Action::Csr } else { Action::Resign };
+    let mut s = step(id, action, reasons);
+    s.fix_modes = fixes;
+    (s, k)
+}
+
+/// The key identifier rcgen computes for a key: SHA-256 of its SubjectPublicKeyInfo, first 20 bytes.
+fn rcgen_key_id(spki: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20].to_vec()
+}
+
+fn check_validity(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
+    let have = cf.not_after - cf.not_before;
+    let want = c.validity + BACKDATE;
+    if (have - want).abs() > Duration::seconds(1) {
+        reasons.push(format!(
+            "validity changed: {} on disk, {} in pki.toml",
+            fmt_duration((have - BACKDATE).max(Duration::seconds(1))),
+            fmt_duration(c.validity)
+        ));
+    }
+}
+
+fn fmt_left(d: Duration) -> String {
+    if d.whole_days() >= 1 { format!("{}d", d.whole_days()) } else { format!("{}h", d.whole_hours().max(0)) }
+}
+
+fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
+    if cf.subject.cn != c.subject.cn
+        || sorted(&cf.subject.o) != sorted(&c.subject.o)
+        || sorted(&cf.subject.ou) != sorted(&c.subject.ou)
+    {
+        reasons.push(format!("subject changed: {} -> {}", cf.subject, c.subject));
+    }
+    let have: BTreeSet<String> = san_set(&cf.sans);
+    let want: BTreeSet<String> = san_set(&c.sans);
+    if have != want || cf.other_sans > 0 {
+        let mut d: Vec<String> = want.difference(&have).map(|s| format!("+{s}")).collect();
+        d.extend(have.difference(&want).map(|s| format!("-{s}")));
+        if cf.other_sans > 0 {
+            d.push(format!("-{} other", cf.other_sans));
+        }
+        reasons.push(format!("SANs changed: {}", d.join(" ")));
+    }
+    match c.ca {
+        Some(ca) => {
+            if !cf.is_ca {
+                reasons.push("not a CA certificate".into());
+            } else if cf.path_len != ca.path_len.map(u32::from) {
+                reasons.push(format!(
+                    "path length changed: {} -> {}",
+                    cf.path_len.map_or("none".into(), |p| p.to_string()),
+                    ca.path_len.map_or("none".into(), |p| p.to_string())
+                ));
+            }
+        }
+        None => {
+            if cf.is_ca {
+                reasons.push("is a CA certificate, should be a leaf".into());
+            }
+            let mut have = cf.usages.clone();
+            have.sort();
+            if have != c.usages {
+                let n = |v: &[Usage]| v.iter().map(|u| u.name()).collect::<Vec<_>>().join("+");
+                reasons.push(format!("usages changed: {} -> {}", if have.is_empty() { "none".into() } else { n(&have) }, n(&c.usages)));
+            }
+        }
+    }
+}
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v
+}
+
+fn san_set(s: &Sans) -> BTreeSet<String> {
+    s.dns.iter().map(|d| format!("DNS:{d}")).chain(s.ips.iter().map(|i| format!("IP:{i}"))).collect()
+}
+
+fn plan_keypair(id: ItemId, name: &str, kp: &KeyPairSpec, observed: &Observed, rekey: bool) -> (Step, Known) {
+    let mut k = Known::default();
+    let key = read_key(observed, &kp.private_path);
+    let key = match key {
+        Read::Missing => {
+            k.new_key = true;
+            k.rewritten = true;
+            let (action, why) = if rekey { (Action::Rekey, "--rekey".to_string()) } else { (Action::Create, "new".to_string()) };
+            let why = if observed.get(&kp.public_path).is_some() { format!("key {} missing", kp.private_path) } else { why };
+            return (step(id, action, vec![why]), k);
+        }
+        _ if rekey => {
+            k.new_key = true;
+            k.rewritten = true;
+            return (step(id, Action::Rekey, vec!["--rekey".into()]), k);
+        }
+        Read::Bad(e) => {
+            let reasons = vec![
+                format!("key unreadable: {e}"),
+                format!("a new `{name}` key would invalidate everything signed with it (service-account tokens); restore {} from a backup, or run with `--rekey {name}`", kp.private_path),
+            ];
+            return (step(id, Action::Blocked, reasons), k);
+        }
+        Read::Ok(kf) => kf,
+    };
+    if key.alg != Some(kp.alg) {
+        let reasons = vec![
+            format!("key algorithm changed: {} on disk, {} in pki.toml", key.alg.map_or("unknown", |a| a.name()), kp.alg),
+            format!("run with `--rekey {name}` to replace the key (this invalidates everything signed with it)"),
+        ];
+        return (step(id, Action::Blocked, reasons), k);
+    }
+    k.key_spki = Some(key.spki.clone());
+    let public_ok = match observed.get(&kp.public_path) {
+        Some(f) if !f.symlink => x509::parse_public_key(&f.bytes).is_ok_and(|der| der == key.spki),
+        _ => false,
+    };
+    let fixes = mode_fixes(observed, &[(&kp.private_path, KEY_MODE), (&kp.public_path, CERT_MODE)]);
+    if !public_ok {
+        k.rewritten = true;
+        let mut s = step(id, Action::Render, vec![format!("public key {} missing or does not match", kp.public_path)]);
+        s.fix_modes = fixes;
+        return (s, k);
+    }
+    let action = if fixes.is_empty() { Action::Keep } else { Action::FixMode };
+    let mut s = step(id, action, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect());
+    s.fix_modes = fixes;
+    (s, k)
+}
+
+/// Materials for every item as they are on disk now.
+pub fn disk_materials(spec: &Spec, observed: &Observed) -> Vec<Material> {
+    spec.items
+        .iter()
+        .map(|item| {
+            let mut m = Material::default();
+            match &item.kind {
+                ItemKind::Cert(c) => {
+                    if let Some(f) = observed.get(&c.cert_path) {
+                        if let Ok(cf) = x509::parse_cert(&f.bytes) {
+                            m.cert_pem = Some(crate::issue::pem_encode("CERTIFICATE", &cf.der));
+                            m.cert = Some(cf);
+                        }
+                    }
+                    if let Some(f) = observed.get(&c.key_path) {
+                        if let Ok(k) = x509::parse_key(&f.bytes) {
+                            m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        }
+                    }
+                }
+                ItemKind::KeyPair(kp) => {
+                    if let Some(f) = observed.get(&kp.private_path) {
+                        if let Ok(k) = x509::parse_key(&f.bytes) {
+                            m.key_pem = Some(crate::issue::key_pem(&k.key));
+                            m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
+                        }
+                    }
+                }
+                ItemKind::Render(_) => {}
+            }
+            m
+        })
+        .collect()
+}
+
+fn plan_render(
+    spec: &Spec,
+    id: ItemId,
+    r: &RenderSpec,
+    sources: &Sources,
+    observed: &Observed,
+    disk: &[Material],
+    known: &[Known],
+    problems: &mut Vec<String>,
+) -> (Step, Known) {
+    let mut k = Known::default();
+    let changed: Vec<&str> = r.bind.values().filter(|&&i| known[i].rewritten).map(|&i| spec.items[i].name.as_str()).collect();
+    // Render now, from what is on disk, with placeholders for what apply will make: this catches
+    // template errors before anything is written, and gives the new text when nothing it reads changes.
+    let materials: BTreeMap<ItemId, Material> = r
+        .bind
+        .values()
+        .map(|&i| {
+            let m = if known[i].rewritten { Material::default() } else { disk[i].clone() };
+            (i, m)
+        })
+        .collect();
+    let ctx = render::context(spec, r, &|i| materials.get(&i).cloned().unwrap_or_default());
+    let text = match render::render(&sources.templates, &r.template, &ctx) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(format!("{}: {e}", spec.items[id].name));
+            None
+        }
+    };
+    let want_mode = if r.holds_secret() { KEY_MODE } else { CERT_MODE };
+    let fixes = mode_fixes(observed, &[(&r.path, want_mode)]);
+    let current = observed.get(&r.path);
+    let mut s = if current.is_none() {
+        step(id, Action::Create, vec!["new".into()])
+    } else if current.is_some_and(|f| f.symlink) {
+        step(id, Action::Render, vec![format!("{} is a symlink; it is replaced by a regular file", r.path)])
+    } else if !changed.is_empty() {
+        step(id, Action::Render, vec![format!("input changes: {}", changed.join(", "))])
+    } else if text.as_deref().is_some_and(|t| current.is_some_and(|f| f.bytes != t.as_bytes())) {
+        step(id, Action::Render, vec!["rendered text differs (template, vars or inputs changed)".into()])
+    } else if !fixes.is_empty() {
+        step(id, Action::FixMode, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect())
+    } else {
+        step(id, Action::Keep, vec![])
+    };
+    s.fix_modes = fixes;
+    if changed.is_empty() {
+        s.preview = text;
+    }
+    k.rewritten = s.action.writes() && s.action != Action::FixMode;
+    (s, k)
+}

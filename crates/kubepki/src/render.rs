@@ -1,0 +1,167 @@
+//! Rendering artifacts from handlebars templates: strict (a missing variable is an error), with
+//! HTML escaping off (the `=` of base64 must stay `=`). Pure: templates come in as text.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use handlebars::{Handlebars, handlebars_helper};
+use serde_json::{Value, json};
+
+use crate::spec::{ItemId, ItemKind, RenderSpec, Spec};
+use crate::x509::{self, CertFacts};
+
+/// What a template may see of one item. Filled from disk, or from what apply just made.
+#[derive(Clone, Default)]
+pub struct Material {
+    pub cert_pem: Option<String>,
+    pub cert: Option<CertFacts>,
+    pub key_pem: Option<String>,
+    pub public_pem: Option<String>,
+}
+
+impl std::fmt::Debug for Material {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Material { [key material elided] }")
+    }
+}
+
+/// Placeholder for values a dry run cannot know yet (a certificate that apply will make).
+pub const PENDING: &str = "(known after apply)";
+
+pub fn b64(s: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+}
+
+handlebars_helper!(base64_helper: |s: str| b64(s));
+handlebars_helper!(indent_helper: |n: u64, s: str| {
+    let pad = " ".repeat(n as usize);
+    s.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
+});
+handlebars_helper!(quote_helper: |s: str| serde_json::to_string(s).unwrap_or_default());
+handlebars_helper!(join_helper: |list: array, sep: str| {
+    list.iter().map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string())).collect::<Vec<_>>().join(sep)
+});
+handlebars_helper!(trim_helper: |s: str| s.trim().to_string());
+
+/// A registry configured the way every template is rendered.
+pub fn registry() -> Handlebars<'static> {
+    let mut hb = Handlebars::new();
+    hb.set_strict_mode(true);
+    hb.register_escape_fn(handlebars::no_escape);
+    hb.register_helper("base64", Box::new(base64_helper));
+    hb.register_helper("indent", Box::new(indent_helper));
+    hb.register_helper("quote", Box::new(quote_helper));
+    hb.register_helper("join", Box::new(join_helper));
+    hb.register_helper("trim", Box::new(trim_helper));
+    hb
+}
+
+/// The context of one render. See the README for the documented shape.
+pub fn context(spec: &Spec, r: &RenderSpec, material: &dyn Fn(ItemId) -> Material) -> Value {
+    let mut ctx = serde_json::Map::new();
+    ctx.insert("vars".into(), r.vars.clone());
+    if let Some(n) = &r.node {
+        let ips: Vec<String> = n.ips.iter().map(|i| i.to_string()).collect();
+        ctx.insert(
+            "node".into(),
+            json!({ "name": n.name, "role": n.role, "ip": ips.first().cloned().unwrap_or_default(), "ips": ips }),
+        );
+    }
+    for (var, &id) in &r.bind {
+        let with_key = r.secrets.contains(var);
+        ctx.insert(var.clone(), item_value(spec, id, &material(id), with_key));
+    }
+    Value::Object(ctx)
+}
+
+fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
+    let item = &spec.items[id];
+    let mut v = serde_json::Map::new();
+    v.insert("name".into(), json!(item.name));
+    match &item.kind {
+        ItemKind::Cert(c) => {
+            let pem = m.cert_pem.clone().unwrap_or_else(|| PENDING.into());
+            let facts = m.cert.as_ref();
+            v.insert(
+                "cert".into(),
+                json!({
+                    "pem": pem,
+                    "b64": if m.cert_pem.is_some() { b64(&pem) } else { PENDING.into() },
+                    "path": c.cert_path,
+                    "key_path": c.key_path,
+                    "subject": {
+                        "cn": c.subject.cn.clone().unwrap_or_default(),
+                        "o": c.subject.o,
+                        "ou": c.subject.ou,
+                        "text": c.subject.to_string(),
+                    },
+                    "dns": c.sans.dns,
+                    "ips": c.sans.ips.iter().map(|i| i.to_string()).collect::<Vec<_>>(),
+                    "fingerprint": facts.map_or(PENDING.into(), |f| f.fingerprint.clone()),
+                    "serial": facts.map_or(PENDING.into(), |f| f.serial.clone()),
+                    "not_before": facts.map_or(PENDING.into(), |f| x509::fmt_time(f.not_before)),
+                    "not_after": facts.map_or(PENDING.into(), |f| x509::fmt_time(f.not_after)),
+                }),
+            );
+            if with_key {
+                v.insert("key".into(), key_value(m, &c.key_path));
+            }
+        }
+        ItemKind::KeyPair(k) => {
+            let pem = m.public_pem.clone().unwrap_or_else(|| PENDING.into());
+            v.insert(
+                "public_key".into(),
+                json!({ "pem": pem, "b64": b64(&pem), "path": k.public_path }),
+            );
+            if with_key {
+                v.insert("key".into(), key_value(m, &k.private_path));
+            }
+        }
+        ItemKind::Render(r) => {
+            v.insert("path".into(), json!(r.path));
+        }
+    }
+    Value::Object(v)
+}
+
+fn key_value(m: &Material, path: &str) -> Value {
+    let pem = m.key_pem.clone().unwrap_or_else(|| PENDING.into());
+    json!({ "pem": pem, "b64": b64(&pem), "path": path })
+}
+
+/// Renders `template` (its path under the templates folder) with `ctx`. Errors name the template,
+/// the line and the cause.
+pub fn render(templates: &BTreeMap<String, String>, template: &str, ctx: &Value) -> Result<String, String> {
+    let text = templates.get(template).ok_or_else(|| format!("template `{template}` not found"))?;
+    let mut hb = registry();
+    hb.register_template_string(template, text).map_err(|e| describe_template_error(template, &e))?;
+    let rendered = hb.render(template, ctx).map_err(|e| {
+        let mut msg = format!("template `templates/{template}`");
+        if let Some(line) = e.line_no {
+            msg.push_str(&format!(" line {line}"));
+            if let Some(col) = e.column_no {
+                msg.push_str(&format!(", column {col}"));
+            }
+        }
+        let reason = e.reason().to_string();
+        msg.push_str(&format!(": {reason}"));
+        if reason.contains("strict mode") {
+            msg.push_str(" (check the variable's spelling, or bind or define it in pki.toml)");
+        }
+        msg
+    })?;
+    // Keep the template's final newline, which handlebars drops after a closing expression.
+    if text.ends_with('\n') && !rendered.ends_with('\n') {
+        return Ok(rendered + "\n");
+    }
+    Ok(rendered)
+}
+
+fn describe_template_error(template: &str, e: &handlebars::TemplateError) -> String {
+    let mut msg = format!("template `templates/{template}`");
+    if let Some((line, col)) = e.pos() {
+        msg.push_str(&format!(" line {line}, column {col}"));
+    }
+    msg.push_str(&format!(": syntax error: {}", e.reason()));
+    msg
+}

@@ -1,0 +1,179 @@
+//! Stage 5, REPORT (pure): the plan as one line per item with its reason, counts, and unified
+//! diffs of non-secret text. Private keys never appear: rotated keys show as `key: rotated`, and
+//! key material inside rendered files is replaced before any diff is made.
+
+use std::fmt::Write as _;
+
+use crate::plan::{Action, Plan};
+use crate::render::{Material, b64};
+use crate::spec::{ItemKind, Spec};
+use crate::x509;
+
+/// The before and after text of one file, already free of key material.
+#[derive(Debug, Clone)]
+pub struct Diff {
+    pub label: String,
+    pub old: String,
+    pub new: String,
+    pub key_rotated: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    pub color: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, s: &str) -> String {
+        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+    }
+}
+
+fn sigil(a: Action) -> (&'static str, &'static str) {
+    match a {
+        Action::Create => ("+", "32"),
+        Action::Rekey => ("!", "33;1"),
+        Action::Resign => ("~", "33"),
+        Action::Render => ("~", "36"),
+        Action::Csr => ("?", "35"),
+        Action::FixMode => ("~", "36"),
+        Action::External => ("=", "2"),
+        Action::Keep => ("=", "2"),
+        Action::Blocked => ("x", "31;1"),
+    }
+}
+
+/// One line per item that is not kept as it is, orphans, then counts.
+pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
+    let width = spec.items.iter().map(|i| i.name.len()).max().unwrap_or(0).min(40);
+    let mut out = String::new();
+    for s in plan.steps.iter().filter(|s| s.action != Action::Keep) {
+        let (sig, color) = sigil(s.action);
+        let name = &spec.items[s.item].name;
+        let head = format!("{sig} {:<9} {name:<width$}", s.action.label());
+        let reason = if s.reasons.is_empty() { String::new() } else { format!("  ({})", s.reasons.join("; ")) };
+        let _ = writeln!(out, "{}{}", style.paint(color, head.trim_end()), reason);
+    }
+    for o in &plan.orphans {
+        let _ = writeln!(out, "{}  (not declared in pki.toml; --prune deletes it)", style.paint("31", &format!("- {:<9} {o}", "orphan")));
+    }
+    if plan.inventory_stale && plan.steps.iter().all(|s| !s.action.writes()) {
+        let _ = writeln!(out, "{}  (out of date)", style.paint("36", &format!("~ {:<9} {}", "re-render", crate::inventory::FILE)));
+    }
+    out.push_str(&counts(plan));
+    out
+}
+
+pub fn counts(plan: &Plan) -> String {
+    let n = |a: Action| plan.steps.iter().filter(|s| s.action == a).count();
+    let mut parts = Vec::new();
+    for a in [Action::Create, Action::Rekey, Action::Resign, Action::Render, Action::Csr, Action::FixMode, Action::Blocked, Action::External, Action::Keep] {
+        let c = n(a);
+        if c > 0 {
+            parts.push(format!("{c} {}", a.label()));
+        }
+    }
+    if !plan.orphans.is_empty() {
+        parts.push(format!("{} orphan", plan.orphans.len()));
+    }
+    format!("plan: {}\n", parts.join(", "))
+}
+
+/// Unified diffs, one per changed file.
+pub fn diff_text(diffs: &[Diff], style: Style) -> String {
+    let mut out = String::new();
+    for d in diffs {
+        let mut old = d.old.clone();
+        let mut new = d.new.clone();
+        if d.key_rotated {
+            old.push_str("private-key: (not shown)\n");
+            new.push_str("private-key: rotated\n");
+        }
+        if old == new {
+            continue;
+        }
+        let diff = similar::TextDiff::from_lines(&old, &new);
+        let from = if d.old.is_empty() { "/dev/null".to_string() } else { format!("a/{}", d.label) };
+        let text = diff.unified_diff().context_radius(3).header(&from, &format!("b/{}", d.label)).to_string();
+        for line in text.lines() {
+            let painted = if line.starts_with("+++") || line.starts_with("---") {
+                style.paint("1", line)
+            } else if line.starts_with('+') {
+                style.paint("32", line)
+            } else if line.starts_with('-') {
+                style.paint("31", line)
+            } else if line.starts_with("@@") {
+                style.paint("36", line)
+            } else {
+                line.to_string()
+            };
+            let _ = writeln!(out, "{painted}");
+        }
+    }
+    out
+}
+
+/// Replaces every private key (PEM or base64 of PEM) by a marker and every certificate by a short
+/// label, so rendered files can be diffed and shown.
+pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
+    let mut out = text.to_string();
+    for (id, m) in materials.iter().enumerate() {
+        let name = &spec.items[id].name;
+        if let Some(k) = &m.key_pem {
+            out = out.replace(&b64(k), &format!("[private key of {name} elided]"));
+            out = out.replace(k.as_str(), &format!("[private key of {name} elided]"));
+        }
+        if let (Some(pem), Some(cf)) = (&m.cert_pem, &m.cert) {
+            let label = format!("[certificate {name}, sha256 {}]", &cf.fingerprint[..16]);
+            out = out.replace(&b64(pem), &label);
+            out = out.replace(pem.as_str(), &label);
+        }
+    }
+    // Anything that still looks like a PEM private key (one this run did not know) goes too.
+    let mut from = 0;
+    while let Some(rel) = out[from..].find("-----BEGIN ") {
+        let start = from + rel;
+        let line_end = out[start..].find('\n').map_or(out.len(), |e| start + e);
+        if !out[start..line_end].contains("PRIVATE KEY") {
+            from = line_end;
+            continue;
+        }
+        let stop = match out[line_end..].find("-----END ") {
+            Some(e) => out[line_end + e..].find('\n').map_or(out.len(), |n| line_end + e + n),
+            None => out.len(),
+        };
+        out.replace_range(start..stop, "[private key elided]");
+        from = start;
+    }
+    out
+}
+
+/// The text form of a certificate as the plan expects it, for `--check --diff`: what is known
+/// from pki.toml, with `(known after apply)` for what signing decides.
+pub fn planned_description(spec: &Spec, id: usize, old: Option<&x509::CertFacts>, new_key: bool) -> String {
+    let ItemKind::Cert(c) = &spec.items[id].kind else { return String::new() };
+    let later = crate::render::PENDING;
+    let issuer = match c.issuer {
+        Some(i) => spec.items[i].kind.as_cert().map(|ic| ic.subject.to_string()).unwrap_or_default(),
+        None => c.subject.to_string(),
+    };
+    let usages: Vec<&str> = c.usages.iter().map(|u| u.name()).collect();
+    let mut s = String::new();
+    let _ = writeln!(s, "subject: {}", c.subject);
+    let _ = writeln!(s, "issuer: {}", old.filter(|o| o.issuer.replace(' ', "") == issuer.replace(' ', "")).map_or(issuer.clone(), |o| o.issuer.clone()));
+    let _ = writeln!(s, "sans: {}", x509::fmt_sans(&c.sans));
+    let _ = writeln!(s, "usages: {}", if c.ca.is_some() { "ca".to_string() } else { usages.join(", ") });
+    if let Some(ca) = c.ca {
+        let _ = writeln!(s, "path-len: {}", ca.path_len.map_or("none".to_string(), |p| p.to_string()));
+    }
+    let _ = writeln!(s, "key: {}", c.alg);
+    let fp = match old {
+        Some(o) if !new_key => x509::sha256_hex(&o.spki),
+        _ => later.to_string(),
+    };
+    let _ = writeln!(s, "public-key-sha256: {fp}");
+    for f in ["not-before", "not-after", "serial", "subject-key-id", "authority-key-id", "sha256"] {
+        let _ = writeln!(s, "{f}: {later}");
+    }
+    s
+}

@@ -1,0 +1,737 @@
+//! Stage 2, RESOLVE: `config::Raw` -> `spec::Spec`. Applies defaults (they live here and nowhere
+//! else), expands per-node entries, resolves names to ids, orders issuers before what they sign
+//! and checks everything it can, collecting every problem instead of stopping at the first.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::ops::Range;
+
+use time::Duration;
+use toml::Spanned;
+
+use crate::config::{RawCa, RawCert, RawKeyPair, RawNode, RawRender, Raw, quote_list};
+use crate::diag::{Diagnostic, nearest};
+use crate::graph;
+use crate::spec::*;
+
+/// Files the tool owns inside the output folder; no item may claim them.
+pub const RESERVED: [&str; 2] = ["inventory.txt", ".kubepki.lock"];
+
+const ROLES: [&str; 2] = ["control-plane", "worker"];
+
+/// Resolves `raw`. `templates` holds the text of every file under the templates folder, keyed by
+/// its relative path, so that a missing template is reported here with its span.
+pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, Vec<Diagnostic>> {
+    let mut cx = Cx::default();
+    let d = cx.defaults(raw);
+    let nodes = cx.nodes(&raw.nodes);
+    cx.names(raw);
+
+    // CAs first, in issuer order.
+    let ca_index: HashMap<&str, usize> =
+        raw.cas.iter().enumerate().map(|(i, c)| (c.name.get_ref().as_str(), i)).collect();
+    let parents: Vec<Option<usize>> = raw
+        .cas
+        .iter()
+        .map(|c| c.issuer.as_ref().and_then(|i| ca_index.get(i.get_ref().as_str()).copied()))
+        .collect();
+    let ca_order = match graph::order(&parents) {
+        Ok(o) => o,
+        Err(cycle) => {
+            let names: Vec<&str> = cycle.iter().map(|&i| raw.cas[i].name.get_ref().as_str()).collect();
+            let first = &raw.cas[cycle[0]];
+            let span = first.issuer.as_ref().map(|s| s.span());
+            cx.err(
+                format!("issuer cycle: {} -> {}", names.join(" -> "), names[0]),
+                span,
+                Some("a CA cannot sign itself, directly or through others; make one of them a root by removing its `issuer`".into()),
+            );
+            (0..raw.cas.len()).collect()
+        }
+    };
+
+    let mut items: Vec<Item> = Vec::new();
+    let mut ids: HashMap<String, Vec<ItemId>> = HashMap::new();
+    for &i in &ca_order {
+        let ca = &raw.cas[i];
+        let issuer = ca.issuer.as_ref().and_then(|s| cx.issuer(s, raw, &ids));
+        if let Some(item) = cx.ca(ca, issuer, &d) {
+            ids.entry(item.base.clone()).or_default().push(items.len());
+            items.push(item);
+        }
+    }
+    for cert in &raw.certs {
+        let issuer = cx.issuer(&cert.issuer, raw, &ids);
+        for node in cx.expansion(cert.for_each_node.as_ref(), cert.nodes.as_ref(), &nodes, &cert.name) {
+            if let Some(item) = cx.leaf(cert, issuer, &d, node) {
+                ids.entry(item.base.clone()).or_default().push(items.len());
+                items.push(item);
+            }
+        }
+    }
+    for kp in &raw.keypairs {
+        let item = cx.keypair(kp, &d);
+        ids.entry(item.base.clone()).or_default().push(items.len());
+        items.push(item);
+    }
+    for r in &raw.renders {
+        for node in cx.expansion(r.for_each_node.as_ref(), r.nodes.as_ref(), &nodes, &r.name) {
+            if let Some(item) = cx.render(r, node, templates, &items, &ids) {
+                items.push(item);
+            }
+        }
+    }
+    cx.leaf_lifetimes(raw, &items);
+    cx.unique_paths(&items);
+
+    if cx.diags.is_empty() { Ok(Spec { items }) } else { Err(cx.diags) }
+}
+
+struct Defaults {
+    alg: KeyAlg,
+    validity: Duration,
+    ca_validity: Duration,
+    renew_before: Duration,
+}
+
+#[derive(Default)]
+struct Cx {
+    diags: Vec<Diagnostic>,
+    /// Output path -> (item name, span) of the first item that claimed it.
+    paths: Vec<(String, String, Range<usize>)>,
+}
+
+impl Cx {
+    fn err(&mut self, message: String, span: Option<Range<usize>>, help: Option<String>) {
+        let mut d = Diagnostic::new(message, span);
+        d.help = help;
+        self.diags.push(d);
+    }
+
+    fn defaults(&mut self, raw: &Raw) -> Defaults {
+        let mut d = Defaults {
+            alg: DEFAULT_ALG,
+            validity: DEFAULT_VALIDITY,
+            ca_validity: DEFAULT_CA_VALIDITY,
+            renew_before: DEFAULT_RENEW_BEFORE,
+        };
+        if let Some(raw) = &raw.defaults {
+            d.alg = self.alg(raw.algorithm.as_ref(), d.alg);
+            d.validity = self.duration(raw.validity.as_ref(), d.validity);
+            d.ca_validity = self.duration(raw.ca_validity.as_ref(), d.ca_validity);
+            d.renew_before = self.duration(raw.renew_before.as_ref(), d.renew_before);
+        }
+        d
+    }
+
+    fn alg(&mut self, s: Option<&Spanned<String>>, default: KeyAlg) -> KeyAlg {
+        let Some(s) = s else { return default };
+        match KeyAlg::parse(s.get_ref()) {
+            Some(a) => a,
+            None => {
+                let names: Vec<&str> = KeyAlg::ALL.iter().map(|a| a.name()).collect();
+                self.err(
+                    format!("unsupported key algorithm `{}`", s.get_ref()),
+                    Some(s.span()),
+                    Some(format!("expected one of {}", quote_list(&names))),
+                );
+                default
+            }
+        }
+    }
+
+    fn duration(&mut self, s: Option<&Spanned<String>>, default: Duration) -> Duration {
+        let Some(s) = s else { return default };
+        match parse_duration(s.get_ref()) {
+            Some(d) => d,
+            None => {
+                self.err(
+                    format!("invalid duration `{}`", s.get_ref()),
+                    Some(s.span()),
+                    Some("write a positive whole number and a unit: `8760h`, `365d`, `2w`, `10y` (s, m, h, d, w, y)".into()),
+                );
+                default
+            }
+        }
+    }
+
+    fn nodes(&mut self, raw: &[RawNode]) -> Vec<(Node, Range<usize>)> {
+        let mut out: Vec<(Node, Range<usize>)> = Vec::new();
+        for n in raw {
+            let name = n.name.get_ref();
+            if !is_dns_name(name) || name.contains('*') {
+                self.err(
+                    format!("invalid node name `{name}`"),
+                    Some(n.name.span()),
+                    Some("node names are DNS names: lowercase letters, digits, `-` and `.`".into()),
+                );
+            }
+            if out.iter().any(|(o, _)| o.name == *name) {
+                self.err(format!("duplicate node `{name}`"), Some(n.name.span()), None);
+            }
+            let role = n.role.get_ref();
+            if !ROLES.contains(&role.as_str()) {
+                self.err(
+                    format!("unknown node role `{role}`"),
+                    Some(n.role.span()),
+                    Some(format!("expected one of {}", quote_list(&ROLES))),
+                );
+            }
+            let ips = n.ips.iter().filter_map(|ip| self.ip(ip.get_ref(), ip.span())).collect();
+            out.push((Node { name: name.clone(), ips, role: role.clone() }, n.name.span()));
+        }
+        out
+    }
+
+    fn ip(&mut self, s: &str, span: Range<usize>) -> Option<IpAddr> {
+        match s.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.err(
+                    format!("invalid IP address `{s}`"),
+                    Some(span),
+                    Some("write an IPv4 (`10.0.0.1`) or IPv6 (`fd00::1`) address; DNS names go in `dns`".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every name is declared once, across all kinds of entries.
+    fn names(&mut self, raw: &Raw) {
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        let all = raw.cas.iter().map(|c| &c.name)
+            .chain(raw.certs.iter().map(|c| &c.name))
+            .chain(raw.keypairs.iter().map(|c| &c.name))
+            .chain(raw.renders.iter().map(|c| &c.name));
+        for name in all {
+            let n = name.get_ref();
+            if n.is_empty() || n.contains('@') || n.chars().any(char::is_whitespace) {
+                self.err(
+                    format!("invalid name `{n}`"),
+                    Some(name.span()),
+                    Some("names are non-empty and contain no spaces or `@`".into()),
+                );
+            }
+            if let Some(first) = seen.get(n) {
+                let (line, _) = (first.start, 0);
+                let _ = line;
+                self.err(
+                    format!("duplicate name `{n}`"),
+                    Some(name.span()),
+                    Some("every [[ca]], [[cert]], [[keypair]] and [[render]] needs a name of its own".into()),
+                );
+            } else {
+                seen.insert(n.clone(), name.span());
+            }
+        }
+    }
+
+    fn issuer(
+        &mut self,
+        s: &Spanned<String>,
+        raw: &Raw,
+        ids: &HashMap<String, Vec<ItemId>>,
+    ) -> Option<ItemId> {
+        let name = s.get_ref();
+        if let Some(found) = ids.get(name) {
+            return found.first().copied();
+        }
+        let is_ca = raw.cas.iter().any(|c| c.name.get_ref() == name);
+        if is_ca {
+            // A CA that failed validation or sits in a cycle: already reported.
+            return None;
+        }
+        let other = raw.certs.iter().map(|c| (&c.name, "a leaf certificate"))
+            .chain(raw.keypairs.iter().map(|c| (&c.name, "a key pair")))
+            .chain(raw.renders.iter().map(|c| (&c.name, "a rendered file")))
+            .find(|(n, _)| n.get_ref() == name);
+        let cas: Vec<&str> = raw.cas.iter().map(|c| c.name.get_ref().as_str()).collect();
+        let mut help = format!("CAs declared in pki.toml: {}", quote_list(&cas));
+        if let Some(s) = nearest(name, cas.iter().copied()) {
+            help = format!("did you mean `{s}`? {help}");
+        }
+        match other {
+            Some((_, what)) => self.err(
+                format!("issuer `{name}` is not a CA: it is {what}"),
+                Some(s.span()),
+                Some(format!("only a [[ca]] entry can sign; {help}")),
+            ),
+            None => self.err(format!("unknown issuer `{name}`"), Some(s.span()), Some(help)),
+        }
+        None
+    }
+
+    fn subject(
+        &mut self,
+        name: &Spanned<String>,
+        cn: Option<&Spanned<String>>,
+        o: &[Spanned<String>],
+        ou: &[Spanned<String>],
+        node: Option<&Node>,
+    ) -> Subject {
+        let s = Subject {
+            cn: cn.map(|c| self.interp(c, node)).filter(|c| !c.is_empty()),
+            o: o.iter().map(|v| self.interp(v, node)).filter(|v| !v.is_empty()).collect(),
+            ou: ou.iter().map(|v| self.interp(v, node)).filter(|v| !v.is_empty()).collect(),
+        };
+        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() {
+            self.err(
+                format!("`{}` has an empty subject", name.get_ref()),
+                Some(cn.map_or(name.span(), |c| c.span())),
+                Some("set `cn` (Kubernetes reads it as the user name)".into()),
+            );
+        }
+        s
+    }
+
+    fn sans(&mut self, dns: &[Spanned<String>], ips: &[Spanned<String>], node: Option<&Node>) -> Sans {
+        let mut out = Sans::default();
+        for d in dns {
+            let v = self.interp(d, node).to_ascii_lowercase();
+            if v.parse::<IpAddr>().is_ok() {
+                self.err(
+                    format!("`{v}` is an IP address, not a DNS name"),
+                    Some(d.span()),
+                    Some("move it to `ips`: clients match IP addresses only against IP SANs".into()),
+                );
+            } else if !is_dns_name(&v) {
+                self.err(
+                    format!("invalid DNS name `{v}`"),
+                    Some(d.span()),
+                    Some("a DNS name is dot-separated labels of letters, digits and `-` (a leading `*.` is allowed)".into()),
+                );
+            } else if !out.dns.contains(&v) {
+                out.dns.push(v);
+            }
+        }
+        for ip in ips {
+            let v = self.interp(ip, node);
+            let targets: Vec<String> = if v == "{node.ips}" {
+                node.map(|n| n.ips.iter().map(|i| i.to_string()).collect()).unwrap_or_default()
+            } else {
+                vec![v]
+            };
+            for t in targets {
+                if let Some(addr) = self.ip(&t, ip.span()) {
+                    if !out.ips.contains(&addr) {
+                        out.ips.push(addr);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Replaces `{node}` and `{node.ip}` for per-node entries; anything else in braces is an error.
+    fn interp(&mut self, s: &Spanned<String>, node: Option<&Node>) -> String {
+        let text = s.get_ref();
+        if !text.contains('{') {
+            return text.clone();
+        }
+        if text == "{node.ips}" {
+            return text.clone();
+        }
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        while let Some(start) = rest.find('{') {
+            out.push_str(&rest[..start]);
+            let Some(end) = rest[start..].find('}') else {
+                out.push_str(&rest[start..]);
+                rest = "";
+                break;
+            };
+            let var = &rest[start + 1..start + end];
+            let value = match (var, node) {
+                ("node", Some(n)) => Some(n.name.clone()),
+                ("node.ip", Some(n)) => match n.ips.first() {
+                    Some(ip) => Some(ip.to_string()),
+                    None => {
+                        self.err(
+                            format!("`{{node.ip}}` used, but node `{}` has no `ips`", n.name),
+                            Some(s.span()),
+                            Some("give the node its address: `ips = [\"10.0.0.11\"]`".into()),
+                        );
+                        Some(String::new())
+                    }
+                },
+                ("node" | "node.ip" | "node.ips", None) => {
+                    self.err(
+                        format!("`{{{var}}}` used outside a per-node entry"),
+                        Some(s.span()),
+                        Some("add `for-each-node = \"worker\"` (or `control-plane`, `all`, or `nodes = [...]`) to this entry".into()),
+                    );
+                    Some(String::new())
+                }
+                _ => {
+                    self.err(
+                        format!("unknown placeholder `{{{var}}}`"),
+                        Some(s.span()),
+                        Some("placeholders are `{node}`, `{node.ip}` and, as a whole `ips` entry, `{node.ips}`".into()),
+                    );
+                    Some(String::new())
+                }
+            };
+            out.push_str(&value.unwrap_or_default());
+            rest = &rest[start + end + 1..];
+        }
+        out.push_str(rest);
+        out
+    }
+
+    fn expansion<'n>(
+        &mut self,
+        role: Option<&Spanned<String>>,
+        names: Option<&Vec<Spanned<String>>>,
+        nodes: &'n [(Node, Range<usize>)],
+        item: &Spanned<String>,
+    ) -> Vec<Option<&'n Node>> {
+        match (role, names) {
+            (None, None) => vec![None],
+            (Some(r), Some(_)) => {
+                self.err(
+                    "`for-each-node` and `nodes` cannot both be set".into(),
+                    Some(r.span()),
+                    Some("use `for-each-node` for a role or `nodes` for a list of node names".into()),
+                );
+                vec![]
+            }
+            (Some(r), None) => {
+                let role = r.get_ref().as_str();
+                if role != "all" && !ROLES.contains(&role) {
+                    self.err(
+                        format!("unknown node role `{role}`"),
+                        Some(r.span()),
+                        Some("expected `all`, `control-plane` or `worker`".into()),
+                    );
+                    return vec![];
+                }
+                let out: Vec<_> = nodes
+                    .iter()
+                    .filter(|(n, _)| role == "all" || n.role == role)
+                    .map(|(n, _)| Some(n))
+                    .collect();
+                if out.is_empty() && !nodes.is_empty() {
+                    let _ = item;
+                }
+                out
+            }
+            (None, Some(list)) => {
+                let mut out = Vec::new();
+                for name in list {
+                    match nodes.iter().find(|(n, _)| n.name == *name.get_ref()) {
+                        Some((n, _)) => out.push(Some(n)),
+                        None => {
+                            let declared: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
+                            self.err(
+                                format!("node `{}` is not declared", name.get_ref()),
+                                Some(name.span()),
+                                Some(if declared.is_empty() {
+                                    "declare it in a [[node]] table".to_string()
+                                } else {
+                                    format!("declared nodes: {}", quote_list(&declared))
+                                }),
+                            );
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn path(&mut self, item: &str, s: &Spanned<String>, node: Option<&Node>) -> String {
+        let p = self.interp(s, node);
+        let bad = p.is_empty()
+            || p.starts_with('/')
+            || p.contains('\\')
+            || p.split('/').any(|c| c == ".." || c.is_empty() && false)
+            || p.ends_with('/');
+        let clean: String = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/");
+        if bad || clean.is_empty() {
+            self.err(
+                format!("output path `{p}` escapes the output folder"),
+                Some(s.span()),
+                Some("write a relative path inside the output folder, without `..`: `pki/ca.crt`".into()),
+            );
+            return clean;
+        }
+        if RESERVED.contains(&clean.as_str()) {
+            self.err(format!("output path `{clean}` is reserved for the tool"), Some(s.span()), None);
+        }
+        if let Some((first, _, _)) = self.paths.iter().find(|(p, _, _)| *p == clean) {
+            let first = first.clone();
+            let owner = self.paths.iter().find(|(p, _, _)| *p == first).map(|(_, o, _)| o.clone()).unwrap_or_default();
+            self.err(
+                format!("`{item}` writes `{clean}`, which `{owner}` writes too"),
+                Some(s.span()),
+                Some("give each file one owner; for per-node entries put `{node}` in the path".into()),
+            );
+        } else {
+            self.paths.push((clean.clone(), item.to_string(), s.span()));
+        }
+        clean
+    }
+
+    fn ca(&mut self, raw: &RawCa, issuer: Option<ItemId>, d: &Defaults) -> Option<Item> {
+        let name = raw.name.get_ref().clone();
+        let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, None);
+        let sans = self.sans(&raw.dns, &raw.ips, None);
+        if raw.issuer.is_none() {
+            if let Some(p) = &raw.path_len {
+                let _ = p;
+            }
+        }
+        let spec = CertSpec {
+            issuer,
+            ca: Some(CaSpec { path_len: raw.path_len.as_ref().map(|p| *p.get_ref()) }),
+            subject,
+            sans,
+            usages: vec![],
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            validity: self.duration(raw.validity.as_ref(), d.ca_validity),
+            renew_before: self.duration(raw.renew_before.as_ref(), d.renew_before),
+            cert_path: self.path(&name, &raw.cert, None),
+            key_path: self.path(&name, &raw.key, None),
+            node: None,
+        };
+        Some(Item { base: name.clone(), name, kind: ItemKind::Cert(spec) })
+    }
+
+    fn leaf(&mut self, raw: &RawCert, issuer: Option<ItemId>, d: &Defaults, node: Option<&Node>) -> Option<Item> {
+        let base = raw.name.get_ref().clone();
+        let name = match node {
+            Some(n) => format!("{base}@{}", n.name),
+            None => base.clone(),
+        };
+        let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, node);
+        let sans = self.sans(&raw.dns, &raw.ips, node);
+        let mut usages = Vec::new();
+        for u in raw.usage.get_ref() {
+            let v = match u.get_ref().as_str() {
+                "server" => Usage::Server,
+                "client" => Usage::Client,
+                other => {
+                    self.err(
+                        format!("unknown usage `{other}`"),
+                        Some(u.span()),
+                        Some("expected `server` (serverAuth) or `client` (clientAuth)".into()),
+                    );
+                    continue;
+                }
+            };
+            if !usages.contains(&v) {
+                usages.push(v);
+            }
+        }
+        if raw.usage.get_ref().is_empty() {
+            self.err(
+                format!("`{base}` has no usage"),
+                Some(raw.usage.span()),
+                Some("set `usage = [\"server\"]`, `[\"client\"]` or both".into()),
+            );
+        }
+        if usages.contains(&Usage::Server) && sans.dns.is_empty() && sans.ips.is_empty() {
+            self.err(
+                format!("server certificate `{name}` has no SANs"),
+                Some(raw.usage.span()),
+                Some("clients match the server's name against `dns` and `ips`, never the CN; add them".into()),
+            );
+        }
+        usages.sort();
+        let spec = CertSpec {
+            issuer,
+            ca: None,
+            subject,
+            sans,
+            usages,
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            validity: self.duration(raw.validity.as_ref(), d.validity),
+            renew_before: self.duration(raw.renew_before.as_ref(), d.renew_before),
+            cert_path: self.path(&name, &raw.cert, node),
+            key_path: self.path(&name, &raw.key, node),
+            node: node.cloned(),
+        };
+        issuer?;
+        Some(Item { base, name, kind: ItemKind::Cert(spec) })
+    }
+
+    fn keypair(&mut self, raw: &RawKeyPair, d: &Defaults) -> Item {
+        let name = raw.name.get_ref().clone();
+        let spec = KeyPairSpec {
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            private_path: self.path(&name, &raw.private, None),
+            public_path: self.path(&name, &raw.public, None),
+        };
+        Item { base: name.clone(), name, kind: ItemKind::KeyPair(spec) }
+    }
+
+    fn render(
+        &mut self,
+        raw: &RawRender,
+        node: Option<&Node>,
+        templates: &BTreeMap<String, String>,
+        items: &[Item],
+        ids: &HashMap<String, Vec<ItemId>>,
+    ) -> Option<Item> {
+        let base = raw.name.get_ref().clone();
+        let name = match node {
+            Some(n) => format!("{base}@{}", n.name),
+            None => base.clone(),
+        };
+        let template = raw.template.get_ref().trim_start_matches("./").to_string();
+        if !templates.contains_key(&template) {
+            let known: Vec<&str> = templates.keys().map(String::as_str).collect();
+            let mut help = if known.is_empty() {
+                "the templates folder is empty".to_string()
+            } else {
+                format!("templates found: {}", quote_list(&known))
+            };
+            if let Some(s) = nearest(&template, known.iter().copied()) {
+                help = format!("did you mean `{s}`? {help}");
+            }
+            self.err(format!("template `{template}` not found in the templates folder"), Some(raw.template.span()), Some(help));
+        }
+        let mut bind = BTreeMap::new();
+        if let Some(table) = &raw.bind {
+            for (var, target) in table.get_ref() {
+                let Some(target) = target.as_str() else {
+                    self.err(format!("binding `{var}` must name an item as a string"), Some(table.span()), None);
+                    continue;
+                };
+                if let Some(id) = items.iter().position(|i| i.name == target && i.name != i.base) {
+                    bind.insert(var.clone(), id);
+                    continue;
+                }
+                let Some(candidates) = ids.get(target) else {
+                    let all: Vec<&str> = ids.keys().map(String::as_str).collect();
+                    let help = nearest(target, all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                    self.err(format!("`{name}` binds `{var}` to unknown item `{target}`"), Some(table.span()), help);
+                    continue;
+                };
+                // A per-node item bound from a per-node render means this node's instance.
+                let id = if candidates.len() == 1 && items[candidates[0]].name == target {
+                    candidates[0]
+                } else {
+                    let want = node.map(|n| format!("{target}@{}", n.name));
+                    match candidates.iter().find(|&&c| Some(&items[c].name) == want.as_ref()) {
+                        Some(&c) => c,
+                        None => {
+                            self.err(
+                                format!("`{name}` binds `{var}` to per-node item `{target}`, which has no instance for this node"),
+                                Some(table.span()),
+                                Some("bind per-node items only from a render that expands over the same nodes".into()),
+                            );
+                            continue;
+                        }
+                    }
+                };
+                bind.insert(var.clone(), id);
+            }
+        }
+        let mut secrets = Vec::new();
+        for s in &raw.secrets {
+            let var = s.get_ref();
+            match bind.get(var) {
+                None => self.err(
+                    format!("secret `{var}` is not a bound name"),
+                    Some(s.span()),
+                    Some("list names from this render's `bind` table".into()),
+                ),
+                Some(&id) => {
+                    let is_ca = matches!(&items[id].kind, ItemKind::Cert(c) if c.ca.is_some());
+                    if is_ca && !raw.allow_ca_key {
+                        self.err(
+                            format!("`{name}` asks for the private key of CA `{}`", items[id].name),
+                            Some(s.span()),
+                            Some("a CA key signs for the whole cluster; if this file really needs it, set `allow-ca-key = true`".into()),
+                        );
+                    }
+                    secrets.push(var.clone());
+                }
+            }
+        }
+        let mut vars = match &raw.vars {
+            Some(t) => serde_json::to_value(t.get_ref()).unwrap_or(serde_json::Value::Null),
+            None => serde_json::Value::Object(Default::default()),
+        };
+        if let Some(t) = &raw.vars {
+            interp_json(&mut vars, node, &mut |bad| {
+                self.err(format!("unknown placeholder `{bad}` in vars"), Some(t.span()), None);
+            });
+        }
+        let path = self.path(&name, &raw.path, node);
+        Some(Item {
+            base,
+            name,
+            kind: ItemKind::Render(RenderSpec { template, path, bind, secrets, vars, node: node.cloned() }),
+        })
+    }
+
+    /// A leaf never outlives its issuer: a declared validity longer than the issuer's is an error.
+    fn leaf_lifetimes(&mut self, raw: &Raw, items: &[Item]) {
+        let spans: HashMap<&str, Range<usize>> = raw
+            .certs
+            .iter()
+            .map(|c| (c.name.get_ref().as_str(), c.validity.as_ref().map_or(c.name.span(), |v| v.span())))
+            .chain(raw.cas.iter().map(|c| (c.name.get_ref().as_str(), c.validity.as_ref().map_or(c.name.span(), |v| v.span()))))
+            .collect();
+        let mut reported = BTreeSet::new();
+        for item in items {
+            let ItemKind::Cert(c) = &item.kind else { continue };
+            let Some(issuer) = c.issuer else { continue };
+            let Some(ic) = items[issuer].kind.as_cert() else { continue };
+            if c.validity > ic.validity && reported.insert(item.base.clone()) {
+                self.err(
+                    format!(
+                        "`{}` would outlive its issuer `{}`: validity {} is longer than the issuer's {}",
+                        item.base,
+                        items[issuer].name,
+                        fmt_duration(c.validity),
+                        fmt_duration(ic.validity)
+                    ),
+                    spans.get(item.base.as_str()).cloned(),
+                    Some(format!("shorten `validity` to at most {}, or lengthen the issuer's", fmt_duration(ic.validity))),
+                );
+            }
+        }
+    }
+
+    fn unique_paths(&mut self, _items: &[Item]) {}
+}
+
+fn interp_json(v: &mut serde_json::Value, node: Option<&Node>, bad: &mut dyn FnMut(&str)) {
+    match v {
+        serde_json::Value::String(s) if s.contains('{') => {
+            let mut out = s.clone();
+            if let Some(n) = node {
+                out = out.replace("{node}", &n.name);
+                if let Some(ip) = n.ips.first() {
+                    out = out.replace("{node.ip}", &ip.to_string());
+                }
+            }
+            if let Some(start) = out.find("{node") {
+                let end = out[start..].find('}').map_or(out.len(), |e| start + e + 1);
+                bad(&out[start..end]);
+            }
+            *s = out;
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| interp_json(x, node, bad)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| interp_json(x, node, bad)),
+        _ => {}
+    }
+}
+
+/// RFC 1123 host names, with an optional leading `*.` wildcard label.
+pub fn is_dns_name(s: &str) -> bool {
+    let s = s.strip_prefix("*.").unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}

@@ -1,0 +1,244 @@
+//! The validated domain model. Nothing here is serde: `resolve` builds it from `config::Raw`, and
+//! every value in it has been checked (names resolve, paths stay inside the output folder, leaves
+//! do not outlive their issuers, the issuer graph is acyclic).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use time::Duration;
+
+/// Index of an item in `Spec::items`. Items are stored in dependency order: an issuer always has a
+/// smaller id than everything it signs, and a rendered file comes after everything it reads.
+pub type ItemId = usize;
+
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub items: Vec<Item>,
+}
+
+impl Spec {
+    pub fn find(&self, name: &str) -> Option<ItemId> {
+        self.items.iter().position(|i| i.name == name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// Unique; per-node instances are named `<name>@<node>`.
+    pub name: String,
+    /// The name in pki.toml, shared by all per-node instances (what `--rekey` matches too).
+    pub base: String,
+    pub kind: ItemKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum ItemKind {
+    Cert(CertSpec),
+    KeyPair(KeyPairSpec),
+    Render(RenderSpec),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyAlg {
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+    EcdsaP256,
+    EcdsaP384,
+    Ed25519,
+}
+
+impl KeyAlg {
+    pub const ALL: [KeyAlg; 6] = [
+        KeyAlg::Rsa2048,
+        KeyAlg::Rsa3072,
+        KeyAlg::Rsa4096,
+        KeyAlg::EcdsaP256,
+        KeyAlg::EcdsaP384,
+        KeyAlg::Ed25519,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlg::Rsa2048 => "rsa-2048",
+            KeyAlg::Rsa3072 => "rsa-3072",
+            KeyAlg::Rsa4096 => "rsa-4096",
+            KeyAlg::EcdsaP256 => "ecdsa-p256",
+            KeyAlg::EcdsaP384 => "ecdsa-p384",
+            KeyAlg::Ed25519 => "ed25519",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<KeyAlg> {
+        KeyAlg::ALL.into_iter().find(|a| a.name() == s.to_ascii_lowercase())
+    }
+
+    pub fn is_rsa(self) -> bool {
+        matches!(self, KeyAlg::Rsa2048 | KeyAlg::Rsa3072 | KeyAlg::Rsa4096)
+    }
+}
+
+impl fmt::Display for KeyAlg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Usage {
+    Server,
+    Client,
+}
+
+impl Usage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Usage::Server => "server",
+            Usage::Client => "client",
+        }
+    }
+}
+
+/// A subject distinguished name as Kubernetes reads it: CN is the user, each O a group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Subject {
+    pub cn: Option<String>,
+    pub o: Vec<String>,
+    pub ou: Vec<String>,
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        parts.extend(self.o.iter().map(|o| format!("O={o}")));
+        parts.extend(self.ou.iter().map(|o| format!("OU={o}")));
+        parts.extend(self.cn.iter().map(|c| format!("CN={c}")));
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Subject alternative names, kept in declared order; compared as sets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Sans {
+    pub dns: Vec<String>,
+    pub ips: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CertSpec {
+    /// `None` for a self-signed root.
+    pub issuer: Option<ItemId>,
+    /// `Some` for CAs, with the optional path length constraint.
+    pub ca: Option<CaSpec>,
+    pub subject: Subject,
+    pub sans: Sans,
+    /// Empty for CAs.
+    pub usages: Vec<Usage>,
+    pub alg: KeyAlg,
+    pub validity: Duration,
+    pub renew_before: Duration,
+    pub cert_path: String,
+    pub key_path: String,
+    pub node: Option<Node>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CaSpec {
+    pub path_len: Option<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyPairSpec {
+    pub alg: KeyAlg,
+    pub private_path: String,
+    pub public_path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RenderSpec {
+    /// Path of the template relative to the templates folder.
+    pub template: String,
+    pub path: String,
+    /// Template variable name -> item.
+    pub bind: BTreeMap<String, ItemId>,
+    /// Bound names whose private key the template may read.
+    pub secrets: Vec<String>,
+    pub vars: serde_json::Value,
+    pub node: Option<Node>,
+}
+
+impl RenderSpec {
+    /// A rendered file that may contain a private key is written like a key (mode 0600).
+    pub fn holds_secret(&self) -> bool {
+        !self.secrets.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub ips: Vec<IpAddr>,
+    pub role: String,
+}
+
+/// A certificate keeps working a little before it was made: clocks on a cluster drift, and
+/// kubeadm backdates by the same five minutes.
+pub const BACKDATE: Duration = Duration::minutes(5);
+
+/// Leaves last one year, kubeadm's `certificateValidityPeriod` (8760h).
+pub const DEFAULT_VALIDITY: Duration = Duration::hours(8760);
+
+/// CAs last ten years, kubeadm's `caCertificateValidityPeriod` (87600h): a CA rotation touches
+/// every certificate of the cluster, so it should be rare.
+pub const DEFAULT_CA_VALIDITY: Duration = Duration::hours(87600);
+
+/// Renew 30 days before expiry: a monthly pipeline run always catches the window, and a year-long
+/// leaf still gets eleven months of use.
+pub const DEFAULT_RENEW_BEFORE: Duration = Duration::days(30);
+
+/// kubeadm's default key algorithm.
+pub const DEFAULT_ALG: KeyAlg = KeyAlg::Rsa2048;
+
+impl ItemKind {
+    pub fn as_cert(&self) -> Option<&CertSpec> {
+        match self {
+            ItemKind::Cert(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+/// Formats a duration the way pki.toml accepts it (`8760h`, `30d`).
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.whole_seconds();
+    if s % 86400 == 0 {
+        format!("{}d", s / 86400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else if s % 60 == 0 {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+/// Parses `90s`, `15m`, `8760h`, `30d`, `2w` or `10y` (a year is 365 days).
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let unit = s.chars().last()?;
+    let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
+    if n <= 0 {
+        return None;
+    }
+    let secs = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        'd' => 86400,
+        'w' => 7 * 86400,
+        'y' => 365 * 86400,
+        _ => return None,
+    };
+    n.checked_mul(secs).filter(|s| *s < 200 * 365 * 86400).map(Duration::seconds)
+}

@@ -1,0 +1,289 @@
+//! Reading certificates and keys back from their bytes (pure), encoding subject names, and the
+//! decoded text form that diffs, the inventory and the plan show.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use rcgen::{KeyPair, PublicKeyData, SigningKey};
+use ::time::OffsetDateTime;
+use x509_parser::prelude::*;
+use x509_parser::public_key::PublicKey;
+
+use crate::spec::{KeyAlg, Sans, Subject, Usage};
+
+const OID_CN: &[u64] = &[2, 5, 4, 3];
+const OID_O: &[u64] = &[2, 5, 4, 10];
+const OID_OU: &[u64] = &[2, 5, 4, 11];
+
+/// What the tool reads from a certificate file, field by field.
+#[derive(Debug, Clone)]
+pub struct CertFacts {
+    pub der: Vec<u8>,
+    pub subject: Subject,
+    pub subject_raw: Vec<u8>,
+    pub issuer: String,
+    pub issuer_raw: Vec<u8>,
+    pub sans: Sans,
+    /// SAN entries other than DNS names and IP addresses (never written by this tool).
+    pub other_sans: usize,
+    pub usages: Vec<Usage>,
+    pub is_ca: bool,
+    pub path_len: Option<u32>,
+    pub not_before: OffsetDateTime,
+    pub not_after: OffsetDateTime,
+    pub serial: String,
+    pub ski: Option<Vec<u8>>,
+    pub aki: Option<Vec<u8>>,
+    pub spki: Vec<u8>,
+    pub key_alg: Option<KeyAlg>,
+    pub fingerprint: String,
+}
+
+/// What the tool reads from a private key file. The key itself stays in `KeyPair`, whose `Debug`
+/// never prints it.
+pub struct KeyFacts {
+    pub key: KeyPair,
+    pub alg: Option<KeyAlg>,
+    pub spki: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeyFacts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyFacts { [secret key elided] }")
+    }
+}
+
+/// Parses the first certificate of a PEM file.
+pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
+    if pem.label != "CERTIFICATE" {
+        return Err(format!("expected a CERTIFICATE, found a {}", pem.label));
+    }
+    parse_cert_der(&pem.contents)
+}
+
+pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
+    let (_, cert) = parse_x509_certificate(der).map_err(|e| format!("not a valid certificate: {e}"))?;
+    let subject = Subject {
+        cn: cert.subject().iter_common_name().filter_map(|a| a.as_str().ok()).map(String::from).next(),
+        o: cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).map(String::from).collect(),
+        ou: cert.subject().iter_organizational_unit().filter_map(|a| a.as_str().ok()).map(String::from).collect(),
+    };
+    let mut sans = Sans::default();
+    let mut other_sans = 0;
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::DNSName(d) => sans.dns.push(d.to_ascii_lowercase()),
+                GeneralName::IPAddress(b) => match b.len() {
+                    4 => sans.ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                    16 => sans.ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                    _ => other_sans += 1,
+                },
+                _ => other_sans += 1,
+            }
+        }
+    }
+    let mut usages = Vec::new();
+    if let Ok(Some(eku)) = cert.extended_key_usage() {
+        if eku.value.server_auth {
+            usages.push(Usage::Server);
+        }
+        if eku.value.client_auth {
+            usages.push(Usage::Client);
+        }
+    }
+    let (is_ca, path_len) = match cert.basic_constraints() {
+        Ok(Some(bc)) => (bc.value.ca, bc.value.path_len_constraint),
+        _ => (false, None),
+    };
+    let mut ski = None;
+    let mut aki = None;
+    for ext in cert.extensions() {
+        match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(a) => aki = a.key_identifier.as_ref().map(|k| k.0.to_vec()),
+            _ => {}
+        }
+    }
+    let spki = cert.public_key().raw.to_vec();
+    Ok(CertFacts {
+        subject,
+        subject_raw: cert.subject().as_raw().to_vec(),
+        issuer: cert.issuer().to_string(),
+        issuer_raw: cert.issuer().as_raw().to_vec(),
+        sans,
+        other_sans,
+        usages,
+        is_ca,
+        path_len,
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        serial: cert.raw_serial_as_string(),
+        ski,
+        aki,
+        key_alg: key_alg_of_spki(&spki),
+        spki,
+        fingerprint: sha256_hex(der),
+        der: der.to_vec(),
+    })
+}
+
+/// Parses a private key (PKCS#8, PKCS#1 or SEC1 PEM).
+pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not a PEM file".to_string())?;
+    if !text.contains("PRIVATE KEY-----") {
+        return Err("not a PEM private key".into());
+    }
+    // The parser's own error could quote key bytes; keep only a generic message.
+    let key = KeyPair::from_pem(text).map_err(|_| "not a valid private key".to_string())?;
+    let spki = key.subject_public_key_info();
+    Ok(KeyFacts { alg: key_alg_of_spki(&spki), spki, key })
+}
+
+/// Parses a PEM public key (`PUBLIC KEY`, SubjectPublicKeyInfo) into its DER.
+pub fn parse_public_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
+    let p = ::pem::parse(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
+    if p.tag() != "PUBLIC KEY" {
+        return Err(format!("expected a PUBLIC KEY, found a {}", p.tag()));
+    }
+    Ok(p.into_contents())
+}
+
+pub fn key_alg_of_spki(spki: &[u8]) -> Option<KeyAlg> {
+    let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki).ok()?;
+    match info.parsed().ok()? {
+        PublicKey::RSA(rsa) => match rsa.key_size() {
+            2048 => Some(KeyAlg::Rsa2048),
+            3072 => Some(KeyAlg::Rsa3072),
+            4096 => Some(KeyAlg::Rsa4096),
+            _ => None,
+        },
+        PublicKey::EC(ec) => match ec.key_size() {
+            256 => Some(KeyAlg::EcdsaP256),
+            384 => Some(KeyAlg::EcdsaP384),
+            _ => None,
+        },
+        _ if info.algorithm.algorithm.to_id_string() == "1.3.101.112" => Some(KeyAlg::Ed25519),
+        _ => None,
+    }
+}
+
+/// Whether `cert_der` carries a valid signature by the key `issuer_spki`.
+pub fn verifies_under(cert_der: &[u8], issuer_spki: &[u8]) -> bool {
+    let Ok((_, cert)) = parse_x509_certificate(cert_der) else { return false };
+    let Ok((_, key)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki) else { return false };
+    cert.verify_signature(Some(&key)).is_ok()
+}
+
+/// Encodes a subject as DER: one RDN per value, O then OU then CN, as Go's `pkix.Name` does.
+pub fn encode_name(subject: &Subject) -> Vec<u8> {
+    let attrs = subject
+        .o
+        .iter()
+        .map(|v| (OID_O, v))
+        .chain(subject.ou.iter().map(|v| (OID_OU, v)))
+        .chain(subject.cn.iter().map(|v| (OID_CN, v)));
+    yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for (oid, value) in attrs {
+                w.next().write_set(|w| {
+                    w.next().write_sequence(|w| {
+                        w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                        w.next().write_utf8_string(value);
+                    })
+                })
+            }
+        })
+    })
+}
+
+/// Takes a signed structure (`SEQUENCE { body, algorithm, signature }`, a certificate or a CSR),
+/// replaces elements of its body and signs the new body with `key`. The algorithm identifier is
+/// kept, so `key` must be the key that signed the original.
+pub fn resign(der: &[u8], replace: &[(usize, &[u8])], key: &KeyPair) -> Result<Vec<u8>, String> {
+    let bad = |e: yasna::ASN1Error| format!("cannot re-encode: {e}");
+    let (body, alg) = yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            let body = r.next().read_der()?;
+            let alg = r.next().read_der()?;
+            let _sig = r.next().read_der()?;
+            Ok((body, alg))
+        })
+    })
+    .map_err(bad)?;
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    yasna::parse_der(&body, |r| {
+        r.read_sequence_of(|r| {
+            parts.push(r.read_der()?);
+            Ok(())
+        })
+    })
+    .map_err(bad)?;
+    for (i, bytes) in replace {
+        let slot = parts.get_mut(*i).ok_or("unexpected structure")?;
+        *slot = bytes.to_vec();
+    }
+    let body = yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            for p in &parts {
+                w.next().write_der(p);
+            }
+        })
+    });
+    let sig = key.sign(&body).map_err(|e| format!("signing failed: {e}"))?;
+    Ok(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_der(&body);
+            w.next().write_der(&alg);
+            w.next().write_bitvec_bytes(&sig, sig.len() * 8);
+        })
+    }))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    hex(d.as_ref())
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn colon_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+}
+
+pub fn fmt_time(t: OffsetDateTime) -> String {
+    let f = ::time::format_description::well_known::Rfc3339;
+    t.to_offset(::time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| t.to_string())
+}
+
+/// The decoded text form of a certificate: what diffs and the inventory show. Never key material:
+/// the public key appears as its SHA-256 fingerprint.
+pub fn describe(c: &CertFacts) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "subject: {}", c.subject);
+    let _ = writeln!(s, "issuer: {}", c.issuer);
+    let _ = writeln!(s, "sans: {}", fmt_sans(&c.sans));
+    let usages: Vec<&str> = c.usages.iter().map(|u| u.name()).collect();
+    let _ = writeln!(s, "usages: {}", if c.is_ca { "ca".to_string() } else { usages.join(", ") });
+    if c.is_ca {
+        let _ = writeln!(s, "path-len: {}", c.path_len.map_or("none".to_string(), |p| p.to_string()));
+    }
+    let _ = writeln!(s, "key: {}", c.key_alg.map_or("unknown", |a| a.name()));
+    let _ = writeln!(s, "public-key-sha256: {}", sha256_hex(&c.spki));
+    let _ = writeln!(s, "not-before: {}", fmt_time(c.not_before));
+    let _ = writeln!(s, "not-after: {}", fmt_time(c.not_after));
+    let _ = writeln!(s, "serial: {}", c.serial);
+    let _ = writeln!(s, "subject-key-id: {}", c.ski.as_deref().map_or("none".into(), colon_hex));
+    let _ = writeln!(s, "authority-key-id: {}", c.aki.as_deref().map_or("none".into(), colon_hex));
+    let _ = writeln!(s, "sha256: {}", c.fingerprint);
+    s
+}
+
+pub fn fmt_sans(sans: &Sans) -> String {
+    let mut v: Vec<String> = sans.dns.iter().map(|d| format!("DNS:{d}")).collect();
+    v.extend(sans.ips.iter().map(|i| format!("IP:{i}")));
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
