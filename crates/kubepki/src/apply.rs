@@ -30,7 +30,13 @@ pub struct FileWrite {
 
 impl std::fmt::Debug for FileWrite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FileWrite {{ {}, {} bytes, mode {:o} }}", self.path, self.bytes.len(), self.mode)
+        write!(
+            f,
+            "FileWrite {{ {}, {} bytes, mode {:o} }}",
+            self.path,
+            self.bytes.len(),
+            self.mode
+        )
     }
 }
 
@@ -44,7 +50,13 @@ pub struct Built {
     pub clamped: Vec<String>,
 }
 
-pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, now: OffsetDateTime) -> Result<Built, Error> {
+pub fn build(
+    spec: &Spec,
+    sources: &Sources,
+    observed: &Observed,
+    plan: &Plan,
+    now: OffsetDateTime,
+) -> Result<Built, Error> {
     let disk = disk_materials(spec, observed);
     let mut materials = disk.clone();
 
@@ -62,14 +74,17 @@ pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, n
             if s.action.new_key() || s.csr_new_key {
                 return issue::generate_key(alg).map(Some).map_err(Error::Crypto);
             }
-            Ok(observed.get(path).and_then(|f| x509::parse_key(&f.bytes).ok()).map(|k| k.key))
+            Ok(observed
+                .get(path)
+                .and_then(|f| x509::parse_key(&f.bytes).ok())
+                .map(|k| k.key))
         })
         .collect::<Result<_, _>>()?;
     for (id, k) in keys.iter().enumerate() {
-        if let Some(k) = k {
-            if plan.steps[id].action.new_key() || plan.steps[id].csr_new_key {
-                materials[id].key_pem = Some(issue::key_pem(k));
-            }
+        if let Some(k) = k
+            && (plan.steps[id].action.new_key() || plan.steps[id].csr_new_key)
+        {
+            materials[id].key_pem = Some(issue::key_pem(k));
         }
     }
 
@@ -81,17 +96,32 @@ pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, n
         let signed: Vec<(ItemId, Result<issue::Signed, String>)> = plan
             .steps
             .par_iter()
-            .filter(|s| depth[s.item] == level && matches!(s.action, Action::Create | Action::Rekey | Action::Resign))
+            .filter(|s| {
+                depth[s.item] == level
+                    && matches!(s.action, Action::Create | Action::Rekey | Action::Resign)
+            })
             .filter_map(|s| {
-                let ItemKind::Cert(c) = &spec.items[s.item].kind else { return None };
+                let ItemKind::Cert(c) = &spec.items[s.item].kind else {
+                    return None;
+                };
                 let key = keys[s.item].as_ref()?;
                 let r = match c.issuer {
                     None => issue::sign(c, key, &Signer::SelfSigned, now),
                     Some(i) => match (&materials[i].cert, &keys[i]) {
-                        (Some(icf), Some(ikey)) => {
-                            issue::sign(c, key, &Signer::Ca { cert_der: &icf.der, key: ikey, not_after: icf.not_after }, now)
-                        }
-                        _ => Err(format!("issuer {} has no usable certificate and key", spec.items[i].name)),
+                        (Some(icf), Some(ikey)) => issue::sign(
+                            c,
+                            key,
+                            &Signer::Ca {
+                                cert_der: &icf.der,
+                                key: ikey,
+                                not_after: icf.not_after,
+                            },
+                            now,
+                        ),
+                        _ => Err(format!(
+                            "issuer {} has no usable certificate and key",
+                            spec.items[i].name
+                        )),
                     },
                 };
                 Some((s.item, r))
@@ -111,15 +141,21 @@ pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, n
     // Public keys of key pairs.
     for s in &plan.steps {
         if let (ItemKind::KeyPair(_), Some(k)) = (&spec.items[s.item].kind, &keys[s.item]) {
-            materials[s.item].public_pem = Some(issue::public_key_pem(&rcgen::PublicKeyData::subject_public_key_info(k)));
+            materials[s.item].public_pem = Some(issue::public_key_pem(
+                &rcgen::PublicKeyData::subject_public_key_info(k),
+            ));
         }
     }
 
     // CSRs for leaves under external CAs.
     let mut csrs: BTreeMap<ItemId, String> = BTreeMap::new();
     for s in plan.steps.iter().filter(|s| s.action == Action::Csr) {
-        let ItemKind::Cert(c) = &spec.items[s.item].kind else { continue };
-        let key = keys[s.item].as_ref().ok_or_else(|| Error::Crypto(format!("{}: no key", spec.items[s.item].name)))?;
+        let ItemKind::Cert(c) = &spec.items[s.item].kind else {
+            continue;
+        };
+        let key = keys[s.item]
+            .as_ref()
+            .ok_or_else(|| Error::Crypto(format!("{}: no key", spec.items[s.item].name)))?;
         csrs.insert(s.item, issue::csr(c, key).map_err(Error::Crypto)?);
     }
 
@@ -127,11 +163,20 @@ pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, n
     let rendered: Vec<(ItemId, Result<String, String>)> = plan
         .steps
         .par_iter()
-        .filter(|s| matches!(s.action, Action::Create | Action::Render) && matches!(spec.items[s.item].kind, ItemKind::Render(_)))
+        .filter(|s| {
+            matches!(s.action, Action::Create | Action::Render)
+                && matches!(spec.items[s.item].kind, ItemKind::Render(_))
+        })
         .map(|s| {
-            let ItemKind::Render(r) = &spec.items[s.item].kind else { unreachable!() };
+            let ItemKind::Render(r) = &spec.items[s.item].kind else {
+                unreachable!()
+            };
             let ctx = render::context(spec, r, &|i| materials[i].clone());
-            (s.item, render::render(&sources.templates, &r.template, &ctx).map_err(|e| format!("{}: {e}", spec.items[s.item].name)))
+            (
+                s.item,
+                render::render(&sources.templates, &r.template, &ctx)
+                    .map_err(|e| format!("{}: {e}", spec.items[s.item].name)),
+            )
         })
         .collect();
     let mut renders = BTreeMap::new();
@@ -157,51 +202,99 @@ pub fn build(spec: &Spec, sources: &Sources, observed: &Observed, plan: &Plan, n
         match &item.kind {
             ItemKind::Cert(c) => {
                 if s.action.new_key() || s.csr_new_key {
-                    files.push(FileWrite { path: c.key_path.clone(), bytes: m.key_pem.clone().unwrap_or_default().into_bytes(), mode: KEY_MODE });
+                    files.push(FileWrite {
+                        path: c.key_path.clone(),
+                        bytes: m.key_pem.clone().unwrap_or_default().into_bytes(),
+                        mode: KEY_MODE,
+                    });
                 }
                 if matches!(s.action, Action::Create | Action::Rekey | Action::Resign) {
-                    files.push(FileWrite { path: c.cert_path.clone(), bytes: m.cert_pem.clone().unwrap_or_default().into_bytes(), mode: CERT_MODE });
+                    files.push(FileWrite {
+                        path: c.cert_path.clone(),
+                        bytes: m.cert_pem.clone().unwrap_or_default().into_bytes(),
+                        mode: CERT_MODE,
+                    });
                     diffs.push(report::Diff {
                         label: c.cert_path.clone(),
-                        old: disk[s.item].cert.as_ref().map(x509::describe).unwrap_or_default(),
+                        old: disk[s.item]
+                            .cert
+                            .as_ref()
+                            .map(x509::describe)
+                            .unwrap_or_default(),
                         new: m.cert.as_ref().map(x509::describe).unwrap_or_default(),
                         key_rotated: s.action.new_key(),
                     });
                 }
                 if let Some(csr) = csrs.get(&s.item) {
-                    files.push(FileWrite { path: csr_path(&c.cert_path), bytes: csr.clone().into_bytes(), mode: CERT_MODE });
+                    files.push(FileWrite {
+                        path: csr_path(&c.cert_path),
+                        bytes: csr.clone().into_bytes(),
+                        mode: CERT_MODE,
+                    });
                 }
             }
             ItemKind::KeyPair(k) => {
                 if s.action.new_key() {
-                    files.push(FileWrite { path: k.private_path.clone(), bytes: m.key_pem.clone().unwrap_or_default().into_bytes(), mode: KEY_MODE });
+                    files.push(FileWrite {
+                        path: k.private_path.clone(),
+                        bytes: m.key_pem.clone().unwrap_or_default().into_bytes(),
+                        mode: KEY_MODE,
+                    });
                 }
                 if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
-                    files.push(FileWrite { path: k.public_path.clone(), bytes: m.public_pem.clone().unwrap_or_default().into_bytes(), mode: CERT_MODE });
+                    files.push(FileWrite {
+                        path: k.public_path.clone(),
+                        bytes: m.public_pem.clone().unwrap_or_default().into_bytes(),
+                        mode: CERT_MODE,
+                    });
                     diffs.push(report::Diff {
                         label: k.public_path.clone(),
-                        old: disk[s.item].public_pem.as_deref().map(public_summary).unwrap_or_default(),
-                        new: m.public_pem.as_deref().map(public_summary).unwrap_or_default(),
+                        old: disk[s.item]
+                            .public_pem
+                            .as_deref()
+                            .map(public_summary)
+                            .unwrap_or_default(),
+                        new: m
+                            .public_pem
+                            .as_deref()
+                            .map(public_summary)
+                            .unwrap_or_default(),
                         key_rotated: s.action.new_key(),
                     });
                 }
             }
             ItemKind::Render(r) => {
                 if let Some(text) = renders.get(&s.item) {
-                    let old = observed.get(&r.path).map(|f| String::from_utf8_lossy(&f.bytes).into_owned()).unwrap_or_default();
+                    let old = observed
+                        .get(&r.path)
+                        .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+                        .unwrap_or_default();
                     diffs.push(report::Diff {
                         label: r.path.clone(),
                         old: report::redact(&old, &disk, spec),
                         new: report::redact(text, &materials, spec),
                         key_rotated: false,
                     });
-                    let mode = if r.holds_secret() { KEY_MODE } else { CERT_MODE };
-                    files.push(FileWrite { path: r.path.clone(), bytes: text.clone().into_bytes(), mode });
+                    let mode = if r.holds_secret() {
+                        KEY_MODE
+                    } else {
+                        CERT_MODE
+                    };
+                    files.push(FileWrite {
+                        path: r.path.clone(),
+                        bytes: text.clone().into_bytes(),
+                        mode,
+                    });
                 }
             }
         }
     }
-    Ok(Built { files, materials, diffs, clamped })
+    Ok(Built {
+        files,
+        materials,
+        diffs,
+        clamped,
+    })
 }
 
 fn public_summary(pem: &str) -> String {
@@ -219,10 +312,10 @@ fn public_summary(pem: &str) -> String {
 fn depths(spec: &Spec) -> Vec<usize> {
     let mut d = vec![0; spec.items.len()];
     for (id, item) in spec.items.iter().enumerate() {
-        if let ItemKind::Cert(c) = &item.kind {
-            if let Some(i) = c.issuer {
-                d[id] = d[i] + 1;
-            }
+        if let ItemKind::Cert(c) = &item.kind
+            && let Some(i) = c.issuer
+        {
+            d[id] = d[i] + 1;
         }
     }
     d
@@ -237,10 +330,19 @@ pub struct Written {
 }
 
 /// Writes what `build` made. The caller holds the output folder's lock.
-pub fn write(out_dir: &Path, spec: &Spec, observed: &Observed, plan: &Plan, built: &Built, prune: bool) -> Result<Written, Error> {
+pub fn write(
+    out_dir: &Path,
+    spec: &Spec,
+    observed: &Observed,
+    plan: &Plan,
+    built: &Built,
+    prune: bool,
+) -> Result<Written, Error> {
     let mut w = Written::default();
     for f in &built.files {
-        let unchanged = observed.get(&f.path).is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode);
+        let unchanged = observed
+            .get(&f.path)
+            .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode);
         if unchanged {
             continue;
         }

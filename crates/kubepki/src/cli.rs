@@ -46,7 +46,11 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     match options(root, &args).and_then(|o| crate::run(&o).map(|r| (o, r))) {
         Ok((o, outcome)) => {
             print!("{}", outcome.text);
-            if o.check && outcome.changed { ExitCode::from(1) } else { ExitCode::SUCCESS }
+            if o.check && outcome.changed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Err(e) => {
             eprintln!("{e}");
@@ -58,16 +62,25 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
 pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
     let now = match (&args.now, std::env::var("SOURCE_DATE_EPOCH")) {
         (Some(t), _) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
-            .map_err(|e| Error::Usage(format!("--now `{t}` is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z")))?,
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "--now `{t}` is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z"
+                ))
+            })?,
         (None, Ok(epoch)) => epoch
             .trim()
             .parse::<i64>()
             .ok()
             .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
-            .ok_or_else(|| Error::Usage(format!("SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds")))?,
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "SOURCE_DATE_EPOCH `{epoch}` is not a number of seconds"
+                ))
+            })?,
         (None, Err(_)) => OffsetDateTime::now_utc(),
     };
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let color = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     Ok(Options {
         spec_file: root.join(&args.file),
         templates_dir: root.join(&args.templates),

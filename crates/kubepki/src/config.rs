@@ -138,10 +138,8 @@ pub fn parse(src: &str) -> Result<Raw, Vec<Diagnostic>> {
             "keypair" => raw.keypairs = many(name, value, &mut diags),
             "render" => raw.renders = many(name, value, &mut diags),
             other => {
-                let mut d = Diagnostic::new(
-                    format!("unknown top-level key `{other}`"),
-                    Some(key.span()),
-                );
+                let mut d =
+                    Diagnostic::new(format!("unknown top-level key `{other}`"), Some(key.span()));
                 d = match diag::nearest(other, TOP_LEVEL) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
                     None => d.with_help(format!("expected one of {}", quote_list(&TOP_LEVEL))),
@@ -150,7 +148,11 @@ pub fn parse(src: &str) -> Result<Raw, Vec<Diagnostic>> {
             }
         }
     }
-    if diags.is_empty() { Ok(raw) } else { Err(diags) }
+    if diags.is_empty() {
+        Ok(raw)
+    } else {
+        Err(diags)
+    }
 }
 
 fn one<T: for<'de> Deserialize<'de>>(
@@ -173,8 +175,11 @@ fn many<T: for<'de> Deserialize<'de>>(
 ) -> Vec<T> {
     let Some(array) = value.get_ref().as_array() else {
         diags.push(
-            Diagnostic::new(format!("`{key}` must be an array of tables"), Some(value.span()))
-                .with_help(format!("write each entry as a `[[{key}]]` table")),
+            Diagnostic::new(
+                format!("`{key}` must be an array of tables"),
+                Some(value.span()),
+            )
+            .with_help(format!("write each entry as a `[[{key}]]` table")),
         );
         return Vec::new();
     };
@@ -196,5 +201,9 @@ pub fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
 }
 
 pub(crate) fn quote_list(items: &[&str]) -> String {
-    items.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+    items
+        .iter()
+        .map(|s| format!("`{s}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -14,7 +14,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn new(message: impl Into<String>, span: Option<Range<usize>>) -> Diagnostic {
-        Diagnostic { message: message.into(), span, help: None }
+        Diagnostic {
+            message: message.into(),
+            span,
+            help: None,
+        }
     }
 
     pub fn with_help(mut self, help: impl Into<String>) -> Diagnostic {
@@ -51,12 +55,21 @@ pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
             let gutter = " ".repeat(line.to_string().len());
             let (_, end_col) = line_col(src, span.end.max(span.start));
             let on_line = text.chars().count() + 1;
-            let width = if end_col > col && end_col <= on_line { end_col - col } else { 1 };
+            let width = if end_col > col && end_col <= on_line {
+                end_col - col
+            } else {
+                1
+            };
             let width = width.min(on_line.saturating_sub(col).max(1));
             let _ = writeln!(out, "{gutter}--> {file}:{line}:{col}");
             let _ = writeln!(out, "{gutter} |");
             let _ = writeln!(out, "{line} | {text}");
-            let _ = writeln!(out, "{gutter} | {}{}", " ".repeat(col - 1), "^".repeat(width));
+            let _ = writeln!(
+                out,
+                "{gutter} | {}{}",
+                " ".repeat(col - 1),
+                "^".repeat(width)
+            );
             if let Some(help) = &d.help {
                 let _ = writeln!(out, "{gutter} = help: {help}");
             }
@@ -120,7 +133,10 @@ mod tests {
         assert!(text.contains("--> pki.toml:2:10"), "{text}");
         assert!(text.contains("2 | issuer = \"etcd-ca\""), "{text}");
         assert!(text.contains("  |          ^^^^^^^^^"), "{text}");
-        assert!(text.contains("pki.toml has 1 error; nothing was written"), "{text}");
+        assert!(
+            text.contains("pki.toml has 1 error; nothing was written"),
+            "{text}"
+        );
     }
 
     #[test]

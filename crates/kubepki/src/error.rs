@@ -10,11 +10,19 @@ use crate::diag::Diagnostic;
 #[non_exhaustive]
 pub enum Error {
     /// pki.toml (or a template it names) is wrong; already rendered with file, line and column.
-    Spec { file: String, rendered: String, diagnostics: Vec<Diagnostic> },
+    Spec {
+        file: String,
+        rendered: String,
+        diagnostics: Vec<Diagnostic>,
+    },
     /// The plan cannot be carried out as it stands (a damaged CA, a template error).
     Blocked(Vec<String>),
     /// Reading or writing a file failed.
-    Io { op: &'static str, path: String, cause: String },
+    Io {
+        op: &'static str,
+        path: String,
+        cause: String,
+    },
     /// Another run holds the output folder.
     Locked(String),
     /// A command-line argument is wrong.
@@ -26,8 +34,16 @@ pub enum Error {
 impl Error {
     pub fn io(op: &'static str, path: &Path, e: std::io::Error) -> Error {
         let cause = e.to_string();
-        let cause = cause.split(" (os error").next().unwrap_or(&cause).to_lowercase();
-        Error::Io { op, path: path.display().to_string(), cause }
+        let cause = cause
+            .split(" (os error")
+            .next()
+            .unwrap_or(&cause)
+            .to_lowercase();
+        Error::Io {
+            op,
+            path: path.display().to_string(),
+            cause,
+        }
     }
 }
 
@@ -39,7 +55,12 @@ impl fmt::Display for Error {
                 for p in problems {
                     writeln!(f, "error: {p}")?;
                 }
-                write!(f, "error: {} problem{} stop the run; nothing was written", problems.len(), if problems.len() == 1 { "" } else { "s" })
+                write!(
+                    f,
+                    "error: {} problem{} stop the run; nothing was written",
+                    problems.len(),
+                    if problems.len() == 1 { "" } else { "s" }
+                )
             }
             Error::Io { op, path, cause } => write!(f, "error: failed to {op} {path}: {cause}"),
             Error::Locked(msg) => write!(f, "error: {msg}"),

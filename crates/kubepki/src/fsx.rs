@@ -20,16 +20,23 @@ pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
                 return Err(Error::Io {
                     op: "write into",
                     path: dir.display().to_string(),
-                    cause: "it is a symlink; the tool never writes through links (remove it and rerun)".into(),
+                    cause:
+                        "it is a symlink; the tool never writes through links (remove it and rerun)"
+                            .into(),
                 });
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                return Err(Error::Io { op: "write into", path: dir.display().to_string(), cause: "not a folder".into() });
+                return Err(Error::Io {
+                    op: "write into",
+                    path: dir.display().to_string(),
+                    cause: "not a folder".into(),
+                });
             }
             Err(_) => {
                 fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io("chmod", &dir, e))?;
+                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| Error::io("chmod", &dir, e))?;
             }
         }
     }
@@ -41,14 +48,24 @@ pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
 pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     let dir = path.parent().unwrap_or(root).to_path_buf();
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         // Created with the final mode from the start: a key is never readable by others, even briefly.
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp).map_err(|e| Error::io("write", &tmp, e))?;
-        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", &tmp, e))?;
-        f.write_all(bytes).map_err(|e| Error::io("write", &tmp, e))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+            .map_err(|e| Error::io("write", &tmp, e))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(|e| Error::io("chmod", &tmp, e))?;
+        f.write_all(bytes)
+            .map_err(|e| Error::io("write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))?;
         if let Ok(d) = File::open(&dir) {
@@ -68,7 +85,8 @@ pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
     if meta.file_type().is_symlink() {
         return Ok(());
     }
-    fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(|e| Error::io("chmod", &path, e))
+    fs::set_permissions(&path, fs::Permissions::from_mode(mode))
+        .map_err(|e| Error::io("chmod", &path, e))
 }
 
 pub fn remove(root: &Path, rel: &str) -> Result<(), Error> {
@@ -84,7 +102,13 @@ pub struct Lock {
 pub fn lock(out_dir: &Path) -> Result<Lock, Error> {
     fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
     let path = out_dir.join(".kubepki.lock");
-    let file = OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(&path).map_err(|e| Error::io("open", &path, e))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
     match file.try_lock() {
         Ok(()) => Ok(Lock { _file: file }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(

@@ -15,9 +15,15 @@ use crate::x509;
 /// Generates a fresh private key.
 pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
     let r = match alg {
-        KeyAlg::Rsa2048 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048),
-        KeyAlg::Rsa3072 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072),
-        KeyAlg::Rsa4096 => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096),
+        KeyAlg::Rsa2048 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
+        }
+        KeyAlg::Rsa3072 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_3072)
+        }
+        KeyAlg::Rsa4096 => {
+            KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_4096)
+        }
         KeyAlg::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256),
         KeyAlg::EcdsaP384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
         KeyAlg::Ed25519 => KeyPair::generate_for(&rcgen::PKCS_ED25519),
@@ -31,7 +37,11 @@ pub enum Signer<'a> {
     SelfSigned,
     /// A CA signs with its key; `cert_der` is its current certificate, whose subject becomes the
     /// issuer name (byte for byte) and whose key identifier becomes the authority key identifier.
-    Ca { cert_der: &'a [u8], key: &'a KeyPair, not_after: OffsetDateTime },
+    Ca {
+        cert_der: &'a [u8],
+        key: &'a KeyPair,
+        not_after: OffsetDateTime,
+    },
 }
 
 /// The result of signing: DER, and whether notAfter was cut to the issuer's notAfter.
@@ -44,7 +54,9 @@ pub struct Signed {
 /// and CA/Browser Forum practice for at least 64 bits of randomness.
 pub fn random_serial() -> Vec<u8> {
     let mut s = [0u8; 16];
-    ring::rand::SystemRandom::new().fill(&mut s).expect("the system random number generator failed");
+    ring::rand::SystemRandom::new()
+        .fill(&mut s)
+        .expect("the system random number generator failed");
     s[0] = (s[0] & 0x7f) | 0x40;
     s.to_vec()
 }
@@ -54,7 +66,13 @@ fn params(spec: &CertSpec) -> CertificateParams {
     p.distinguished_name = rcgen::DistinguishedName::new();
     // rcgen's view of the subject only matters for SAN criticality (critical when the subject is
     // empty); the real subject is written by `x509::encode_name`.
-    if let Some(cn) = spec.subject.cn.as_ref().or(spec.subject.o.first()).or(spec.subject.ou.first()) {
+    if let Some(cn) = spec
+        .subject
+        .cn
+        .as_ref()
+        .or(spec.subject.o.first())
+        .or(spec.subject.ou.first())
+    {
         p.distinguished_name.push(DnType::CommonName, cn.as_str());
     }
     p.subject_alt_names = spec
@@ -70,7 +88,11 @@ fn params(spec: &CertSpec) -> CertificateParams {
                 Some(n) => BasicConstraints::Constrained(n),
                 None => BasicConstraints::Unconstrained,
             });
-            p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+            p.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::CrlSign,
+            ];
         }
         None => {
             p.is_ca = IsCa::ExplicitNoCa;
@@ -93,17 +115,22 @@ fn params(spec: &CertSpec) -> CertificateParams {
 }
 
 /// Signs a certificate for `spec` over `key` at time `now`.
-pub fn sign(spec: &CertSpec, key: &KeyPair, signer: &Signer<'_>, now: OffsetDateTime) -> Result<Signed, String> {
+pub fn sign(
+    spec: &CertSpec,
+    key: &KeyPair,
+    signer: &Signer<'_>,
+    now: OffsetDateTime,
+) -> Result<Signed, String> {
     let mut p = params(spec);
     let now = now.replace_nanosecond(0).unwrap_or(now);
     p.not_before = now - BACKDATE;
     p.not_after = now + spec.validity;
     let mut clamped = false;
-    if let Signer::Ca { not_after, .. } = signer {
-        if p.not_after > *not_after {
-            p.not_after = *not_after;
-            clamped = true;
-        }
+    if let Signer::Ca { not_after, .. } = signer
+        && p.not_after > *not_after
+    {
+        p.not_after = *not_after;
+        clamped = true;
     }
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
     let subject = x509::encode_name(&spec.subject);
@@ -113,7 +140,11 @@ pub fn sign(spec: &CertSpec, key: &KeyPair, signer: &Signer<'_>, now: OffsetDate
             let cert = p.self_signed(key).map_err(fail)?;
             x509::resign(cert.der(), &[(3, &subject), (5, &subject)], key)?
         }
-        Signer::Ca { cert_der, key: ca_key, .. } => {
+        Signer::Ca {
+            cert_der,
+            key: ca_key,
+            ..
+        } => {
             p.use_authority_key_identifier_extension = true;
             let ca = x509_parser::parse_x509_certificate(cert_der)
                 .map_err(|_| "issuer certificate does not parse".to_string())?
@@ -133,19 +164,53 @@ pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
     let mut p = params(spec);
     p.is_ca = IsCa::NoCa;
     p.key_usages.clear();
-    let req = p.serialize_request(key).map_err(|e| format!("failed to make a CSR: {e}"))?;
+    let req = p
+        .serialize_request(key)
+        .map_err(|e| format!("failed to make a CSR: {e}"))?;
     let der = x509::resign(req.der(), &[(1, &x509::encode_name(&spec.subject))], key)?;
     Ok(pem_encode("CERTIFICATE REQUEST", &der))
 }
 
 /// PEM with LF line endings on every platform, so files and diffs are stable.
 pub fn pem_encode(tag: &str, der: &[u8]) -> String {
-    pem::encode_config(&pem::Pem::new(tag, der.to_vec()), pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF))
+    pem::encode_config(
+        &pem::Pem::new(tag, der.to_vec()),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
 }
 
 /// The private key in PKCS#8 PEM.
 pub fn key_pem(key: &KeyPair) -> String {
+    if key.algorithm() == &rcgen::PKCS_ED25519
+        && let Some(v1) = ed25519_pkcs8_v1(key.serialized_der())
+    {
+        return pem_encode("PRIVATE KEY", &v1);
+    }
     pem_encode("PRIVATE KEY", key.serialized_der())
+}
+
+/// aws-lc writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key inside), which
+/// OpenSSL 3.0 refuses to load. RFC 8410's v1 form carries the same private key and is read by
+/// every implementation, so that is what goes to disk.
+fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
+    let (alg, private) = yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            let _version = r.next().read_u8()?;
+            let alg = r.next().read_der()?;
+            let private = r.next().read_der()?;
+            // The optional attributes and [1] public key follow; they are dropped.
+            while r.read_optional(|r| r.read_der())?.is_some() {}
+            Ok((alg, private))
+        })
+    })
+    .ok()?;
+    Some(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_der(&alg);
+            w.next().write_der(&private);
+        })
+    }))
 }
 
 pub fn public_key_pem(spki: &[u8]) -> String {

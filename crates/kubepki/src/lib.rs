@@ -69,7 +69,11 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
     let fail = |diagnostics: Vec<diag::Diagnostic>| {
         let file = sources.spec_path.clone();
         let rendered = diag::render(&file, &sources.spec_text, &diagnostics);
-        Error::Spec { file, rendered, diagnostics }
+        Error::Spec {
+            file,
+            rendered,
+            diagnostics,
+        }
     };
     let raw = config::parse(&sources.spec_text).map_err(fail)?;
     resolve::resolve(&raw, &sources.templates).map_err(fail)
@@ -79,25 +83,38 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
 pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let sources = scan::read_sources(&opts.spec_file, &opts.templates_dir)?;
     let spec = load(&sources)?;
-    let _lock = if opts.check { None } else { Some(fsx::lock(&opts.out_dir)?) };
+    let _lock = if opts.check {
+        None
+    } else {
+        Some(fsx::lock(&opts.out_dir)?)
+    };
     let observed = scan::observe(&opts.out_dir)?;
-    let plan_opts = plan::Options { rekey: opts.rekey.clone() };
+    let plan_opts = plan::Options {
+        rekey: opts.rekey.clone(),
+    };
     let plan = plan::plan(&spec, &sources, &observed, opts.now, &plan_opts);
     let style = report::Style { color: opts.color };
     let mut text = report::plan_text(&spec, &plan, style);
     if !plan.problems.is_empty() {
         return Err(Error::Blocked(plan.problems.clone()));
     }
-    let shown = std::env::current_dir().ok().and_then(|cwd| opts.out_dir.strip_prefix(cwd).ok().map(|p| p.to_path_buf()));
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| opts.out_dir.strip_prefix(cwd).ok().map(|p| p.to_path_buf()));
     let out = shown.unwrap_or_else(|| opts.out_dir.clone());
     let out = out.display();
     if opts.check {
         if opts.diff {
-            text.push_str(&report::diff_text(&planned_diffs(&spec, &plan, &observed), style));
+            text.push_str(&report::diff_text(
+                &planned_diffs(&spec, &plan, &observed),
+                style,
+            ));
         }
         let changed = !plan.is_noop();
         if changed {
-            text.push_str(&format!("{out}/ is stale: run `cargo xtask pki` and commit the result\n"));
+            text.push_str(&format!(
+                "{out}/ is stale: run `cargo xtask pki` and commit the result\n"
+            ));
         } else {
             text.push_str(&format!("{out}/ is up to date\n"));
         }
@@ -105,7 +122,10 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     }
     if plan.is_noop() {
         text.push_str(&format!("{out}/ is up to date; nothing written\n"));
-        return Ok(Outcome { text, changed: false });
+        return Ok(Outcome {
+            text,
+            changed: false,
+        });
     }
     let built = apply::build(&spec, &sources, &observed, &plan, opts.now)?;
     let written = apply::write(&opts.out_dir, &spec, &observed, &plan, &built, opts.prune)?;
@@ -113,27 +133,45 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
     for name in &built.clamped {
-        text.push_str(&format!("note: {name}: notAfter cut to its issuer's notAfter (a leaf never outlives its CA)\n"));
+        text.push_str(&format!(
+            "note: {name}: notAfter cut to its issuer's notAfter (a leaf never outlives its CA)\n"
+        ));
     }
     text.push_str(&format!(
         "wrote {} file{}, fixed {} mode{}, removed {} orphan{} in {out}/\n",
         written.written.len(),
         if written.written.len() == 1 { "" } else { "s" },
         written.modes_fixed.len(),
-        if written.modes_fixed.len() == 1 { "" } else { "s" },
+        if written.modes_fixed.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
         written.removed.len(),
         if written.removed.len() == 1 { "" } else { "s" },
     ));
-    Ok(Outcome { text, changed: true })
+    Ok(Outcome {
+        text,
+        changed: true,
+    })
 }
 
 /// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
-fn planned_diffs(spec: &spec::Spec, plan: &plan::Plan, observed: &scan::Observed) -> Vec<report::Diff> {
+fn planned_diffs(
+    spec: &spec::Spec,
+    plan: &plan::Plan,
+    observed: &scan::Observed,
+) -> Vec<report::Diff> {
     let disk = plan::disk_materials(spec, observed);
     let mut diffs = Vec::new();
     for s in &plan.steps {
         match &spec.items[s.item].kind {
-            spec::ItemKind::Cert(c) if matches!(s.action, plan::Action::Create | plan::Action::Rekey | plan::Action::Resign) => {
+            spec::ItemKind::Cert(c)
+                if matches!(
+                    s.action,
+                    plan::Action::Create | plan::Action::Rekey | plan::Action::Resign
+                ) =>
+            {
                 let old = disk[s.item].cert.as_ref();
                 diffs.push(report::Diff {
                     label: c.cert_path.clone(),
@@ -142,9 +180,17 @@ fn planned_diffs(spec: &spec::Spec, plan: &plan::Plan, observed: &scan::Observed
                     key_rotated: s.action.new_key(),
                 });
             }
-            spec::ItemKind::Render(r) if matches!(s.action, plan::Action::Create | plan::Action::Render) => {
-                let old = observed.get(&r.path).map(|f| String::from_utf8_lossy(&f.bytes).into_owned()).unwrap_or_default();
-                let new = s.preview.clone().unwrap_or_else(|| format!("{}\n", render::PENDING));
+            spec::ItemKind::Render(r)
+                if matches!(s.action, plan::Action::Create | plan::Action::Render) =>
+            {
+                let old = observed
+                    .get(&r.path)
+                    .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+                    .unwrap_or_default();
+                let new = s
+                    .preview
+                    .clone()
+                    .unwrap_or_else(|| format!("{}\n", render::PENDING));
                 diffs.push(report::Diff {
                     label: r.path.clone(),
                     old: report::redact(&old, &disk, spec),

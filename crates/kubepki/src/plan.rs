@@ -120,12 +120,23 @@ struct Known {
     external: bool,
 }
 
-pub fn plan(spec: &Spec, sources: &Sources, observed: &Observed, now: OffsetDateTime, opts: &Options) -> Plan {
+pub fn plan(
+    spec: &Spec,
+    sources: &Sources,
+    observed: &Observed,
+    now: OffsetDateTime,
+    opts: &Options,
+) -> Plan {
     let mut out = Plan::default();
     let mut known: Vec<Known> = Vec::with_capacity(spec.items.len());
     for name in &opts.rekey {
-        if !spec.items.iter().any(|i| &i.name == name || &i.base == name) {
-            out.problems.push(format!("--rekey names `{name}`, which is not in pki.toml"));
+        if !spec
+            .items
+            .iter()
+            .any(|i| &i.name == name || &i.base == name)
+        {
+            out.problems
+                .push(format!("--rekey names `{name}`, which is not in pki.toml"));
         }
     }
     let disk = disk_materials(spec, observed);
@@ -134,7 +145,16 @@ pub fn plan(spec: &Spec, sources: &Sources, observed: &Observed, now: OffsetDate
         let (step, k) = match &item.kind {
             ItemKind::Cert(c) => plan_cert(spec, id, c, observed, now, rekey, &known),
             ItemKind::KeyPair(kp) => plan_keypair(id, &item.name, kp, observed, rekey),
-            ItemKind::Render(r) => plan_render(spec, id, r, sources, observed, &disk, &known, &mut out.problems),
+            ItemKind::Render(r) => {
+                let cx = RenderInputs {
+                    spec,
+                    sources,
+                    observed,
+                    disk: &disk,
+                    known: &known,
+                };
+                plan_render(&cx, id, r, &mut out.problems)
+            }
         };
         if step.action == Action::Blocked {
             for r in &step.reasons {
@@ -148,12 +168,16 @@ pub fn plan(spec: &Spec, sources: &Sources, observed: &Observed, now: OffsetDate
     out.orphans = observed
         .files
         .keys()
-        .filter(|p| !claimed.contains(p.as_str()) && !crate::resolve::RESERVED.contains(&p.as_str()))
+        .filter(|p| {
+            !claimed.contains(p.as_str()) && !crate::resolve::RESERVED.contains(&p.as_str())
+        })
         .cloned()
         .collect();
     if out.steps.iter().all(|s| !s.action.writes()) {
         let text = crate::inventory::inventory(spec, &|id| disk[id].clone());
-        let current = observed.get(crate::inventory::FILE).map(|f| f.bytes.as_slice());
+        let current = observed
+            .get(crate::inventory::FILE)
+            .map(|f| f.bytes.as_slice());
         out.inventory_stale = current != Some(text.as_bytes());
     } else {
         out.inventory_stale = true;
@@ -184,7 +208,10 @@ pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
 }
 
 pub fn csr_path(cert_path: &str) -> String {
-    match cert_path.strip_suffix(".crt").or_else(|| cert_path.strip_suffix(".pem")) {
+    match cert_path
+        .strip_suffix(".crt")
+        .or_else(|| cert_path.strip_suffix(".pem"))
+    {
         Some(stem) => format!("{stem}.csr"),
         None => format!("{cert_path}.csr"),
     }
@@ -199,7 +226,9 @@ enum Read<T> {
 fn read_key(observed: &Observed, path: &str) -> Read<KeyFacts> {
     match observed.get(path) {
         None => Read::Missing,
-        Some(f) if f.symlink => Read::Bad(format!("{path} is a symlink (the tool never follows links in the output folder)")),
+        Some(f) if f.symlink => Read::Bad(format!(
+            "{path} is a symlink (the tool never follows links in the output folder)"
+        )),
         Some(f) => match x509::parse_key(&f.bytes) {
             Ok(k) => Read::Ok(k),
             Err(e) => Read::Bad(format!("{path}: {e}")),
@@ -210,7 +239,9 @@ fn read_key(observed: &Observed, path: &str) -> Read<KeyFacts> {
 fn read_cert(observed: &Observed, path: &str) -> Read<CertFacts> {
     match observed.get(path) {
         None => Read::Missing,
-        Some(f) if f.symlink => Read::Bad(format!("{path} is a symlink (the tool never follows links in the output folder)")),
+        Some(f) if f.symlink => Read::Bad(format!(
+            "{path} is a symlink (the tool never follows links in the output folder)"
+        )),
         Some(f) => match x509::parse_cert(&f.bytes) {
             Ok(c) => Read::Ok(c),
             Err(e) => Read::Bad(format!("{path}: {e}")),
@@ -219,7 +250,14 @@ fn read_cert(observed: &Observed, path: &str) -> Read<CertFacts> {
 }
 
 fn step(item: ItemId, action: Action, reasons: Vec<String>) -> Step {
-    Step { item, action, reasons, fix_modes: Vec::new(), csr_new_key: false, preview: None }
+    Step {
+        item,
+        action,
+        reasons,
+        fix_modes: Vec::new(),
+        csr_new_key: false,
+        preview: None,
+    }
 }
 
 fn mode_fixes(observed: &Observed, files: &[(&str, u32)]) -> Vec<(String, u32, u32)> {
@@ -262,18 +300,19 @@ fn plan_cert(
             Some(kf)
         }
         Read::Missing => {
-            if is_ca && !rekey {
-                if let Read::Ok(cf) = &cert {
-                    // External CA mode: the certificate is here, its key is kept elsewhere.
-                    k.cert = Some(cf.clone());
-                    k.key_spki = Some(cf.spki.clone());
-                    k.external = true;
-                    let reason = format!(
-                        "{} has no key {}: used as an external CA; leaves it must sign get CSRs",
-                        c.cert_path, c.key_path
-                    );
-                    return (step(id, Action::External, vec![reason]), k);
-                }
+            if is_ca
+                && !rekey
+                && let Read::Ok(cf) = &cert
+            {
+                // External CA mode: the certificate is here, its key is kept elsewhere.
+                k.cert = Some(cf.clone());
+                k.key_spki = Some(cf.spki.clone());
+                k.external = true;
+                let reason = format!(
+                    "{} has no key {}: used as an external CA; leaves it must sign get CSRs",
+                    c.cert_path, c.key_path
+                );
+                return (step(id, Action::External, vec![reason]), k);
             }
             key_reasons.push(format!("key {} missing", c.key_path));
             None
@@ -295,7 +334,10 @@ fn plan_cert(
             "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {}` to make a new key (every certificate it signed is then re-signed)",
             c.key_path, spec.items[id].base
         ));
-        k.cert = match cert { Read::Ok(cf) => Some(cf), _ => None };
+        k.cert = match cert {
+            Read::Ok(cf) => Some(cf),
+            _ => None,
+        };
         k.key_spki = k.cert.as_ref().map(|c| c.spki.clone());
         return (step(id, Action::Blocked, reasons), k);
     }
@@ -311,7 +353,11 @@ fn plan_cert(
         } else {
             Action::Rekey
         };
-        let reasons = if action == Action::Create { vec!["new".to_string()] } else { key_reasons };
+        let reasons = if action == Action::Create {
+            vec!["new".to_string()]
+        } else {
+            key_reasons
+        };
         let mut s = step(id, action, reasons);
         s.csr_new_key = under_external;
         k.new_key = true;
@@ -341,7 +387,9 @@ fn plan_cert(
         compare_fields(c, cf, &mut reasons);
         match issuer {
             None => {
-                if cf.issuer_raw != cf.subject_raw || !x509::verifies_under(&cf.der, &key_facts.spki) {
+                if cf.issuer_raw != cf.subject_raw
+                    || !x509::verifies_under(&cf.der, &key_facts.spki)
+                {
                     reasons.push("not self-signed by its key".into());
                 }
             }
@@ -358,18 +406,29 @@ fn plan_cert(
                             (x509::encode_name(&ic.subject), Some(ski))
                         } else {
                             let icf = ik.cert.as_ref();
-                            (icf.map(|x| x.subject_raw.clone()).unwrap_or_default(), icf.and_then(|x| x.ski.clone()))
+                            (
+                                icf.map(|x| x.subject_raw.clone()).unwrap_or_default(),
+                                icf.and_then(|x| x.ski.clone()),
+                            )
                         };
                         if cf.issuer_raw != want_name {
-                            reasons.push(format!("issuer name differs from {}'s subject", iitem.name));
+                            reasons
+                                .push(format!("issuer name differs from {}'s subject", iitem.name));
                         } else if want_ski.is_some() && cf.aki != want_ski {
-                            reasons.push(format!("authority key id differs from {}'s key id", iitem.name));
+                            reasons.push(format!(
+                                "authority key id differs from {}'s key id",
+                                iitem.name
+                            ));
                         }
                     }
                 }
                 // A leaf cut short to its issuer's notAfter is not "changed validity" while that
                 // issuer stays as it is.
-                let clamped = !ik.rewritten && ik.cert.as_ref().is_some_and(|icf| icf.not_after == cf.not_after);
+                let clamped = !ik.rewritten
+                    && ik
+                        .cert
+                        .as_ref()
+                        .is_some_and(|icf| icf.not_after == cf.not_after);
                 let _ = iid;
                 if !clamped {
                     check_validity(c, cf, &mut reasons);
@@ -384,21 +443,46 @@ fn plan_cert(
             reasons.push(format!("expired on {}", x509::fmt_time(cf.not_after)));
         } else if now >= renew_at {
             let left = cf.not_after - now;
-            reasons.push(format!("expires in {} (renew-before {})", fmt_left(left), fmt_duration(c.renew_before)));
+            reasons.push(format!(
+                "expires in {} (renew-before {})",
+                fmt_left(left),
+                fmt_duration(c.renew_before)
+            ));
         } else if now < cf.not_before {
-            reasons.push(format!("not valid before {}", x509::fmt_time(cf.not_before)));
+            reasons.push(format!(
+                "not valid before {}",
+                x509::fmt_time(cf.not_before)
+            ));
         }
     }
-    let fixes = mode_fixes(observed, &[(&c.key_path, KEY_MODE), (&c.cert_path, CERT_MODE)]);
+    let fixes = mode_fixes(
+        observed,
+        &[(&c.key_path, KEY_MODE), (&c.cert_path, CERT_MODE)],
+    );
     k.cert = cf;
     if reasons.is_empty() {
-        let action = if fixes.is_empty() { Action::Keep } else { Action::FixMode };
-        let mut s = step(id, action, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect());
+        let action = if fixes.is_empty() {
+            Action::Keep
+        } else {
+            Action::FixMode
+        };
+        let mut s = step(
+            id,
+            action,
+            fixes
+                .iter()
+                .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
+                .collect(),
+        );
         s.fix_modes = fixes;
         return (s, k);
     }
     k.rewritten = true;
-    let action = if under_external { Action::Csr } else { Action::Resign };
+    let action = if under_external {
+        Action::Csr
+    } else {
+        Action::Resign
+    };
     let mut s = step(id, action, reasons);
     s.fix_modes = fixes;
     (s, k)
@@ -422,7 +506,11 @@ fn check_validity(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
 }
 
 fn fmt_left(d: Duration) -> String {
-    if d.whole_days() >= 1 { format!("{}d", d.whole_days()) } else { format!("{}h", d.whole_hours().max(0)) }
+    if d.whole_days() >= 1 {
+        format!("{}d", d.whole_days())
+    } else {
+        format!("{}h", d.whole_hours().max(0))
+    }
 }
 
 fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
@@ -462,7 +550,15 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
             have.sort();
             if have != c.usages {
                 let n = |v: &[Usage]| v.iter().map(|u| u.name()).collect::<Vec<_>>().join("+");
-                reasons.push(format!("usages changed: {} -> {}", if have.is_empty() { "none".into() } else { n(&have) }, n(&c.usages)));
+                reasons.push(format!(
+                    "usages changed: {} -> {}",
+                    if have.is_empty() {
+                        "none".into()
+                    } else {
+                        n(&have)
+                    },
+                    n(&c.usages)
+                ));
             }
         }
     }
@@ -475,18 +571,36 @@ fn sorted(v: &[String]) -> Vec<String> {
 }
 
 fn san_set(s: &Sans) -> BTreeSet<String> {
-    s.dns.iter().map(|d| format!("DNS:{d}")).chain(s.ips.iter().map(|i| format!("IP:{i}"))).collect()
+    s.dns
+        .iter()
+        .map(|d| format!("DNS:{d}"))
+        .chain(s.ips.iter().map(|i| format!("IP:{i}")))
+        .collect()
 }
 
-fn plan_keypair(id: ItemId, name: &str, kp: &KeyPairSpec, observed: &Observed, rekey: bool) -> (Step, Known) {
+fn plan_keypair(
+    id: ItemId,
+    name: &str,
+    kp: &KeyPairSpec,
+    observed: &Observed,
+    rekey: bool,
+) -> (Step, Known) {
     let mut k = Known::default();
     let key = read_key(observed, &kp.private_path);
     let key = match key {
         Read::Missing => {
             k.new_key = true;
             k.rewritten = true;
-            let (action, why) = if rekey { (Action::Rekey, "--rekey".to_string()) } else { (Action::Create, "new".to_string()) };
-            let why = if observed.get(&kp.public_path).is_some() { format!("key {} missing", kp.private_path) } else { why };
+            let (action, why) = if rekey {
+                (Action::Rekey, "--rekey".to_string())
+            } else {
+                (Action::Create, "new".to_string())
+            };
+            let why = if observed.get(&kp.public_path).is_some() {
+                format!("key {} missing", kp.private_path)
+            } else {
+                why
+            };
             return (step(id, action, vec![why]), k);
         }
         _ if rekey => {
@@ -497,7 +611,10 @@ fn plan_keypair(id: ItemId, name: &str, kp: &KeyPairSpec, observed: &Observed, r
         Read::Bad(e) => {
             let reasons = vec![
                 format!("key unreadable: {e}"),
-                format!("a new `{name}` key would invalidate everything signed with it (service-account tokens); restore {} from a backup, or run with `--rekey {name}`", kp.private_path),
+                format!(
+                    "a new `{name}` key would invalidate everything signed with it (service-account tokens); restore {} from a backup, or run with `--rekey {name}`",
+                    kp.private_path
+                ),
             ];
             return (step(id, Action::Blocked, reasons), k);
         }
@@ -505,8 +622,14 @@ fn plan_keypair(id: ItemId, name: &str, kp: &KeyPairSpec, observed: &Observed, r
     };
     if key.alg != Some(kp.alg) {
         let reasons = vec![
-            format!("key algorithm changed: {} on disk, {} in pki.toml", key.alg.map_or("unknown", |a| a.name()), kp.alg),
-            format!("run with `--rekey {name}` to replace the key (this invalidates everything signed with it)"),
+            format!(
+                "key algorithm changed: {} on disk, {} in pki.toml",
+                key.alg.map_or("unknown", |a| a.name()),
+                kp.alg
+            ),
+            format!(
+                "run with `--rekey {name}` to replace the key (this invalidates everything signed with it)"
+            ),
         ];
         return (step(id, Action::Blocked, reasons), k);
     }
@@ -515,15 +638,36 @@ fn plan_keypair(id: ItemId, name: &str, kp: &KeyPairSpec, observed: &Observed, r
         Some(f) if !f.symlink => x509::parse_public_key(&f.bytes).is_ok_and(|der| der == key.spki),
         _ => false,
     };
-    let fixes = mode_fixes(observed, &[(&kp.private_path, KEY_MODE), (&kp.public_path, CERT_MODE)]);
+    let fixes = mode_fixes(
+        observed,
+        &[(&kp.private_path, KEY_MODE), (&kp.public_path, CERT_MODE)],
+    );
     if !public_ok {
         k.rewritten = true;
-        let mut s = step(id, Action::Render, vec![format!("public key {} missing or does not match", kp.public_path)]);
+        let mut s = step(
+            id,
+            Action::Render,
+            vec![format!(
+                "public key {} missing or does not match",
+                kp.public_path
+            )],
+        );
         s.fix_modes = fixes;
         return (s, k);
     }
-    let action = if fixes.is_empty() { Action::Keep } else { Action::FixMode };
-    let mut s = step(id, action, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect());
+    let action = if fixes.is_empty() {
+        Action::Keep
+    } else {
+        Action::FixMode
+    };
+    let mut s = step(
+        id,
+        action,
+        fixes
+            .iter()
+            .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
+            .collect(),
+    );
     s.fix_modes = fixes;
     (s, k)
 }
@@ -536,24 +680,24 @@ pub fn disk_materials(spec: &Spec, observed: &Observed) -> Vec<Material> {
             let mut m = Material::default();
             match &item.kind {
                 ItemKind::Cert(c) => {
-                    if let Some(f) = observed.get(&c.cert_path) {
-                        if let Ok(cf) = x509::parse_cert(&f.bytes) {
-                            m.cert_pem = Some(crate::issue::pem_encode("CERTIFICATE", &cf.der));
-                            m.cert = Some(cf);
-                        }
+                    if let Some(f) = observed.get(&c.cert_path)
+                        && let Ok(cf) = x509::parse_cert(&f.bytes)
+                    {
+                        m.cert_pem = Some(crate::issue::pem_encode("CERTIFICATE", &cf.der));
+                        m.cert = Some(cf);
                     }
-                    if let Some(f) = observed.get(&c.key_path) {
-                        if let Ok(k) = x509::parse_key(&f.bytes) {
-                            m.key_pem = Some(crate::issue::key_pem(&k.key));
-                        }
+                    if let Some(f) = observed.get(&c.key_path)
+                        && let Ok(k) = x509::parse_key(&f.bytes)
+                    {
+                        m.key_pem = Some(crate::issue::key_pem(&k.key));
                     }
                 }
                 ItemKind::KeyPair(kp) => {
-                    if let Some(f) = observed.get(&kp.private_path) {
-                        if let Ok(k) = x509::parse_key(&f.bytes) {
-                            m.key_pem = Some(crate::issue::key_pem(&k.key));
-                            m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
-                        }
+                    if let Some(f) = observed.get(&kp.private_path)
+                        && let Ok(k) = x509::parse_key(&f.bytes)
+                    {
+                        m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
                     }
                 }
                 ItemKind::Render(_) => {}
@@ -563,25 +707,46 @@ pub fn disk_materials(spec: &Spec, observed: &Observed) -> Vec<Material> {
         .collect()
 }
 
+/// What every render decision reads.
+struct RenderInputs<'a> {
+    spec: &'a Spec,
+    sources: &'a Sources,
+    observed: &'a Observed,
+    disk: &'a [Material],
+    known: &'a [Known],
+}
+
 fn plan_render(
-    spec: &Spec,
+    cx: &RenderInputs<'_>,
     id: ItemId,
     r: &RenderSpec,
-    sources: &Sources,
-    observed: &Observed,
-    disk: &[Material],
-    known: &[Known],
     problems: &mut Vec<String>,
 ) -> (Step, Known) {
+    let RenderInputs {
+        spec,
+        sources,
+        observed,
+        disk,
+        known,
+    } = *cx;
     let mut k = Known::default();
-    let changed: Vec<&str> = r.bind.values().filter(|&&i| known[i].rewritten).map(|&i| spec.items[i].name.as_str()).collect();
+    let changed: Vec<&str> = r
+        .bind
+        .values()
+        .filter(|&&i| known[i].rewritten)
+        .map(|&i| spec.items[i].name.as_str())
+        .collect();
     // Render now, from what is on disk, with placeholders for what apply will make: this catches
     // template errors before anything is written, and gives the new text when nothing it reads changes.
     let materials: BTreeMap<ItemId, Material> = r
         .bind
         .values()
         .map(|&i| {
-            let m = if known[i].rewritten { Material::default() } else { disk[i].clone() };
+            let m = if known[i].rewritten {
+                Material::default()
+            } else {
+                disk[i].clone()
+            };
             (i, m)
         })
         .collect();
@@ -593,19 +758,48 @@ fn plan_render(
             None
         }
     };
-    let want_mode = if r.holds_secret() { KEY_MODE } else { CERT_MODE };
+    let want_mode = if r.holds_secret() {
+        KEY_MODE
+    } else {
+        CERT_MODE
+    };
     let fixes = mode_fixes(observed, &[(&r.path, want_mode)]);
     let current = observed.get(&r.path);
     let mut s = if current.is_none() {
         step(id, Action::Create, vec!["new".into()])
     } else if current.is_some_and(|f| f.symlink) {
-        step(id, Action::Render, vec![format!("{} is a symlink; it is replaced by a regular file", r.path)])
+        step(
+            id,
+            Action::Render,
+            vec![format!(
+                "{} is a symlink; it is replaced by a regular file",
+                r.path
+            )],
+        )
     } else if !changed.is_empty() {
-        step(id, Action::Render, vec![format!("input changes: {}", changed.join(", "))])
-    } else if text.as_deref().is_some_and(|t| current.is_some_and(|f| f.bytes != t.as_bytes())) {
-        step(id, Action::Render, vec!["rendered text differs (template, vars or inputs changed)".into()])
+        step(
+            id,
+            Action::Render,
+            vec![format!("input changes: {}", changed.join(", "))],
+        )
+    } else if text
+        .as_deref()
+        .is_some_and(|t| current.is_some_and(|f| f.bytes != t.as_bytes()))
+    {
+        step(
+            id,
+            Action::Render,
+            vec!["rendered text differs (template, vars or inputs changed)".into()],
+        )
     } else if !fixes.is_empty() {
-        step(id, Action::FixMode, fixes.iter().map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}")).collect())
+        step(
+            id,
+            Action::FixMode,
+            fixes
+                .iter()
+                .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
+                .collect(),
+        )
     } else {
         step(id, Action::Keep, vec![])
     };

@@ -131,10 +131,17 @@ fn key_value(m: &Material, path: &str) -> Value {
 
 /// Renders `template` (its path under the templates folder) with `ctx`. Errors name the template,
 /// the line and the cause.
-pub fn render(templates: &BTreeMap<String, String>, template: &str, ctx: &Value) -> Result<String, String> {
-    let text = templates.get(template).ok_or_else(|| format!("template `{template}` not found"))?;
+pub fn render(
+    templates: &BTreeMap<String, String>,
+    template: &str,
+    ctx: &Value,
+) -> Result<String, String> {
+    let text = templates
+        .get(template)
+        .ok_or_else(|| format!("template `{template}` not found"))?;
     let mut hb = registry();
-    hb.register_template_string(template, text).map_err(|e| describe_template_error(template, &e))?;
+    hb.register_template_string(template, text)
+        .map_err(|e| describe_template_error(template, &e))?;
     let rendered = hb.render(template, ctx).map_err(|e| {
         let mut msg = format!("template `templates/{template}`");
         if let Some(line) = e.line_no {

@@ -25,7 +25,11 @@ pub struct Style {
 
 impl Style {
     fn paint(self, code: &str, s: &str) -> String {
-        if self.color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
     }
 }
 
@@ -45,20 +49,41 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
 
 /// One line per item that is not kept as it is, orphans, then counts.
 pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
-    let width = spec.items.iter().map(|i| i.name.len()).max().unwrap_or(0).min(40);
+    let width = spec
+        .items
+        .iter()
+        .map(|i| i.name.len())
+        .max()
+        .unwrap_or(0)
+        .min(40);
     let mut out = String::new();
     for s in plan.steps.iter().filter(|s| s.action != Action::Keep) {
         let (sig, color) = sigil(s.action);
         let name = &spec.items[s.item].name;
         let head = format!("{sig} {:<9} {name:<width$}", s.action.label());
-        let reason = if s.reasons.is_empty() { String::new() } else { format!("  ({})", s.reasons.join("; ")) };
+        let reason = if s.reasons.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", s.reasons.join("; "))
+        };
         let _ = writeln!(out, "{}{}", style.paint(color, head.trim_end()), reason);
     }
     for o in &plan.orphans {
-        let _ = writeln!(out, "{}  (not declared in pki.toml; --prune deletes it)", style.paint("31", &format!("- {:<9} {o}", "orphan")));
+        let _ = writeln!(
+            out,
+            "{}  (not declared in pki.toml; --prune deletes it)",
+            style.paint("31", &format!("- {:<9} {o}", "orphan"))
+        );
     }
     if plan.inventory_stale && plan.steps.iter().all(|s| !s.action.writes()) {
-        let _ = writeln!(out, "{}  (out of date)", style.paint("36", &format!("~ {:<9} {}", "re-render", crate::inventory::FILE)));
+        let _ = writeln!(
+            out,
+            "{}  (out of date)",
+            style.paint(
+                "36",
+                &format!("~ {:<9} {}", "re-render", crate::inventory::FILE)
+            )
+        );
     }
     out.push_str(&counts(plan));
     out
@@ -67,7 +92,17 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
 pub fn counts(plan: &Plan) -> String {
     let n = |a: Action| plan.steps.iter().filter(|s| s.action == a).count();
     let mut parts = Vec::new();
-    for a in [Action::Create, Action::Rekey, Action::Resign, Action::Render, Action::Csr, Action::FixMode, Action::Blocked, Action::External, Action::Keep] {
+    for a in [
+        Action::Create,
+        Action::Rekey,
+        Action::Resign,
+        Action::Render,
+        Action::Csr,
+        Action::FixMode,
+        Action::Blocked,
+        Action::External,
+        Action::Keep,
+    ] {
         let c = n(a);
         if c > 0 {
             parts.push(format!("{c} {}", a.label()));
@@ -93,8 +128,16 @@ pub fn diff_text(diffs: &[Diff], style: Style) -> String {
             continue;
         }
         let diff = similar::TextDiff::from_lines(&old, &new);
-        let from = if d.old.is_empty() { "/dev/null".to_string() } else { format!("a/{}", d.label) };
-        let text = diff.unified_diff().context_radius(3).header(&from, &format!("b/{}", d.label)).to_string();
+        let from = if d.old.is_empty() {
+            "/dev/null".to_string()
+        } else {
+            format!("a/{}", d.label)
+        };
+        let text = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&from, &format!("b/{}", d.label))
+            .to_string();
         for line in text.lines() {
             let painted = if line.starts_with("+++") || line.starts_with("---") {
                 style.paint("1", line)
@@ -139,7 +182,9 @@ pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
             continue;
         }
         let stop = match out[line_end..].find("-----END ") {
-            Some(e) => out[line_end + e..].find('\n').map_or(out.len(), |n| line_end + e + n),
+            Some(e) => out[line_end + e..]
+                .find('\n')
+                .map_or(out.len(), |n| line_end + e + n),
             None => out.len(),
         };
         out.replace_range(start..stop, "[private key elided]");
@@ -150,21 +195,49 @@ pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
 
 /// The text form of a certificate as the plan expects it, for `--check --diff`: what is known
 /// from pki.toml, with `(known after apply)` for what signing decides.
-pub fn planned_description(spec: &Spec, id: usize, old: Option<&x509::CertFacts>, new_key: bool) -> String {
-    let ItemKind::Cert(c) = &spec.items[id].kind else { return String::new() };
+pub fn planned_description(
+    spec: &Spec,
+    id: usize,
+    old: Option<&x509::CertFacts>,
+    new_key: bool,
+) -> String {
+    let ItemKind::Cert(c) = &spec.items[id].kind else {
+        return String::new();
+    };
     let later = crate::render::PENDING;
     let issuer = match c.issuer {
-        Some(i) => spec.items[i].kind.as_cert().map(|ic| ic.subject.to_string()).unwrap_or_default(),
+        Some(i) => spec.items[i]
+            .kind
+            .as_cert()
+            .map(|ic| ic.subject.to_string())
+            .unwrap_or_default(),
         None => c.subject.to_string(),
     };
     let usages: Vec<&str> = c.usages.iter().map(|u| u.name()).collect();
     let mut s = String::new();
     let _ = writeln!(s, "subject: {}", c.subject);
-    let _ = writeln!(s, "issuer: {}", old.filter(|o| o.issuer.replace(' ', "") == issuer.replace(' ', "")).map_or(issuer.clone(), |o| o.issuer.clone()));
+    let _ = writeln!(
+        s,
+        "issuer: {}",
+        old.filter(|o| o.issuer.replace(' ', "") == issuer.replace(' ', ""))
+            .map_or(issuer.clone(), |o| o.issuer.clone())
+    );
     let _ = writeln!(s, "sans: {}", x509::fmt_sans(&c.sans));
-    let _ = writeln!(s, "usages: {}", if c.ca.is_some() { "ca".to_string() } else { usages.join(", ") });
+    let _ = writeln!(
+        s,
+        "usages: {}",
+        if c.ca.is_some() {
+            "ca".to_string()
+        } else {
+            usages.join(", ")
+        }
+    );
     if let Some(ca) = c.ca {
-        let _ = writeln!(s, "path-len: {}", ca.path_len.map_or("none".to_string(), |p| p.to_string()));
+        let _ = writeln!(
+            s,
+            "path-len: {}",
+            ca.path_len.map_or("none".to_string(), |p| p.to_string())
+        );
     }
     let _ = writeln!(s, "key: {}", c.alg);
     let fp = match old {
@@ -172,7 +245,14 @@ pub fn planned_description(spec: &Spec, id: usize, old: Option<&x509::CertFacts>
         _ => later.to_string(),
     };
     let _ = writeln!(s, "public-key-sha256: {fp}");
-    for f in ["not-before", "not-after", "serial", "subject-key-id", "authority-key-id", "sha256"] {
+    for f in [
+        "not-before",
+        "not-after",
+        "serial",
+        "subject-key-id",
+        "authority-key-id",
+        "sha256",
+    ] {
         let _ = writeln!(s, "{f}: {later}");
     }
     s

@@ -9,7 +9,7 @@ use std::ops::Range;
 use time::Duration;
 use toml::Spanned;
 
-use crate::config::{RawCa, RawCert, RawKeyPair, RawNode, RawRender, Raw, quote_list};
+use crate::config::{Raw, RawCa, RawCert, RawKeyPair, RawNode, RawRender, quote_list};
 use crate::diag::{Diagnostic, nearest};
 use crate::graph;
 use crate::spec::*;
@@ -28,17 +28,28 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
     cx.names(raw);
 
     // CAs first, in issuer order.
-    let ca_index: HashMap<&str, usize> =
-        raw.cas.iter().enumerate().map(|(i, c)| (c.name.get_ref().as_str(), i)).collect();
+    let ca_index: HashMap<&str, usize> = raw
+        .cas
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name.get_ref().as_str(), i))
+        .collect();
     let parents: Vec<Option<usize>> = raw
         .cas
         .iter()
-        .map(|c| c.issuer.as_ref().and_then(|i| ca_index.get(i.get_ref().as_str()).copied()))
+        .map(|c| {
+            c.issuer
+                .as_ref()
+                .and_then(|i| ca_index.get(i.get_ref().as_str()).copied())
+        })
         .collect();
     let ca_order = match graph::order(&parents) {
         Ok(o) => o,
         Err(cycle) => {
-            let names: Vec<&str> = cycle.iter().map(|&i| raw.cas[i].name.get_ref().as_str()).collect();
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| raw.cas[i].name.get_ref().as_str())
+                .collect();
             let first = &raw.cas[cycle[0]];
             let span = first.issuer.as_ref().map(|s| s.span());
             cx.err(
@@ -62,7 +73,7 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
     }
     for cert in &raw.certs {
         let issuer = cx.issuer(&cert.issuer, raw, &ids);
-        for node in cx.expansion(cert.for_each_node.as_ref(), cert.nodes.as_ref(), &nodes, &cert.name) {
+        for node in cx.expansion(cert.for_each_node.as_ref(), cert.nodes.as_ref(), &nodes) {
             if let Some(item) = cx.leaf(cert, issuer, &d, node) {
                 ids.entry(item.base.clone()).or_default().push(items.len());
                 items.push(item);
@@ -75,16 +86,19 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
         items.push(item);
     }
     for r in &raw.renders {
-        for node in cx.expansion(r.for_each_node.as_ref(), r.nodes.as_ref(), &nodes, &r.name) {
+        for node in cx.expansion(r.for_each_node.as_ref(), r.nodes.as_ref(), &nodes) {
             if let Some(item) = cx.render(r, node, templates, &items, &ids) {
                 items.push(item);
             }
         }
     }
     cx.leaf_lifetimes(raw, &items);
-    cx.unique_paths(&items);
 
-    if cx.diags.is_empty() { Ok(Spec { items }) } else { Err(cx.diags) }
+    if cx.diags.is_empty() {
+        Ok(Spec { items })
+    } else {
+        Err(cx.diags)
+    }
 }
 
 struct Defaults {
@@ -167,7 +181,11 @@ impl Cx {
                 );
             }
             if out.iter().any(|(o, _)| o.name == *name) {
-                self.err(format!("duplicate node `{name}`"), Some(n.name.span()), None);
+                self.err(
+                    format!("duplicate node `{name}`"),
+                    Some(n.name.span()),
+                    None,
+                );
             }
             let role = n.role.get_ref();
             if !ROLES.contains(&role.as_str()) {
@@ -177,8 +195,19 @@ impl Cx {
                     Some(format!("expected one of {}", quote_list(&ROLES))),
                 );
             }
-            let ips = n.ips.iter().filter_map(|ip| self.ip(ip.get_ref(), ip.span())).collect();
-            out.push((Node { name: name.clone(), ips, role: role.clone() }, n.name.span()));
+            let ips = n
+                .ips
+                .iter()
+                .filter_map(|ip| self.ip(ip.get_ref(), ip.span()))
+                .collect();
+            out.push((
+                Node {
+                    name: name.clone(),
+                    ips,
+                    role: role.clone(),
+                },
+                n.name.span(),
+            ));
         }
         out
     }
@@ -200,7 +229,10 @@ impl Cx {
     /// Every name is declared once, across all kinds of entries.
     fn names(&mut self, raw: &Raw) {
         let mut seen: HashMap<String, Range<usize>> = HashMap::new();
-        let all = raw.cas.iter().map(|c| &c.name)
+        let all = raw
+            .cas
+            .iter()
+            .map(|c| &c.name)
             .chain(raw.certs.iter().map(|c| &c.name))
             .chain(raw.keypairs.iter().map(|c| &c.name))
             .chain(raw.renders.iter().map(|c| &c.name));
@@ -213,9 +245,7 @@ impl Cx {
                     Some("names are non-empty and contain no spaces or `@`".into()),
                 );
             }
-            if let Some(first) = seen.get(n) {
-                let (line, _) = (first.start, 0);
-                let _ = line;
+            if seen.contains_key(n) {
                 self.err(
                     format!("duplicate name `{n}`"),
                     Some(name.span()),
@@ -242,7 +272,10 @@ impl Cx {
             // A CA that failed validation or sits in a cycle: already reported.
             return None;
         }
-        let other = raw.certs.iter().map(|c| (&c.name, "a leaf certificate"))
+        let other = raw
+            .certs
+            .iter()
+            .map(|c| (&c.name, "a leaf certificate"))
             .chain(raw.keypairs.iter().map(|c| (&c.name, "a key pair")))
             .chain(raw.renders.iter().map(|c| (&c.name, "a rendered file")))
             .find(|(n, _)| n.get_ref() == name);
@@ -257,7 +290,11 @@ impl Cx {
                 Some(s.span()),
                 Some(format!("only a [[ca]] entry can sign; {help}")),
             ),
-            None => self.err(format!("unknown issuer `{name}`"), Some(s.span()), Some(help)),
+            None => self.err(
+                format!("unknown issuer `{name}`"),
+                Some(s.span()),
+                Some(help),
+            ),
         }
         None
     }
@@ -272,8 +309,15 @@ impl Cx {
     ) -> Subject {
         let s = Subject {
             cn: cn.map(|c| self.interp(c, node)).filter(|c| !c.is_empty()),
-            o: o.iter().map(|v| self.interp(v, node)).filter(|v| !v.is_empty()).collect(),
-            ou: ou.iter().map(|v| self.interp(v, node)).filter(|v| !v.is_empty()).collect(),
+            o: o.iter()
+                .map(|v| self.interp(v, node))
+                .filter(|v| !v.is_empty())
+                .collect(),
+            ou: ou
+                .iter()
+                .map(|v| self.interp(v, node))
+                .filter(|v| !v.is_empty())
+                .collect(),
         };
         if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() {
             self.err(
@@ -285,7 +329,12 @@ impl Cx {
         s
     }
 
-    fn sans(&mut self, dns: &[Spanned<String>], ips: &[Spanned<String>], node: Option<&Node>) -> Sans {
+    fn sans(
+        &mut self,
+        dns: &[Spanned<String>],
+        ips: &[Spanned<String>],
+        node: Option<&Node>,
+    ) -> Sans {
         let mut out = Sans::default();
         for d in dns {
             let v = self.interp(d, node).to_ascii_lowercase();
@@ -293,7 +342,9 @@ impl Cx {
                 self.err(
                     format!("`{v}` is an IP address, not a DNS name"),
                     Some(d.span()),
-                    Some("move it to `ips`: clients match IP addresses only against IP SANs".into()),
+                    Some(
+                        "move it to `ips`: clients match IP addresses only against IP SANs".into(),
+                    ),
                 );
             } else if !is_dns_name(&v) {
                 self.err(
@@ -308,15 +359,16 @@ impl Cx {
         for ip in ips {
             let v = self.interp(ip, node);
             let targets: Vec<String> = if v == "{node.ips}" {
-                node.map(|n| n.ips.iter().map(|i| i.to_string()).collect()).unwrap_or_default()
+                node.map(|n| n.ips.iter().map(|i| i.to_string()).collect())
+                    .unwrap_or_default()
             } else {
                 vec![v]
             };
             for t in targets {
-                if let Some(addr) = self.ip(&t, ip.span()) {
-                    if !out.ips.contains(&addr) {
-                        out.ips.push(addr);
-                    }
+                if let Some(addr) = self.ip(&t, ip.span())
+                    && !out.ips.contains(&addr)
+                {
+                    out.ips.push(addr);
                 }
             }
         }
@@ -384,7 +436,6 @@ impl Cx {
         role: Option<&Spanned<String>>,
         names: Option<&Vec<Spanned<String>>>,
         nodes: &'n [(Node, Range<usize>)],
-        item: &Spanned<String>,
     ) -> Vec<Option<&'n Node>> {
         match (role, names) {
             (None, None) => vec![None],
@@ -392,7 +443,9 @@ impl Cx {
                 self.err(
                     "`for-each-node` and `nodes` cannot both be set".into(),
                     Some(r.span()),
-                    Some("use `for-each-node` for a role or `nodes` for a list of node names".into()),
+                    Some(
+                        "use `for-each-node` for a role or `nodes` for a list of node names".into(),
+                    ),
                 );
                 vec![]
             }
@@ -411,9 +464,6 @@ impl Cx {
                     .filter(|(n, _)| role == "all" || n.role == role)
                     .map(|(n, _)| Some(n))
                     .collect();
-                if out.is_empty() && !nodes.is_empty() {
-                    let _ = item;
-                }
                 out
             }
             (None, Some(list)) => {
@@ -422,7 +472,8 @@ impl Cx {
                     match nodes.iter().find(|(n, _)| n.name == *name.get_ref()) {
                         Some((n, _)) => out.push(Some(n)),
                         None => {
-                            let declared: Vec<&str> = nodes.iter().map(|(n, _)| n.name.as_str()).collect();
+                            let declared: Vec<&str> =
+                                nodes.iter().map(|(n, _)| n.name.as_str()).collect();
                             self.err(
                                 format!("node `{}` is not declared", name.get_ref()),
                                 Some(name.span()),
@@ -445,27 +496,40 @@ impl Cx {
         let bad = p.is_empty()
             || p.starts_with('/')
             || p.contains('\\')
-            || p.split('/').any(|c| c == ".." || c.is_empty() && false)
+            || p.split('/').any(|c| c == "..")
             || p.ends_with('/');
-        let clean: String = p.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/");
+        let clean: String = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/");
         if bad || clean.is_empty() {
             self.err(
                 format!("output path `{p}` escapes the output folder"),
                 Some(s.span()),
-                Some("write a relative path inside the output folder, without `..`: `pki/ca.crt`".into()),
+                Some(
+                    "write a relative path inside the output folder, without `..`: `pki/ca.crt`"
+                        .into(),
+                ),
             );
             return clean;
         }
         if RESERVED.contains(&clean.as_str()) {
-            self.err(format!("output path `{clean}` is reserved for the tool"), Some(s.span()), None);
+            self.err(
+                format!("output path `{clean}` is reserved for the tool"),
+                Some(s.span()),
+                None,
+            );
         }
-        if let Some((first, _, _)) = self.paths.iter().find(|(p, _, _)| *p == clean) {
-            let first = first.clone();
-            let owner = self.paths.iter().find(|(p, _, _)| *p == first).map(|(_, o, _)| o.clone()).unwrap_or_default();
+        if let Some((_, owner, _)) = self.paths.iter().find(|(p, _, _)| *p == clean) {
+            let owner = owner.clone();
             self.err(
                 format!("`{item}` writes `{clean}`, which `{owner}` writes too"),
                 Some(s.span()),
-                Some("give each file one owner; for per-node entries put `{node}` in the path".into()),
+                Some(
+                    "give each file one owner; for per-node entries put `{node}` in the path"
+                        .into(),
+                ),
             );
         } else {
             self.paths.push((clean.clone(), item.to_string(), s.span()));
@@ -477,14 +541,16 @@ impl Cx {
         let name = raw.name.get_ref().clone();
         let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, None);
         let sans = self.sans(&raw.dns, &raw.ips, None);
-        if raw.issuer.is_none() {
-            if let Some(p) = &raw.path_len {
-                let _ = p;
-            }
+        if raw.issuer.is_none()
+            && let Some(p) = &raw.path_len
+        {
+            let _ = p;
         }
         let spec = CertSpec {
             issuer,
-            ca: Some(CaSpec { path_len: raw.path_len.as_ref().map(|p| *p.get_ref()) }),
+            ca: Some(CaSpec {
+                path_len: raw.path_len.as_ref().map(|p| *p.get_ref()),
+            }),
             subject,
             sans,
             usages: vec![],
@@ -495,10 +561,20 @@ impl Cx {
             key_path: self.path(&name, &raw.key, None),
             node: None,
         };
-        Some(Item { base: name.clone(), name, kind: ItemKind::Cert(spec) })
+        Some(Item {
+            base: name.clone(),
+            name,
+            kind: ItemKind::Cert(spec),
+        })
     }
 
-    fn leaf(&mut self, raw: &RawCert, issuer: Option<ItemId>, d: &Defaults, node: Option<&Node>) -> Option<Item> {
+    fn leaf(
+        &mut self,
+        raw: &RawCert,
+        issuer: Option<ItemId>,
+        d: &Defaults,
+        node: Option<&Node>,
+    ) -> Option<Item> {
         let base = raw.name.get_ref().clone();
         let name = match node {
             Some(n) => format!("{base}@{}", n.name),
@@ -553,7 +629,11 @@ impl Cx {
             node: node.cloned(),
         };
         issuer?;
-        Some(Item { base, name, kind: ItemKind::Cert(spec) })
+        Some(Item {
+            base,
+            name,
+            kind: ItemKind::Cert(spec),
+        })
     }
 
     fn keypair(&mut self, raw: &RawKeyPair, d: &Defaults) -> Item {
@@ -563,7 +643,11 @@ impl Cx {
             private_path: self.path(&name, &raw.private, None),
             public_path: self.path(&name, &raw.public, None),
         };
-        Item { base: name.clone(), name, kind: ItemKind::KeyPair(spec) }
+        Item {
+            base: name.clone(),
+            name,
+            kind: ItemKind::KeyPair(spec),
+        }
     }
 
     fn render(
@@ -590,23 +674,39 @@ impl Cx {
             if let Some(s) = nearest(&template, known.iter().copied()) {
                 help = format!("did you mean `{s}`? {help}");
             }
-            self.err(format!("template `{template}` not found in the templates folder"), Some(raw.template.span()), Some(help));
+            self.err(
+                format!("template `{template}` not found in the templates folder"),
+                Some(raw.template.span()),
+                Some(help),
+            );
         }
         let mut bind = BTreeMap::new();
         if let Some(table) = &raw.bind {
             for (var, target) in table.get_ref() {
                 let Some(target) = target.as_str() else {
-                    self.err(format!("binding `{var}` must name an item as a string"), Some(table.span()), None);
+                    self.err(
+                        format!("binding `{var}` must name an item as a string"),
+                        Some(table.span()),
+                        None,
+                    );
                     continue;
                 };
-                if let Some(id) = items.iter().position(|i| i.name == target && i.name != i.base) {
+                if let Some(id) = items
+                    .iter()
+                    .position(|i| i.name == target && i.name != i.base)
+                {
                     bind.insert(var.clone(), id);
                     continue;
                 }
                 let Some(candidates) = ids.get(target) else {
                     let all: Vec<&str> = ids.keys().map(String::as_str).collect();
-                    let help = nearest(target, all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
-                    self.err(format!("`{name}` binds `{var}` to unknown item `{target}`"), Some(table.span()), help);
+                    let help = nearest(target, all.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
+                    self.err(
+                        format!("`{name}` binds `{var}` to unknown item `{target}`"),
+                        Some(table.span()),
+                        help,
+                    );
                     continue;
                 };
                 // A per-node item bound from a per-node render means this node's instance.
@@ -614,7 +714,10 @@ impl Cx {
                     candidates[0]
                 } else {
                     let want = node.map(|n| format!("{target}@{}", n.name));
-                    match candidates.iter().find(|&&c| Some(&items[c].name) == want.as_ref()) {
+                    match candidates
+                        .iter()
+                        .find(|&&c| Some(&items[c].name) == want.as_ref())
+                    {
                         Some(&c) => c,
                         None => {
                             self.err(
@@ -657,14 +760,25 @@ impl Cx {
         };
         if let Some(t) = &raw.vars {
             interp_json(&mut vars, node, &mut |bad| {
-                self.err(format!("unknown placeholder `{bad}` in vars"), Some(t.span()), None);
+                self.err(
+                    format!("unknown placeholder `{bad}` in vars"),
+                    Some(t.span()),
+                    None,
+                );
             });
         }
         let path = self.path(&name, &raw.path, node);
         Some(Item {
             base,
             name,
-            kind: ItemKind::Render(RenderSpec { template, path, bind, secrets, vars, node: node.cloned() }),
+            kind: ItemKind::Render(RenderSpec {
+                template,
+                path,
+                bind,
+                secrets,
+                vars,
+                node: node.cloned(),
+            }),
         })
     }
 
@@ -673,14 +787,28 @@ impl Cx {
         let spans: HashMap<&str, Range<usize>> = raw
             .certs
             .iter()
-            .map(|c| (c.name.get_ref().as_str(), c.validity.as_ref().map_or(c.name.span(), |v| v.span())))
-            .chain(raw.cas.iter().map(|c| (c.name.get_ref().as_str(), c.validity.as_ref().map_or(c.name.span(), |v| v.span()))))
+            .map(|c| {
+                (
+                    c.name.get_ref().as_str(),
+                    c.validity.as_ref().map_or(c.name.span(), |v| v.span()),
+                )
+            })
+            .chain(raw.cas.iter().map(|c| {
+                (
+                    c.name.get_ref().as_str(),
+                    c.validity.as_ref().map_or(c.name.span(), |v| v.span()),
+                )
+            }))
             .collect();
         let mut reported = BTreeSet::new();
         for item in items {
-            let ItemKind::Cert(c) = &item.kind else { continue };
+            let ItemKind::Cert(c) = &item.kind else {
+                continue;
+            };
             let Some(issuer) = c.issuer else { continue };
-            let Some(ic) = items[issuer].kind.as_cert() else { continue };
+            let Some(ic) = items[issuer].kind.as_cert() else {
+                continue;
+            };
             if c.validity > ic.validity && reported.insert(item.base.clone()) {
                 self.err(
                     format!(
@@ -696,8 +824,6 @@ impl Cx {
             }
         }
     }
-
-    fn unique_paths(&mut self, _items: &[Item]) {}
 }
 
 fn interp_json(v: &mut serde_json::Value, node: Option<&Node>, bad: &mut dyn FnMut(&str)) {

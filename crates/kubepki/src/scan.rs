@@ -35,7 +35,13 @@ pub struct FileObs {
 impl fmt::Debug for FileObs {
     // File contents may be private keys: never print them.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "FileObs {{ {} bytes, mode {:o}, symlink {} }}", self.bytes.len(), self.mode, self.symlink)
+        write!(
+            f,
+            "FileObs {{ {} bytes, mode {:o}, symlink {} }}",
+            self.bytes.len(),
+            self.mode,
+            self.symlink
+        )
     }
 }
 
@@ -46,23 +52,38 @@ impl Observed {
 }
 
 pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, Error> {
-    let spec_text = std::fs::read_to_string(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
+    let spec_text =
+        std::fs::read_to_string(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
     let mut templates = BTreeMap::new();
     if templates_dir.is_dir() {
         for entry in walkdir::WalkDir::new(templates_dir).sort_by_file_name() {
-            let entry = entry.map_err(|e| Error::Io { op: "read", path: templates_dir.display().to_string(), cause: e.to_string() })?;
+            let entry = entry.map_err(|e| Error::Io {
+                op: "read",
+                path: templates_dir.display().to_string(),
+                cause: e.to_string(),
+            })?;
             if !entry.file_type().is_file() {
                 continue;
             }
             let rel = rel_path(templates_dir, entry.path());
-            let text = std::fs::read_to_string(entry.path()).map_err(|e| Error::io("read", entry.path(), e))?;
+            let text = std::fs::read_to_string(entry.path())
+                .map_err(|e| Error::io("read", entry.path(), e))?;
             templates.insert(rel, text);
         }
     }
     // Diagnostics name the file as the user would type it: relative to where they stand.
-    let shown = std::env::current_dir().ok().and_then(|cwd| spec_file.strip_prefix(cwd).ok().map(Path::to_path_buf));
-    let spec_path = shown.unwrap_or_else(|| spec_file.to_path_buf()).display().to_string();
-    Ok(Sources { spec_path, spec_text, templates })
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| spec_file.strip_prefix(cwd).ok().map(Path::to_path_buf));
+    let spec_path = shown
+        .unwrap_or_else(|| spec_file.to_path_buf())
+        .display()
+        .to_string();
+    Ok(Sources {
+        spec_path,
+        spec_text,
+        templates,
+    })
 }
 
 pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
@@ -70,24 +91,51 @@ pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
     if !out_dir.exists() {
         return Ok(obs);
     }
-    for entry in walkdir::WalkDir::new(out_dir).follow_links(false).sort_by_file_name() {
-        let entry = entry.map_err(|e| Error::Io { op: "read", path: out_dir.display().to_string(), cause: e.to_string() })?;
+    for entry in walkdir::WalkDir::new(out_dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| Error::Io {
+            op: "read",
+            path: out_dir.display().to_string(),
+            cause: e.to_string(),
+        })?;
         if entry.depth() == 0 {
             continue;
         }
         let rel = rel_path(out_dir, entry.path());
         let ft = entry.file_type();
         if ft.is_symlink() {
-            let target_is_dir = std::fs::metadata(entry.path()).map(|m| m.is_dir()).unwrap_or(false);
+            let target_is_dir = std::fs::metadata(entry.path())
+                .map(|m| m.is_dir())
+                .unwrap_or(false);
             if target_is_dir {
                 obs.linked_dirs.push(rel);
             } else {
-                obs.files.insert(rel, FileObs { bytes: Vec::new(), mode: 0, symlink: true });
+                obs.files.insert(
+                    rel,
+                    FileObs {
+                        bytes: Vec::new(),
+                        mode: 0,
+                        symlink: true,
+                    },
+                );
             }
         } else if ft.is_file() {
-            let bytes = std::fs::read(entry.path()).map_err(|e| Error::io("read", entry.path(), e))?;
-            let mode = entry.metadata().map(|m| m.permissions().mode() & 0o7777).unwrap_or(0);
-            obs.files.insert(rel, FileObs { bytes, mode, symlink: false });
+            let bytes =
+                std::fs::read(entry.path()).map_err(|e| Error::io("read", entry.path(), e))?;
+            let mode = entry
+                .metadata()
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0);
+            obs.files.insert(
+                rel,
+                FileObs {
+                    bytes,
+                    mode,
+                    symlink: false,
+                },
+            );
         }
     }
     Ok(obs)

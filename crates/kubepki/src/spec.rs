@@ -71,7 +71,9 @@ impl KeyAlg {
     }
 
     pub fn parse(s: &str) -> Option<KeyAlg> {
-        KeyAlg::ALL.into_iter().find(|a| a.name() == s.to_ascii_lowercase())
+        KeyAlg::ALL
+            .into_iter()
+            .find(|a| a.name() == s.to_ascii_lowercase())
     }
 
     pub fn is_rsa(self) -> bool {
@@ -240,5 +242,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         'y' => 365 * 86400,
         _ => return None,
     };
-    n.checked_mul(secs).filter(|s| *s < 200 * 365 * 86400).map(Duration::seconds)
+    n.checked_mul(secs)
+        .filter(|s| *s < 200 * 365 * 86400)
+        .map(Duration::seconds)
 }

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
-use rcgen::{KeyPair, PublicKeyData, SigningKey};
 use ::time::OffsetDateTime;
+use rcgen::{KeyPair, PublicKeyData, SigningKey};
 use x509_parser::prelude::*;
 use x509_parser::public_key::PublicKey;
 
@@ -55,7 +55,8 @@ impl std::fmt::Debug for KeyFacts {
 
 /// Parses the first certificate of a PEM file.
 pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
+    let (_, pem) =
+        x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
     if pem.label != "CERTIFICATE" {
         return Err(format!("expected a CERTIFICATE, found a {}", pem.label));
     }
@@ -63,11 +64,27 @@ pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
 }
 
 pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
-    let (_, cert) = parse_x509_certificate(der).map_err(|e| format!("not a valid certificate: {e}"))?;
+    let (_, cert) =
+        parse_x509_certificate(der).map_err(|e| format!("not a valid certificate: {e}"))?;
     let subject = Subject {
-        cn: cert.subject().iter_common_name().filter_map(|a| a.as_str().ok()).map(String::from).next(),
-        o: cert.subject().iter_organization().filter_map(|a| a.as_str().ok()).map(String::from).collect(),
-        ou: cert.subject().iter_organizational_unit().filter_map(|a| a.as_str().ok()).map(String::from).collect(),
+        cn: cert
+            .subject()
+            .iter_common_name()
+            .filter_map(|a| a.as_str().ok())
+            .map(String::from)
+            .next(),
+        o: cert
+            .subject()
+            .iter_organization()
+            .filter_map(|a| a.as_str().ok())
+            .map(String::from)
+            .collect(),
+        ou: cert
+            .subject()
+            .iter_organizational_unit()
+            .filter_map(|a| a.as_str().ok())
+            .map(String::from)
+            .collect(),
     };
     let mut sans = Sans::default();
     let mut other_sans = 0;
@@ -76,8 +93,12 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
             match name {
                 GeneralName::DNSName(d) => sans.dns.push(d.to_ascii_lowercase()),
                 GeneralName::IPAddress(b) => match b.len() {
-                    4 => sans.ips.push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
-                    16 => sans.ips.push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
+                    4 => sans
+                        .ips
+                        .push(IpAddr::from(<[u8; 4]>::try_from(*b).unwrap_or_default())),
+                    16 => sans
+                        .ips
+                        .push(IpAddr::from(<[u8; 16]>::try_from(*b).unwrap_or_default())),
                     _ => other_sans += 1,
                 },
                 _ => other_sans += 1,
@@ -102,7 +123,9 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
     for ext in cert.extensions() {
         match ext.parsed_extension() {
             ParsedExtension::SubjectKeyIdentifier(k) => ski = Some(k.0.to_vec()),
-            ParsedExtension::AuthorityKeyIdentifier(a) => aki = a.key_identifier.as_ref().map(|k| k.0.to_vec()),
+            ParsedExtension::AuthorityKeyIdentifier(a) => {
+                aki = a.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
             _ => {}
         }
     }
@@ -138,7 +161,11 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
     // The parser's own error could quote key bytes; keep only a generic message.
     let key = KeyPair::from_pem(text).map_err(|_| "not a valid private key".to_string())?;
     let spki = key.subject_public_key_info();
-    Ok(KeyFacts { alg: key_alg_of_spki(&spki), spki, key })
+    Ok(KeyFacts {
+        alg: key_alg_of_spki(&spki),
+        spki,
+        key,
+    })
 }
 
 /// Parses a PEM public key (`PUBLIC KEY`, SubjectPublicKeyInfo) into its DER.
@@ -171,8 +198,12 @@ pub fn key_alg_of_spki(spki: &[u8]) -> Option<KeyAlg> {
 
 /// Whether `cert_der` carries a valid signature by the key `issuer_spki`.
 pub fn verifies_under(cert_der: &[u8], issuer_spki: &[u8]) -> bool {
-    let Ok((_, cert)) = parse_x509_certificate(cert_der) else { return false };
-    let Ok((_, key)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki) else { return false };
+    let Ok((_, cert)) = parse_x509_certificate(cert_der) else {
+        return false;
+    };
+    let Ok((_, key)) = x509_parser::x509::SubjectPublicKeyInfo::from_der(issuer_spki) else {
+        return false;
+    };
     cert.verify_signature(Some(&key)).is_ok()
 }
 
@@ -189,7 +220,8 @@ pub fn encode_name(subject: &Subject) -> Vec<u8> {
             for (oid, value) in attrs {
                 w.next().write_set(|w| {
                     w.next().write_sequence(|w| {
-                        w.next().write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
+                        w.next()
+                            .write_oid(&yasna::models::ObjectIdentifier::from_slice(oid));
                         w.next().write_utf8_string(value);
                     })
                 })
@@ -231,7 +263,9 @@ pub fn resign(der: &[u8], replace: &[(usize, &[u8])], key: &KeyPair) -> Result<V
             }
         })
     });
-    let sig = key.sign(&body).map_err(|e| format!("signing failed: {e}"))?;
+    let sig = key
+        .sign(&body)
+        .map_err(|e| format!("signing failed: {e}"))?;
     Ok(yasna::construct_der(|w| {
         w.write_sequence(|w| {
             w.next().write_der(&body);
@@ -251,12 +285,18 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 pub fn fmt_time(t: OffsetDateTime) -> String {
     let f = ::time::format_description::well_known::Rfc3339;
-    t.to_offset(::time::UtcOffset::UTC).format(&f).unwrap_or_else(|_| t.to_string())
+    t.to_offset(::time::UtcOffset::UTC)
+        .format(&f)
+        .unwrap_or_else(|_| t.to_string())
 }
 
 /// The decoded text form of a certificate: what diffs and the inventory show. Never key material:
@@ -267,17 +307,37 @@ pub fn describe(c: &CertFacts) -> String {
     let _ = writeln!(s, "issuer: {}", c.issuer);
     let _ = writeln!(s, "sans: {}", fmt_sans(&c.sans));
     let usages: Vec<&str> = c.usages.iter().map(|u| u.name()).collect();
-    let _ = writeln!(s, "usages: {}", if c.is_ca { "ca".to_string() } else { usages.join(", ") });
+    let _ = writeln!(
+        s,
+        "usages: {}",
+        if c.is_ca {
+            "ca".to_string()
+        } else {
+            usages.join(", ")
+        }
+    );
     if c.is_ca {
-        let _ = writeln!(s, "path-len: {}", c.path_len.map_or("none".to_string(), |p| p.to_string()));
+        let _ = writeln!(
+            s,
+            "path-len: {}",
+            c.path_len.map_or("none".to_string(), |p| p.to_string())
+        );
     }
     let _ = writeln!(s, "key: {}", c.key_alg.map_or("unknown", |a| a.name()));
     let _ = writeln!(s, "public-key-sha256: {}", sha256_hex(&c.spki));
     let _ = writeln!(s, "not-before: {}", fmt_time(c.not_before));
     let _ = writeln!(s, "not-after: {}", fmt_time(c.not_after));
     let _ = writeln!(s, "serial: {}", c.serial);
-    let _ = writeln!(s, "subject-key-id: {}", c.ski.as_deref().map_or("none".into(), colon_hex));
-    let _ = writeln!(s, "authority-key-id: {}", c.aki.as_deref().map_or("none".into(), colon_hex));
+    let _ = writeln!(
+        s,
+        "subject-key-id: {}",
+        c.ski.as_deref().map_or("none".into(), colon_hex)
+    );
+    let _ = writeln!(
+        s,
+        "authority-key-id: {}",
+        c.aki.as_deref().map_or("none".into(), colon_hex)
+    );
     let _ = writeln!(s, "sha256: {}", c.fingerprint);
     s
 }
@@ -285,5 +345,9 @@ pub fn describe(c: &CertFacts) -> String {
 pub fn fmt_sans(sans: &Sans) -> String {
     let mut v: Vec<String> = sans.dns.iter().map(|d| format!("DNS:{d}")).collect();
     v.extend(sans.ips.iter().map(|i| format!("IP:{i}")));
-    if v.is_empty() { "none".into() } else { v.join(", ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }

@@ -1,0 +1,7 @@
+//! The repository's integration tests: one binary (`cargo test --test it`), one module per
+//! concern. Every test runs the real `cargo xtask pki` binary on a fixture in a temporary folder,
+//! and judges what it made with independent implementations (openssl, gnutls, kubectl, etcd).
+
+mod support;
+
+mod generate;
