@@ -108,7 +108,7 @@ pub struct RawRender {
     pub for_each_node: Option<S<String>>,
     pub nodes: Option<Vec<S<String>>>,
     #[serde(default)]
-    pub bind: Option<S<toml::Table>>,
+    pub bind: Option<std::collections::BTreeMap<String, S<String>>>,
     #[serde(default)]
     pub secrets: Vec<S<String>>,
     #[serde(default)]

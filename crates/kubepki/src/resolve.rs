@@ -61,6 +61,13 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
         }
     };
 
+    let declared: BTreeSet<String> = raw
+        .cas
+        .iter()
+        .map(|c| c.name.get_ref().clone())
+        .chain(raw.certs.iter().map(|c| c.name.get_ref().clone()))
+        .chain(raw.keypairs.iter().map(|c| c.name.get_ref().clone()))
+        .collect();
     let mut items: Vec<Item> = Vec::new();
     let mut ids: HashMap<String, Vec<ItemId>> = HashMap::new();
     for &i in &ca_order {
@@ -87,7 +94,7 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
     }
     for r in &raw.renders {
         for node in cx.expansion(r.for_each_node.as_ref(), r.nodes.as_ref(), &nodes) {
-            if let Some(item) = cx.render(r, node, templates, &items, &ids) {
+            if let Some(item) = cx.render(r, node, templates, &items, &ids, &declared) {
                 items.push(item);
             }
         }
@@ -657,6 +664,7 @@ impl Cx {
         templates: &BTreeMap<String, String>,
         items: &[Item],
         ids: &HashMap<String, Vec<ItemId>>,
+        declared: &BTreeSet<String>,
     ) -> Option<Item> {
         let base = raw.name.get_ref().clone();
         let name = match node {
@@ -681,61 +689,59 @@ impl Cx {
             );
         }
         let mut bind = BTreeMap::new();
-        if let Some(table) = &raw.bind {
-            for (var, target) in table.get_ref() {
-                let Some(target) = target.as_str() else {
-                    self.err(
-                        format!("binding `{var}` must name an item as a string"),
-                        Some(table.span()),
-                        None,
-                    );
-                    continue;
-                };
-                if let Some(id) = items
-                    .iter()
-                    .position(|i| i.name == target && i.name != i.base)
-                {
-                    bind.insert(var.clone(), id);
+        for (var, target_s) in raw.bind.iter().flatten() {
+            let target = target_s.get_ref().as_str();
+            let span = Some(target_s.span());
+            if let Some(id) = items
+                .iter()
+                .position(|i| i.name == target && i.name != i.base)
+            {
+                bind.insert(var.clone(), id);
+                continue;
+            }
+            let Some(candidates) = ids.get(target) else {
+                if declared.contains(target) {
+                    // Declared but invalid: already reported where it is declared.
                     continue;
                 }
-                let Some(candidates) = ids.get(target) else {
-                    let all: Vec<&str> = ids.keys().map(String::as_str).collect();
-                    let help = nearest(target, all.iter().copied())
-                        .map(|s| format!("did you mean `{s}`?"));
-                    self.err(
-                        format!("`{name}` binds `{var}` to unknown item `{target}`"),
-                        Some(table.span()),
-                        help,
-                    );
-                    continue;
-                };
-                // A per-node item bound from a per-node render means this node's instance.
-                let id = if candidates.len() == 1 && items[candidates[0]].name == target {
-                    candidates[0]
-                } else {
-                    let want = node.map(|n| format!("{target}@{}", n.name));
-                    match candidates
-                        .iter()
-                        .find(|&&c| Some(&items[c].name) == want.as_ref())
-                    {
-                        Some(&c) => c,
-                        None => {
-                            self.err(
-                                format!("`{name}` binds `{var}` to per-node item `{target}`, which has no instance for this node"),
-                                Some(table.span()),
-                                Some("bind per-node items only from a render that expands over the same nodes".into()),
-                            );
-                            continue;
-                        }
+                let all: Vec<&str> = ids.keys().map(String::as_str).collect();
+                let help =
+                    nearest(target, all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                self.err(
+                    format!("`{name}` binds `{var}` to unknown item `{target}`"),
+                    span,
+                    help,
+                );
+                continue;
+            };
+            // A per-node item bound from a per-node render means this node's instance.
+            let id = if candidates.len() == 1 && items[candidates[0]].name == target {
+                candidates[0]
+            } else {
+                let want = node.map(|n| format!("{target}@{}", n.name));
+                match candidates
+                    .iter()
+                    .find(|&&c| Some(&items[c].name) == want.as_ref())
+                {
+                    Some(&c) => c,
+                    None => {
+                        self.err(
+                            format!("`{name}` binds `{var}` to per-node item `{target}`, which has no instance for this node"),
+                            span,
+                            Some("bind per-node items only from a render that expands over the same nodes, or name one instance (`item@node`)".into()),
+                        );
+                        continue;
                     }
-                };
-                bind.insert(var.clone(), id);
-            }
+                }
+            };
+            bind.insert(var.clone(), id);
         }
         let mut secrets = Vec::new();
         for s in &raw.secrets {
             let var = s.get_ref();
             match bind.get(var) {
+                // Bound to something that failed to resolve: already reported.
+                None if raw.bind.as_ref().is_some_and(|b| b.contains_key(var)) => {}
                 None => self.err(
                     format!("secret `{var}` is not a bound name"),
                     Some(s.span()),
