@@ -4,4 +4,5 @@
 
 mod support;
 
+mod bench;
 mod generate;

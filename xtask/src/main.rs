@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask")]
 struct Cli {
@@ -18,12 +20,21 @@ struct Cli {
 enum Cmd {
     /// Generate, check or update the cluster PKI declared in pki.toml.
     Pki(kubepki::cli::Args),
+    /// Compare generation time with openssl scripts and cfssl, side by side (ratios).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Pki(args) => kubepki::cli::main(&project_root(), args),
+        Cmd::Bench(args) => match bench::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
     }
 }
 
