@@ -6,3 +6,4 @@ mod support;
 
 mod bench;
 mod generate;
+mod kubectl;
