@@ -6,4 +6,5 @@ mod support;
 
 mod bench;
 mod generate;
+mod incremental;
 mod kubectl;

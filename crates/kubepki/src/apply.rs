@@ -156,7 +156,24 @@ pub fn build(
         let key = keys[s.item]
             .as_ref()
             .ok_or_else(|| Error::Crypto(format!("{}: no key", spec.items[s.item].name)))?;
-        csrs.insert(s.item, issue::csr(c, key).map_err(Error::Crypto)?);
+        let fresh = issue::csr(c, key).map_err(Error::Crypto)?;
+        // A CSR on disk that asks for exactly the same (same request body, valid signature) is
+        // kept byte for byte: an ECDSA signature differs on every run, and a rerun that changes
+        // nothing must write nothing.
+        let on_disk = observed
+            .get(&csr_path(&c.cert_path))
+            .filter(|f| !f.symlink && !s.csr_new_key);
+        let csr = match on_disk {
+            Some(f)
+                if csr_request_info(&f.bytes).is_some_and(|old| {
+                    csr_request_info(fresh.as_bytes()).is_some_and(|new| new == old)
+                }) =>
+            {
+                String::from_utf8_lossy(&f.bytes).into_owned()
+            }
+            _ => fresh,
+        };
+        csrs.insert(s.item, csr);
     }
 
     // Rendered files, from the final materials.
@@ -295,6 +312,19 @@ pub fn build(
         diffs,
         clamped,
     })
+}
+
+/// The signed part of a PEM certificate request, if it parses and its signature verifies.
+fn csr_request_info(pem: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::prelude::FromDer as _;
+    let (_, p) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    if p.label != "CERTIFICATE REQUEST" {
+        return None;
+    }
+    let (_, req) =
+        x509_parser::certification_request::X509CertificationRequest::from_der(&p.contents).ok()?;
+    req.verify_signature().ok()?;
+    Some(req.certification_request_info.raw.to_vec())
 }
 
 fn public_summary(pem: &str) -> String {

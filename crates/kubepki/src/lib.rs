@@ -110,17 +110,18 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
                 style,
             ));
         }
-        let changed = !plan.is_noop();
+        let changed = !plan.changes_nothing(opts.prune);
         if changed {
+            let prune = if opts.prune { " --prune" } else { "" };
             text.push_str(&format!(
-                "{out}/ is stale: run `cargo xtask pki` and commit the result\n"
+                "{out}/ is stale: run `cargo xtask pki{prune}` and commit the result\n"
             ));
         } else {
             text.push_str(&format!("{out}/ is up to date\n"));
         }
         return Ok(Outcome { text, changed });
     }
-    if plan.is_noop() {
+    if plan.changes_nothing(opts.prune) {
         text.push_str(&format!("{out}/ is up to date; nothing written\n"));
         return Ok(Outcome {
             text,

@@ -88,9 +88,15 @@ pub struct Plan {
 
 impl Plan {
     pub fn is_noop(&self) -> bool {
+        self.changes_nothing(true)
+    }
+
+    /// Whether carrying out the plan changes nothing in the output folder. Orphans are deleted
+    /// only with `--prune`: without it they are reported, left alone, and change nothing.
+    pub fn changes_nothing(&self, prune: bool) -> bool {
         self.problems.is_empty()
             && !self.inventory_stale
-            && self.orphans.is_empty()
+            && (!prune || self.orphans.is_empty())
             && self.steps.iter().all(|s| !s.action.writes())
     }
 
@@ -118,6 +124,9 @@ struct Known {
     cert: Option<CertFacts>,
     key_spki: Option<Vec<u8>>,
     external: bool,
+    /// The CA above this item (its issuer or further up) that gets a new key in this run, when
+    /// this item is re-signed because of it: everything below is then re-signed too.
+    new_key_above: Option<String>,
 }
 
 pub fn plan(
@@ -369,6 +378,14 @@ fn plan_cert(
 
     // 2. The key stays; decide about the certificate.
     let mut reasons = Vec::new();
+    // A CA's new key re-signs everything below it, transitively (not only what it signs itself).
+    let new_key_above = issuer.and_then(|(_, ik, iitem)| {
+        if ik.new_key {
+            Some(iitem.name.clone())
+        } else {
+            ik.new_key_above.clone()
+        }
+    });
     let cf = match cert {
         Read::Missing => {
             reasons.push(format!("certificate {} missing", c.cert_path));
@@ -397,6 +414,11 @@ fn plan_cert(
                 let ic = iitem.kind.as_cert().expect("issuers are certificates");
                 if ik.new_key {
                     reasons.push(format!("issuer {} gets a new key", iitem.name));
+                } else if let Some(top) = &ik.new_key_above {
+                    reasons.push(format!(
+                        "issuer {} is re-signed under {top}'s new key",
+                        iitem.name
+                    ));
                 } else if let Some(ispki) = &ik.key_spki {
                     if !x509::verifies_under(&cf.der, ispki) {
                         reasons.push(format!("not signed by the key of issuer {}", iitem.name));
@@ -430,7 +452,9 @@ fn plan_cert(
                         .as_ref()
                         .is_some_and(|icf| icf.not_after == cf.not_after);
                 let _ = iid;
-                if !clamped {
+                // An external CA decides the lifetime of what it signs (a CSR carries none): only
+                // the renewal window below applies.
+                if !clamped && !ik.external {
                     check_validity(c, cf, &mut reasons);
                 }
             }
@@ -477,7 +501,10 @@ fn plan_cert(
         s.fix_modes = fixes;
         return (s, k);
     }
-    k.rewritten = true;
+    // A CSR leaves the certificate as it is (until the external CA signs it): nothing that reads
+    // this item changes.
+    k.rewritten = !under_external;
+    k.new_key_above = new_key_above;
     let action = if under_external {
         Action::Csr
     } else {
@@ -758,6 +785,26 @@ fn plan_render(
             None
         }
     };
+    // Inputs that change need not show in the file (a template that names a certificate's path
+    // but not its contents). When every changing input is complete on disk, and rendering with
+    // its current contents gives the same text as with placeholders and as the file holds, the
+    // file does not depend on it: nothing to re-render.
+    let unaffected = !changed.is_empty()
+        && r.bind.values().filter(|&&i| known[i].rewritten).all(|&i| {
+            let m = &disk[i];
+            match &spec.items[i].kind {
+                ItemKind::Cert(_) => m.cert_pem.is_some() && m.key_pem.is_some(),
+                ItemKind::KeyPair(_) => m.key_pem.is_some() && m.public_pem.is_some(),
+                ItemKind::Render(_) => false,
+            }
+        })
+        && text.as_deref().is_some_and(|t| {
+            let ctx = render::context(spec, r, &|i| disk[i].clone());
+            observed
+                .get(&r.path)
+                .is_some_and(|f| f.bytes == t.as_bytes())
+                && render::render(&sources.templates, &r.template, &ctx).as_deref() == Ok(t)
+        });
     let want_mode = if r.holds_secret() {
         KEY_MODE
     } else {
@@ -776,7 +823,7 @@ fn plan_render(
                 r.path
             )],
         )
-    } else if !changed.is_empty() {
+    } else if !changed.is_empty() && !unaffected {
         step(
             id,
             Action::Render,
