@@ -5,6 +5,8 @@
 mod support;
 
 mod bench;
+mod etcd;
 mod generate;
+mod gnutls;
 mod incremental;
 mod kubectl;

@@ -535,8 +535,11 @@ fn check_validity(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
 fn fmt_left(d: Duration) -> String {
     if d.whole_days() >= 1 {
         format!("{}d", d.whole_days())
+    } else if d.whole_hours() >= 1 {
+        format!("{}h", d.whole_hours())
     } else {
-        format!("{}h", d.whole_hours().max(0))
+        // Under an hour left: "0h" would read as already expired.
+        format!("{}m", d.whole_minutes().max(0))
     }
 }
 
