@@ -4,6 +4,12 @@
 
 mod support;
 
+mod bad_input;
+mod crash;
+mod damage;
+mod fuzz;
+mod secrets;
+
 mod bench;
 mod etcd;
 mod generate;

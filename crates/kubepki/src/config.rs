@@ -21,6 +21,9 @@ pub struct Raw {
     pub certs: Vec<RawCert>,
     pub keypairs: Vec<RawKeyPair>,
     pub renders: Vec<RawRender>,
+    /// Names of entries that could not be read (already reported): `resolve` does not report a
+    /// reference to one of them as unknown, so one mistake is not reported twice.
+    pub dropped: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,24 +122,37 @@ pub struct RawRender {
 
 const TOP_LEVEL: [&str; 6] = ["defaults", "node", "ca", "cert", "keypair", "render"];
 
-/// Parses `src`. On failure, returns every problem found: all syntax errors, or else one error
-/// per malformed table (each table is checked on its own, so one typo does not hide the next).
+/// Parses `src`. On failure, returns every problem found: all syntax errors, or else every
+/// unknown key and one error per otherwise malformed table (each table is checked on its own, so
+/// one typo does not hide the next).
 pub fn parse(src: &str) -> Result<Raw, Vec<Diagnostic>> {
+    match parse_partial(src) {
+        (Some(raw), diags) if diags.is_empty() => Ok(raw),
+        (_, diags) => Err(diags),
+    }
+}
+
+/// Like [`parse`], but also returns what could be read despite the problems, so later stages can
+/// report theirs in the same run: unknown keys are left out of their table, and a table that is
+/// still malformed is left out whole (its name goes to `Raw::dropped`). `None` after syntax errors.
+pub fn parse_partial(src: &str) -> (Option<Raw>, Vec<Diagnostic>) {
     let (doc, errors) = DeTable::parse_recoverable(src);
     if !errors.is_empty() {
-        return Err(errors.iter().map(from_toml_error).collect());
+        let mut diags: Vec<Diagnostic> = errors.iter().map(from_toml_error).collect();
+        diags.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+        return (None, diags);
     }
     let mut raw = Raw::default();
     let mut diags = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         let name: &str = key.get_ref();
         match name {
-            "defaults" => raw.defaults = one(value, &mut diags),
-            "node" => raw.nodes = many(name, value, &mut diags),
-            "ca" => raw.cas = many(name, value, &mut diags),
-            "cert" => raw.certs = many(name, value, &mut diags),
-            "keypair" => raw.keypairs = many(name, value, &mut diags),
-            "render" => raw.renders = many(name, value, &mut diags),
+            "defaults" => raw.defaults = one(value, &mut diags, &mut raw.dropped),
+            "node" => raw.nodes = many(name, value, &mut diags, &mut raw.dropped),
+            "ca" => raw.cas = many(name, value, &mut diags, &mut raw.dropped),
+            "cert" => raw.certs = many(name, value, &mut diags, &mut raw.dropped),
+            "keypair" => raw.keypairs = many(name, value, &mut diags, &mut raw.dropped),
+            "render" => raw.renders = many(name, value, &mut diags, &mut raw.dropped),
             other => {
                 let mut d =
                     Diagnostic::new(format!("unknown top-level key `{other}`"), Some(key.span()));
@@ -148,22 +164,44 @@ pub fn parse(src: &str) -> Result<Raw, Vec<Diagnostic>> {
             }
         }
     }
-    if diags.is_empty() {
-        Ok(raw)
-    } else {
-        Err(diags)
-    }
+    // Tables are visited by key, not in file order; report in file order.
+    diags.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    (Some(raw), diags)
 }
 
+/// Reads one table. An unknown key is reported, left out, and the table read again (so every
+/// unknown key of a table is reported, and the rest of the table still checked); any other error
+/// is reported and the table dropped.
 fn one<T: for<'de> Deserialize<'de>>(
     value: &Spanned<DeValue<'_>>,
     diags: &mut Vec<Diagnostic>,
+    dropped: &mut Vec<String>,
 ) -> Option<T> {
-    match T::deserialize(ValueDeserializer::from(value.clone())) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            diags.push(from_toml_error(&e));
-            None
+    let mut value = value.clone();
+    loop {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => return Some(v),
+            Err(e) => {
+                diags.push(from_toml_error(&e));
+                if e.message().starts_with("unknown field `")
+                    && let (Some(span), DeValue::Table(t)) = (e.span(), value.get_mut())
+                {
+                    let key = t.iter().find(|(k, _)| k.span() == span);
+                    let key = key.map(|(k, _)| k.get_ref().to_string());
+                    if key.is_some_and(|k| t.remove(k.as_str()).is_some()) {
+                        continue;
+                    }
+                }
+                if let Some(name) = value
+                    .get_ref()
+                    .as_table()
+                    .and_then(|t| t.get("name"))
+                    .and_then(|n| n.get_ref().as_str())
+                {
+                    dropped.push(name.to_string());
+                }
+                return None;
+            }
         }
     }
 }
@@ -172,6 +210,7 @@ fn many<T: for<'de> Deserialize<'de>>(
     key: &str,
     value: &Spanned<DeValue<'_>>,
     diags: &mut Vec<Diagnostic>,
+    dropped: &mut Vec<String>,
 ) -> Vec<T> {
     let Some(array) = value.get_ref().as_array() else {
         diags.push(
@@ -183,7 +222,10 @@ fn many<T: for<'de> Deserialize<'de>>(
         );
         return Vec::new();
     };
-    array.iter().filter_map(|v| one(v, diags)).collect()
+    array
+        .iter()
+        .filter_map(|v| one(v, diags, dropped))
+        .collect()
 }
 
 /// Turns a toml error into a diagnostic, adding a "did you mean" for unknown fields.

@@ -57,9 +57,13 @@ impl fmt::Display for Error {
                 }
                 write!(
                     f,
-                    "error: {} problem{} stop the run; nothing was written",
+                    "error: {} problem{} the run; nothing was written",
                     problems.len(),
-                    if problems.len() == 1 { "" } else { "s" }
+                    if problems.len() == 1 {
+                        " stops"
+                    } else {
+                        "s stop"
+                    }
                 )
             }
             Error::Io { op, path, cause } => write!(f, "error: failed to {op} {path}: {cause}"),

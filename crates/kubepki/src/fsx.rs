@@ -52,7 +52,7 @@ pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = dir.join(temp_name(&name));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
         // Created with the final mode from the start: a key is never readable by others, even briefly.
@@ -79,6 +79,22 @@ pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(
     result
 }
 
+/// The temporary file a write of `name` goes through: `.NAME.tmp-PID`.
+pub fn temp_name(name: &str) -> String {
+    format!(".{name}.tmp-{}", std::process::id())
+}
+
+/// Whether `name` is the temporary file of a write (of this or any earlier run): a run that is
+/// killed mid-write leaves one. They are never taken for real files; a run that holds the lock
+/// removes them (no other run can be writing them then).
+pub fn is_temp_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.rsplit_once(".tmp-"))
+        .is_some_and(|(base, pid)| {
+            !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("chmod", &path, e))?;
@@ -97,11 +113,31 @@ pub fn remove(root: &Path, rel: &str) -> Result<(), Error> {
 /// An exclusive lock on the output folder, held for the whole apply and released on drop.
 pub struct Lock {
     _file: File,
+    /// The output folder, when taking the lock created it.
+    created: Option<PathBuf>,
 }
 
+impl Drop for Lock {
+    /// A run that created the output folder but then wrote nothing (it stopped on an error)
+    /// removes the folder again: an error leaves the disk as it was.
+    fn drop(&mut self) {
+        let Some(dir) = &self.created else { return };
+        let only_lock = fs::read_dir(dir)
+            .is_ok_and(|mut entries| entries.all(|e| e.is_ok_and(|e| e.file_name() == LOCK_FILE)));
+        if only_lock {
+            let _ = fs::remove_file(dir.join(LOCK_FILE));
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+/// The lock file's name inside the output folder.
+pub const LOCK_FILE: &str = ".kubepki.lock";
+
 pub fn lock(out_dir: &Path) -> Result<Lock, Error> {
+    let created = (!out_dir.exists()).then(|| out_dir.to_path_buf());
     fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
-    let path = out_dir.join(".kubepki.lock");
+    let path = out_dir.join(LOCK_FILE);
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -110,7 +146,10 @@ pub fn lock(out_dir: &Path) -> Result<Lock, Error> {
         .open(&path)
         .map_err(|e| Error::io("open", &path, e))?;
     match file.try_lock() {
-        Ok(()) => Ok(Lock { _file: file }),
+        Ok(()) => Ok(Lock {
+            _file: file,
+            created,
+        }),
         Err(fs::TryLockError::WouldBlock) => Err(Error::Locked(format!(
             "another `cargo xtask pki` is writing {} (it holds {}); wait for it to finish, then rerun",
             out_dir.display(),

@@ -75,8 +75,18 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
             diagnostics,
         }
     };
-    let raw = config::parse(&sources.spec_text).map_err(fail)?;
-    resolve::resolve(&raw, &sources.templates).map_err(fail)
+    // Every problem of the file in one run: what parsed despite errors is resolved too.
+    let (raw, mut diags) = config::parse_partial(&sources.spec_text);
+    let Some(raw) = raw else {
+        return Err(fail(diags));
+    };
+    match resolve::resolve(&raw, &sources.templates) {
+        Ok(spec) if diags.is_empty() => return Ok(spec),
+        Ok(_) => {}
+        Err(more) => diags.extend(more),
+    }
+    diags.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
+    Err(fail(diags))
 }
 
 /// Runs the whole pipeline.
@@ -119,7 +129,20 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         } else {
             text.push_str(&format!("{out}/ is up to date\n"));
         }
+        for t in &observed.temps {
+            text.push_str(&format!(
+                "note: {out}/{t} is a temporary file of an interrupted run; the next run removes it\n"
+            ));
+        }
         return Ok(Outcome { text, changed });
+    }
+    // What an interrupted run (killed mid-write) left: never taken for real files. This run holds
+    // the lock, so no other run is writing them.
+    for t in &observed.temps {
+        fsx::remove(&opts.out_dir, t)?;
+        text.push_str(&format!(
+            "removed {out}/{t}: a temporary file of an interrupted run\n"
+        ));
     }
     if plan.changes_nothing(opts.prune) {
         text.push_str(&format!("{out}/ is up to date; nothing written\n"));

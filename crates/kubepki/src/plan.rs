@@ -64,7 +64,7 @@ impl fmt::Display for Action {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Step {
     pub item: ItemId,
     pub action: Action,
@@ -75,6 +75,23 @@ pub struct Step {
     pub csr_new_key: bool,
     /// For renders: the text as it would be rendered now, when it can be known before apply.
     pub preview: Option<String>,
+}
+
+impl fmt::Debug for Step {
+    /// The preview is a rendered file, which may hold a private key: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("item", &self.item)
+            .field("action", &self.action)
+            .field("reasons", &self.reasons)
+            .field("fix_modes", &self.fix_modes)
+            .field("csr_new_key", &self.csr_new_key)
+            .field(
+                "preview",
+                &self.preview.as_ref().map(|_| "[rendered text elided]"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -174,6 +191,15 @@ pub fn plan(
         known.push(k);
     }
     let claimed = claimed_paths(spec);
+    // A write through a linked folder would land outside the output folder: refuse up front.
+    for d in &observed.linked_dirs {
+        let inside = format!("{d}/");
+        if let Some(p) = claimed.iter().find(|p| p.starts_with(&inside)) {
+            out.problems.push(format!(
+                "{d} is a symlink to a folder, and {p} would be written through it; the tool never writes through links: replace {d} with a real folder, then rerun"
+            ));
+        }
+    }
     out.orphans = observed
         .files
         .keys()
@@ -399,7 +425,10 @@ fn plan_cert(
     };
     if let Some(cf) = &cf {
         if cf.spki != key_facts.spki {
-            reasons.push("certificate does not match its key".into());
+            reasons.push(format!(
+                "certificate {} does not match its key {}",
+                c.cert_path, c.key_path
+            ));
         }
         compare_fields(c, cf, &mut reasons);
         match issuer {
@@ -421,7 +450,10 @@ fn plan_cert(
                     ));
                 } else if let Some(ispki) = &ik.key_spki {
                     if !x509::verifies_under(&cf.der, ispki) {
-                        reasons.push(format!("not signed by the key of issuer {}", iitem.name));
+                        reasons.push(format!(
+                            "{} is not signed by the key of issuer {}",
+                            c.cert_path, iitem.name
+                        ));
                     } else {
                         let (want_name, want_ski) = if ik.rewritten {
                             let ski = rcgen_key_id(ispki);

@@ -141,19 +141,25 @@ pub fn render(
         .ok_or_else(|| format!("template `{template}` not found"))?;
     let mut hb = registry();
     hb.register_template_string(template, text)
-        .map_err(|e| describe_template_error(template, &e))?;
+        .map_err(|e| describe_template_error(template, text, &e))?;
     let rendered = hb.render(template, ctx).map_err(|e| {
-        let mut msg = format!("template `templates/{template}`");
+        let (what, help) = match e.reason() {
+            handlebars::RenderErrorReason::MissingVariable(v) => (
+                format!(
+                    "undefined variable `{}` in template `templates/{template}`",
+                    v.as_deref().unwrap_or("?")
+                ),
+                Some("check the variable's spelling, or bind or define it in pki.toml"),
+            ),
+            other => (format!("template `templates/{template}`: {other}"), None),
+        };
+        let mut msg = what;
         if let Some(line) = e.line_no {
-            msg.push_str(&format!(" line {line}"));
-            if let Some(col) = e.column_no {
-                msg.push_str(&format!(", column {col}"));
-            }
+            msg.push_str(&snippet(template, text, line, e.column_no.unwrap_or(1)));
         }
-        let reason = e.reason().to_string();
-        msg.push_str(&format!(": {reason}"));
-        if reason.contains("strict mode") {
-            msg.push_str(" (check the variable's spelling, or bind or define it in pki.toml)");
+        if let Some(help) = help {
+            let pad = " ".repeat(e.line_no.map_or(1, |l| l.to_string().len()));
+            msg.push_str(&format!("\n{pad} = help: {help}"));
         }
         msg
     })?;
@@ -164,11 +170,32 @@ pub fn render(
     Ok(rendered)
 }
 
-fn describe_template_error(template: &str, e: &handlebars::TemplateError) -> String {
-    let mut msg = format!("template `templates/{template}`");
+/// The template's position as diagnostics show it: `--> templates/NAME:LINE:COL`, the line, and
+/// a caret under the expression.
+fn snippet(template: &str, text: &str, line: usize, col: usize) -> String {
+    let src = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let col = col.max(1);
+    let rest: String = src.chars().skip(col - 1).collect();
+    let width = match rest.find("}}") {
+        Some(end) if rest.starts_with("{{") => rest[..end + 2].chars().count(),
+        _ => 1,
+    };
+    let n = line.to_string();
+    let pad = " ".repeat(n.len());
+    format!(
+        "\n{pad}--> templates/{template}:{line}:{col}\n{pad} |\n{n} | {src}\n{pad} | {}{}",
+        " ".repeat(col - 1),
+        "^".repeat(width)
+    )
+}
+
+fn describe_template_error(template: &str, text: &str, e: &handlebars::TemplateError) -> String {
+    let mut msg = format!(
+        "syntax error in template `templates/{template}`: {}",
+        e.reason()
+    );
     if let Some((line, col)) = e.pos() {
-        msg.push_str(&format!(" line {line}, column {col}"));
+        msg.push_str(&snippet(template, text, line, col));
     }
-    msg.push_str(&format!(": syntax error: {}", e.reason()));
     msg
 }

@@ -190,6 +190,43 @@ pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
         out.replace_range(start..stop, "[private key elided]");
         from = start;
     }
+    // And the base64 of one, as kubeconfigs and Secrets embed it: a key this run could not read
+    // (damaged on disk, or since replaced) is still in the files that embedded it.
+    redact_base64_keys(&out)
+}
+
+/// Replaces every run of base64 that decodes to a PEM private key.
+fn redact_base64_keys(text: &str) -> String {
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    // `=` ends a run (padding is optional here): `KEY=<base64>` in an env file is found too.
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/');
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(is_b64) {
+        out.push_str(&rest[..start]);
+        let len = rest[start..]
+            .find(|c: char| !is_b64(c))
+            .unwrap_or(rest.len() - start);
+        let run = &rest[start..start + len];
+        // Whole groups of four only, so a cut-off run still decodes.
+        let whole = &run[..run.len() / 4 * 4];
+        let is_key = run.len() >= 40
+            && lenient.decode(whole).is_ok_and(|bytes| {
+                bytes
+                    .windows(b"PRIVATE KEY".len())
+                    .any(|w| w == b"PRIVATE KEY")
+            });
+        out.push_str(if is_key { "[private key elided]" } else { run });
+        rest = &rest[start + len..];
+    }
+    out.push_str(rest);
     out
 }
 

@@ -22,7 +22,10 @@ const ROLES: [&str; 2] = ["control-plane", "worker"];
 /// Resolves `raw`. `templates` holds the text of every file under the templates folder, keyed by
 /// its relative path, so that a missing template is reported here with its span.
 pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, Vec<Diagnostic>> {
-    let mut cx = Cx::default();
+    let mut cx = Cx {
+        dropped: raw.dropped.clone(),
+        ..Cx::default()
+    };
     let d = cx.defaults(raw);
     let nodes = cx.nodes(&raw.nodes);
     cx.names(raw);
@@ -120,6 +123,8 @@ struct Cx {
     diags: Vec<Diagnostic>,
     /// Output path -> (item name, span) of the first item that claimed it.
     paths: Vec<(String, String, Range<usize>)>,
+    /// Entries the parser could not read (`Raw::dropped`): references to them are not reported.
+    dropped: Vec<String>,
 }
 
 impl Cx {
@@ -271,12 +276,14 @@ impl Cx {
         ids: &HashMap<String, Vec<ItemId>>,
     ) -> Option<ItemId> {
         let name = s.get_ref();
-        if let Some(found) = ids.get(name) {
+        let is_ca = raw.cas.iter().any(|c| c.name.get_ref() == name);
+        // Only a CA signs: a leaf or key pair of that name is reported below.
+        if is_ca && let Some(found) = ids.get(name) {
             return found.first().copied();
         }
-        let is_ca = raw.cas.iter().any(|c| c.name.get_ref() == name);
-        if is_ca {
-            // A CA that failed validation or sits in a cycle: already reported.
+        if is_ca || self.dropped.contains(name) {
+            // A CA that failed validation or sits in a cycle, or an entry that did not parse:
+            // already reported.
             return None;
         }
         let other = raw
@@ -478,6 +485,7 @@ impl Cx {
                 for name in list {
                     match nodes.iter().find(|(n, _)| n.name == *name.get_ref()) {
                         Some((n, _)) => out.push(Some(n)),
+                        None if self.dropped.contains(name.get_ref()) => {}
                         None => {
                             let declared: Vec<&str> =
                                 nodes.iter().map(|(n, _)| n.name.as_str()).collect();
@@ -588,7 +596,10 @@ impl Cx {
             None => base.clone(),
         };
         let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, node);
+        let before = self.diags.len();
         let sans = self.sans(&raw.dns, &raw.ips, node);
+        // An invalid SAN is reported already; "no SANs" would only repeat it.
+        let bad_sans = self.diags.len() > before;
         let mut usages = Vec::new();
         for u in raw.usage.get_ref() {
             let v = match u.get_ref().as_str() {
@@ -614,7 +625,11 @@ impl Cx {
                 Some("set `usage = [\"server\"]`, `[\"client\"]` or both".into()),
             );
         }
-        if usages.contains(&Usage::Server) && sans.dns.is_empty() && sans.ips.is_empty() {
+        if usages.contains(&Usage::Server)
+            && sans.dns.is_empty()
+            && sans.ips.is_empty()
+            && !bad_sans
+        {
             self.err(
                 format!("server certificate `{name}` has no SANs"),
                 Some(raw.usage.span()),
@@ -700,7 +715,7 @@ impl Cx {
                 continue;
             }
             let Some(candidates) = ids.get(target) else {
-                if declared.contains(target) {
+                if declared.contains(target) || self.dropped.iter().any(|d| d == target) {
                     // Declared but invalid: already reported where it is declared.
                     continue;
                 }

@@ -23,6 +23,8 @@ pub struct Observed {
     pub files: BTreeMap<String, FileObs>,
     /// Relative paths of directories that are symlinks.
     pub linked_dirs: Vec<String>,
+    /// Temporary files left by an interrupted write (`fsx::is_temp_name`): not real files.
+    pub temps: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -105,7 +107,9 @@ pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
         }
         let rel = rel_path(out_dir, entry.path());
         let ft = entry.file_type();
-        if ft.is_symlink() {
+        if !ft.is_dir() && crate::fsx::is_temp_name(&entry.file_name().to_string_lossy()) {
+            obs.temps.push(rel);
+        } else if ft.is_symlink() {
             let target_is_dir = std::fs::metadata(entry.path())
                 .map(|m| m.is_dir())
                 .unwrap_or(false);

@@ -58,7 +58,13 @@ pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
     let (_, pem) =
         x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
     if pem.label != "CERTIFICATE" {
-        return Err(format!("expected a CERTIFICATE, found a {}", pem.label));
+        // Never echo a private key's label: a key in a certificate's place is named as such.
+        let found = if pem.label.contains("PRIVATE") {
+            "a private key".to_string()
+        } else {
+            format!("a {}", pem.label)
+        };
+        return Err(format!("expected a CERTIFICATE, found {found}"));
     }
     parse_cert_der(&pem.contents)
 }

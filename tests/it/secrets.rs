@@ -1,0 +1,418 @@
+//! No private key material in any output: every command (apply, --check, --diff, --check --diff,
+//! --rekey, errors, bad input, damaged files) is run, and its stdout and stderr are searched for
+//! every private key the tree ever held, in every form a leak could take (PEM lines, the base64
+//! that templates embed, the DER as hex or as a Rust byte list), and for "PRIVATE KEY" at all.
+//! `Debug` of the library's types that hold keys is searched the same way.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::support::*;
+
+/// RSA, ECDSA and Ed25519 keys (their PEM bodies differ in shape), two kubeconfig-style files and
+/// a TLS Secret that embed keys, and a key pair.
+const SPEC: &str = r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "ca"
+cn = "test-ca"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "server"
+issuer = "ca"
+cn = "server"
+dns = ["server.example"]
+algorithm = "rsa-2048"
+usage = ["server"]
+cert = "pki/server.crt"
+key = "pki/server.key"
+
+[[cert]]
+name = "client"
+issuer = "ca"
+cn = "client"
+usage = ["client"]
+cert = "pki/client.crt"
+key = "pki/client.key"
+
+[[cert]]
+name = "edge"
+issuer = "ca"
+cn = "edge"
+algorithm = "ed25519"
+usage = ["client"]
+cert = "pki/edge.crt"
+key = "pki/edge.key"
+
+[[keypair]]
+name = "sa"
+private = "pki/sa.key"
+public = "pki/sa.pub"
+
+[[render]]
+name = "client.conf"
+template = "kubeconfig.hbs"
+path = "client.conf"
+bind = { ca = "ca", client = "client" }
+secrets = ["client"]
+vars = { cluster = "test", server = "https://127.0.0.1:6443" }
+
+[[render]]
+name = "edge.conf"
+template = "kubeconfig.hbs"
+path = "edge.conf"
+bind = { ca = "ca", client = "edge" }
+secrets = ["client"]
+vars = { cluster = "test", server = "https://127.0.0.1:6443" }
+
+[[render]]
+name = "server-secret"
+template = "tls-secret.yaml.hbs"
+path = "server-secret.yaml"
+bind = { cert = "server" }
+secrets = ["cert"]
+vars = { name = "server-tls", namespace = "default" }
+"#;
+
+const KEYS: [&str; 5] = [
+    "pki/ca.key",
+    "pki/server.key",
+    "pki/client.key",
+    "pki/edge.key",
+    "pki/sa.key",
+];
+
+/// Every form of one private key that must never be printed. All are taken from the secret
+/// bytes alone (public parts, such as the point an EC key carries, also appear in certificates):
+/// stretches of the PEM's base64 lines, of the base64 of the PEM that templates embed
+/// (`client-key-data`), and the bytes as hex and as a Rust byte list.
+fn leak_forms(pem: &str) -> Vec<String> {
+    let header = pem.find('\n').expect("a PEM header") + 1;
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = decode_b64(&body);
+    let (s0, s1) = secret_range(&der);
+    let secret = &der[s0..s1];
+    let mut forms = Vec::new();
+    for w in [&secret[..12], &secret[secret.len() - 12..]] {
+        forms.push(kubepki::x509::hex(w));
+        forms.push(kubepki::x509::hex(w).to_uppercase());
+        forms.push(format!("{w:?}").trim_matches(['[', ']']).to_string());
+    }
+    // Base64 characters that only secret bytes determine, split where the PEM breaks lines.
+    let (c0, c1) = (s0.div_ceil(3) * 4, s1 / 3 * 4);
+    let embedded = kubepki::render::b64(pem);
+    let mut c = c0;
+    while c < c1 {
+        let end = ((c / 64 + 1) * 64).min(c1);
+        if end - c >= 12 {
+            forms.push(body[c..end].to_string());
+            // The same characters inside the PEM text, and the base64 of that stretch.
+            let (p0, p1) = (header + c + c / 64, header + end + c / 64);
+            assert_eq!(&pem[p0..p1], &body[c..end]);
+            let (a0, a1) = (p0.div_ceil(3), p1 / 3);
+            if a1 > a0 + 3 {
+                forms.push(embedded[a0 * 4..a1 * 4].to_string());
+            }
+        }
+        c = end;
+    }
+    assert!(forms.len() >= 8, "too few forms for a key");
+    forms
+}
+
+/// One DER element at `pos`: (tag, start of content, end of content).
+fn tlv(d: &[u8], pos: usize) -> (u8, usize, usize) {
+    let mut i = pos + 2;
+    let mut len = usize::from(d[pos + 1]);
+    if len & 0x80 != 0 {
+        let n = len & 0x7f;
+        len = d[i..i + n].iter().fold(0, |a, &b| a << 8 | usize::from(b));
+        i += n;
+    }
+    (d[pos], i, i + len)
+}
+
+/// Where the secret of a PKCS#8 key lies: the private scalar of an EC or Ed25519 key, the
+/// private exponent of an RSA key.
+fn secret_range(der: &[u8]) -> (usize, usize) {
+    let (_, outer, _) = tlv(der, 0);
+    let (_, _, version_end) = tlv(der, outer);
+    let (_, _, alg_end) = tlv(der, version_end);
+    let (tag, inner, _) = tlv(der, alg_end);
+    assert_eq!(tag, 0x04, "PKCS#8 privateKey");
+    let (tag, start, end) = tlv(der, inner);
+    if tag == 0x04 {
+        return (start, end); // Ed25519: the private key itself
+    }
+    let (_, v0, v1) = tlv(der, start);
+    let (_, after_version) = (v0, v1);
+    if der[v0..v1] == [1] {
+        let (_, s, e) = tlv(der, after_version); // EC: the private scalar
+        return (s, e);
+    }
+    let (_, _, n_end) = tlv(der, after_version);
+    let (_, _, e_end) = tlv(der, n_end);
+    let (_, s, e) = tlv(der, e_end); // RSA: the private exponent
+    (s, e)
+}
+
+fn decode_b64(s: &str) -> Vec<u8> {
+    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|&c| c != b'=') {
+        acc = acc << 6 | A.iter().position(|&a| a == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    out
+}
+
+/// Every private key under `out` now (the set only grows: rotated keys must not leak either).
+fn collect_keys(out: &Path, keys: &mut BTreeSet<String>) {
+    for rel in KEYS {
+        if let Ok(text) = std::fs::read_to_string(out.join(rel))
+            && kubepki::x509::parse_key(text.as_bytes()).is_ok()
+        {
+            keys.insert(text);
+        }
+    }
+}
+
+/// Panics if `text` (what `what` printed) holds any form of any of `keys`.
+fn assert_no_key_material(what: &str, text: &str, keys: &BTreeSet<String>) {
+    assert!(
+        !text.contains("PRIVATE KEY"),
+        "{what} printed `PRIVATE KEY`:\n{text}"
+    );
+    for key in keys {
+        for form in leak_forms(key) {
+            assert!(
+                !text.contains(&form),
+                "{what} printed key material `{form}`:\n{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_command_prints_private_key_material() {
+    let f = Fixture::new(SPEC);
+    let mut keys = BTreeSet::new();
+    let mut outputs: Vec<(String, String)> = Vec::new();
+    let mut run =
+        |f: &Fixture, label: &str, args: &[&str], code: i32, keys: &mut BTreeSet<String>| {
+            collect_keys(&f.out(), keys);
+            let r = f.pki(args);
+            assert_eq!(r.code, code, "{label}: {}", r.all());
+            collect_keys(&f.out(), keys);
+            outputs.push((label.to_string(), r.all()));
+        };
+
+    run(&f, "apply", &["--diff"], 0, &mut keys);
+    run(&f, "--check", &["--check"], 0, &mut keys);
+    run(
+        &f,
+        "--check --diff (up to date)",
+        &["--check", "--diff"],
+        0,
+        &mut keys,
+    );
+
+    // Changes that re-sign and re-render files holding keys, previewed and then made.
+    f.set_spec(&SPEC.replace(r#"cn = "client""#, r#"cn = "client-2""#));
+    run(
+        &f,
+        "--check --diff (re-sign)",
+        &["--check", "--diff"],
+        1,
+        &mut keys,
+    );
+    run(&f, "--diff (re-sign)", &["--diff"], 0, &mut keys);
+    run(
+        &f,
+        "--check --diff --rekey",
+        &["--check", "--diff", "--rekey", "client", "server"],
+        1,
+        &mut keys,
+    );
+    run(
+        &f,
+        "--rekey --diff",
+        &["--rekey", "client", "server", "edge", "sa", "--diff"],
+        0,
+        &mut keys,
+    );
+    run(&f, "--rekey ca", &["--rekey", "ca"], 0, &mut keys);
+
+    // A rendered file that holds a key, edited by hand: its diff shows the edit, not the key.
+    let conf = f.read("client.conf");
+    std::fs::write(
+        f.path("client.conf"),
+        conf.replace("kind: Config", "kind: Konfig"),
+    )
+    .unwrap();
+    run(
+        &f,
+        "--check --diff (edited kubeconfig)",
+        &["--check", "--diff"],
+        1,
+        &mut keys,
+    );
+    // A private key pasted where a rendered file goes, and one where a certificate goes.
+    std::fs::copy(f.path("pki/ca.key"), f.path("edge.conf")).unwrap();
+    std::fs::copy(f.path("pki/server.key"), f.path("pki/client.crt")).unwrap();
+    run(
+        &f,
+        "--check --diff (keys misplaced)",
+        &["--check", "--diff"],
+        1,
+        &mut keys,
+    );
+    run(&f, "--diff (keys misplaced)", &["--diff"], 0, &mut keys);
+    // A stray key (an orphan), listed and pruned.
+    std::fs::copy(f.path("pki/client.key"), f.path("stray.key")).unwrap();
+    run(
+        &f,
+        "--check (orphan key)",
+        &["--check", "--prune"],
+        1,
+        &mut keys,
+    );
+    run(&f, "--prune", &["--prune", "--diff"], 0, &mut keys);
+
+    // Damaged keys: a leaf key cut short is replaced, a CA key cut short stops the run.
+    let client_key = f.read("pki/client.key");
+    std::fs::write(
+        f.path("pki/client.key"),
+        &client_key[..client_key.len() / 2],
+    )
+    .unwrap();
+    run(
+        &f,
+        "--check --diff (damaged leaf key)",
+        &["--check", "--diff"],
+        1,
+        &mut keys,
+    );
+    run(&f, "--diff (damaged leaf key)", &["--diff"], 0, &mut keys);
+    let ca_key = f.read("pki/ca.key");
+    std::fs::write(f.path("pki/ca.key"), &ca_key[..ca_key.len() - 40]).unwrap();
+    run(&f, "damaged CA key", &["--diff"], 2, &mut keys);
+    run(
+        &f,
+        "damaged CA key --check",
+        &["--check", "--diff"],
+        2,
+        &mut keys,
+    );
+    std::fs::write(f.path("pki/ca.key"), &ca_key).unwrap();
+
+    // Errors: bad input, a template that misuses a bound key, the lock held.
+    f.set_spec(&SPEC.replace(r#"issuer = "ca""#, r#"issuer = "cb""#));
+    run(&f, "bad input", &[], 2, &mut keys);
+    std::fs::write(
+        f.root().join("templates/bad.hbs"),
+        "a: {{indent client.key.pem 2}}\nb: {{client.key.nope}}\n",
+    )
+    .unwrap();
+    f.set_spec(&format!(
+        "{SPEC}\n[[render]]\nname = \"bad\"\ntemplate = \"bad.hbs\"\npath = \"bad\"\nbind = {{ client = \"client\" }}\nsecrets = [\"client\"]\n"
+    ));
+    run(&f, "template error", &["--diff"], 2, &mut keys);
+    f.set_spec(SPEC);
+    let lock = std::fs::File::options()
+        .write(true)
+        .open(f.path(".kubepki.lock"))
+        .unwrap();
+    lock.try_lock().unwrap();
+    run(&f, "locked", &["--rekey", "client"], 2, &mut keys);
+    drop(lock);
+
+    assert!(keys.len() >= 11, "rotations were seen: {} keys", keys.len());
+    for (label, text) in &outputs {
+        assert_no_key_material(label, text, &keys);
+    }
+}
+
+#[test]
+fn debug_of_library_types_never_prints_keys() {
+    use kubepki::{apply, plan, scan};
+    let f = Fixture::new(SPEC);
+    f.apply(&[]);
+    let mut keys = BTreeSet::new();
+    collect_keys(&f.out(), &mut keys);
+
+    let root = f.root();
+    let sources = scan::read_sources(&root.join("pki.toml"), &root.join("templates")).unwrap();
+    let spec = kubepki::load(&sources).unwrap();
+    let observed = scan::observe(&f.out()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    // A plan that re-keys, so building it makes new keys in memory.
+    let opts = plan::Options {
+        rekey: ["client".to_string(), "sa".to_string()].into(),
+    };
+    let the_plan = plan::plan(&spec, &sources, &observed, now, &opts);
+    let built = apply::build(&spec, &sources, &observed, &the_plan, now).unwrap();
+    for w in &built.files {
+        if let Ok(text) = std::str::from_utf8(&w.bytes)
+            && kubepki::x509::parse_key(text.as_bytes()).is_ok()
+        {
+            keys.insert(text.to_string());
+        }
+    }
+    assert!(keys.len() >= 7, "new keys were made: {}", keys.len());
+    let key_facts = kubepki::x509::parse_key(f.read("pki/client.key").as_bytes()).unwrap();
+    // The rendered previews in a plan hold keys (kubeconfigs) when nothing they read changes.
+    let the_plan_now = plan::plan(&spec, &sources, &observed, now, &plan::Options::default());
+    assert!(
+        the_plan_now.steps.iter().any(|s| s
+            .preview
+            .as_deref()
+            .is_some_and(|p| p.contains("client-key-data"))),
+        "a preview holds a key, so its Debug is tested"
+    );
+
+    // A run that fails on a damaged CA key, as an error value.
+    let ca_key = f.read("pki/ca.key");
+    std::fs::write(f.path("pki/ca.key"), &ca_key[..ca_key.len() / 2]).unwrap();
+    let err = kubepki::run(&kubepki::Options {
+        spec_file: root.join("pki.toml"),
+        templates_dir: root.join("templates"),
+        out_dir: f.out(),
+        check: false,
+        diff: true,
+        prune: false,
+        rekey: Default::default(),
+        now,
+        color: false,
+    })
+    .unwrap_err();
+
+    let shown = [
+        ("Sources", format!("{sources:?}")),
+        ("Spec", format!("{spec:?}")),
+        ("Observed", format!("{observed:?}")),
+        ("Plan", format!("{the_plan:?}")),
+        ("Plan (previews)", format!("{the_plan_now:?}")),
+        ("Built.files", format!("{:?}", built.files)),
+        ("Built.materials", format!("{:?}", built.materials)),
+        ("Built.diffs", format!("{:?}", built.diffs)),
+        (
+            "disk materials",
+            format!("{:?}", plan::disk_materials(&spec, &observed)),
+        ),
+        ("KeyFacts", format!("{key_facts:?}")),
+        ("Error", format!("{err:?} {err}")),
+    ];
+    for (what, text) in &shown {
+        assert_no_key_material(what, text, &keys);
+    }
+}
