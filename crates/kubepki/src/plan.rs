@@ -295,6 +295,23 @@ fn step(item: ItemId, action: Action, reasons: Vec<String>) -> Step {
     }
 }
 
+/// `keep`, or `fix-mode` when only permissions are wrong.
+fn keep_or_fix_modes(id: ItemId, fixes: Vec<(String, u32, u32)>) -> Step {
+    if fixes.is_empty() {
+        return step(id, Action::Keep, vec![]);
+    }
+    let mut s = step(id, Action::FixMode, mode_reasons(&fixes));
+    s.fix_modes = fixes;
+    s
+}
+
+fn mode_reasons(fixes: &[(String, u32, u32)]) -> Vec<String> {
+    fixes
+        .iter()
+        .map(|(p, found, want)| format!("{p} mode {found:04o}, should be {want:04o}"))
+        .collect()
+}
+
 fn mode_fixes(observed: &Observed, files: &[(&str, u32)]) -> Vec<(String, u32, u32)> {
     files
         .iter()
@@ -517,21 +534,7 @@ fn plan_cert(
     );
     k.cert = cf;
     if reasons.is_empty() {
-        let action = if fixes.is_empty() {
-            Action::Keep
-        } else {
-            Action::FixMode
-        };
-        let mut s = step(
-            id,
-            action,
-            fixes
-                .iter()
-                .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
-                .collect(),
-        );
-        s.fix_modes = fixes;
-        return (s, k);
+        return (keep_or_fix_modes(id, fixes), k);
     }
     // A CSR leaves the certificate as it is (until the external CA signs it): nothing that reads
     // this item changes.
@@ -717,21 +720,7 @@ fn plan_keypair(
         s.fix_modes = fixes;
         return (s, k);
     }
-    let action = if fixes.is_empty() {
-        Action::Keep
-    } else {
-        Action::FixMode
-    };
-    let mut s = step(
-        id,
-        action,
-        fixes
-            .iter()
-            .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
-            .collect(),
-    );
-    s.fix_modes = fixes;
-    (s, k)
+    (keep_or_fix_modes(id, fixes), k)
 }
 
 /// Materials for every item as they are on disk now.
@@ -873,17 +862,8 @@ fn plan_render(
             Action::Render,
             vec!["rendered text differs (template, vars or inputs changed)".into()],
         )
-    } else if !fixes.is_empty() {
-        step(
-            id,
-            Action::FixMode,
-            fixes
-                .iter()
-                .map(|(p, f, w)| format!("{p} mode {f:04o}, should be {w:04o}"))
-                .collect(),
-        )
     } else {
-        step(id, Action::Keep, vec![])
+        keep_or_fix_modes(id, fixes.clone())
     };
     s.fix_modes = fixes;
     if changed.is_empty() {
