@@ -45,11 +45,6 @@ fn base_with(from: &str, to: &str) -> String {
     replace_once(BASE, from, to)
 }
 
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once");
-    text.replacen(from, to, 1)
-}
-
 /// One expected diagnostic.
 struct Expect {
     /// The `error:` line's text (a fragment of it).

@@ -1,12 +1,10 @@
 //! The benchmark must keep working (it is how performance claims are made); no timing is asserted.
 
-use std::process::Command;
-
 use crate::support::*;
 
 #[test]
 fn bench_runs_every_peer_side_by_side() {
-    let r = run(Command::new(env!("CARGO_BIN_EXE_xtask")).args([
+    let r = run(xtask().args([
         "bench",
         "--leaves",
         "3",
@@ -28,6 +26,6 @@ fn bench_runs_every_peer_side_by_side() {
             .unwrap_or_else(|| panic!("no `{row}` row:\n{}", r.stdout));
         assert!(line.trim_end().ends_with('x'), "{line}");
     }
-    let bad = run(Command::new(env!("CARGO_BIN_EXE_xtask")).args(["bench", "--algorithm", "dsa"]));
+    let bad = run(xtask().args(["bench", "--algorithm", "dsa"]));
     assert_eq!(bad.code, 2, "{}", bad.all());
 }

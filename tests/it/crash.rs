@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -81,25 +81,9 @@ vars = {{ cluster = "test", server = "https://127.0.0.1:6443" }}
 const CA_KEYS: [&str; 2] = ["ca/rsa-ca.key", "ca/ec-ca.key"];
 const WATCHED: [&str; 4] = ["ca", "leaves", "keys", "conf"];
 
-/// `cargo xtask pki ARGS` on `f`, started and not waited for.
-fn spawn(f: &Fixture, args: &[&str]) -> Child {
-    let root = f.root();
-    Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .arg("pki")
-        .arg("--file")
-        .arg(root.join("pki.toml"))
-        .arg("--out")
-        .arg(root.join("out"))
-        .arg("--templates")
-        .arg(root.join("templates"))
-        .args(args)
-        .current_dir(root)
-        .env("NO_COLOR", "1")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn xtask")
+/// `cargo xtask pki ARGS` on `f`, started and not waited for (killed if the test fails).
+fn spawn(f: &Fixture, args: &[&str]) -> Proc {
+    Proc::spawn(f.command(args).stdout(Stdio::null()).stderr(Stdio::null()))
 }
 
 /// The modification times of the output folders: a write (a temporary file created, a rename)
@@ -117,21 +101,16 @@ fn folder_times(f: &Fixture) -> Vec<Option<(i64, i64)>> {
 
 /// Waits for `pred` or for the child's exit, whichever comes first; a generous bound only
 /// keeps a broken tool from hanging the suite.
-fn wait_for(child: &mut Child, mut pred: impl FnMut() -> bool) -> Option<ExitStatus> {
-    let give_up = Instant::now() + Duration::from_secs(300);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if pred() {
-            return None;
-        }
-        assert!(
-            Instant::now() < give_up,
-            "the tool neither wrote nor exited"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn wait_for(child: &mut Proc, mut pred: impl FnMut() -> bool) -> Option<ExitStatus> {
+    poll(
+        Duration::from_secs(300),
+        Duration::from_millis(1),
+        || match child.exited() {
+            Some(status) => Some(Some(status)),
+            None => pred().then_some(None),
+        },
+    )
+    .expect("the tool neither wrote nor exited")
 }
 
 /// Starts a run, waits until it starts writing, lets it go on for `delay`, then SIGKILLs it.
@@ -143,29 +122,11 @@ fn kill_while_writing(f: &Fixture, args: &[&str], delay: Duration) -> Option<Exi
         return Some(status);
     }
     std::thread::sleep(delay);
-    if let Some(status) = child.try_wait().unwrap() {
+    if let Some(status) = child.exited() {
         return Some(status);
     }
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    child.kill();
     None
-}
-
-/// Every file under `dir`, recursively (links are not followed).
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                out.extend(files(&e.path()));
-            } else {
-                out.push(e.path());
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 fn is_temp(path: &Path) -> bool {
@@ -175,7 +136,7 @@ fn is_temp(path: &Path) -> bool {
 /// What a killed run may leave: every file present is whole. Returns the temporary files.
 fn assert_every_file_whole(f: &Fixture) -> Vec<String> {
     let mut temps = Vec::new();
-    for path in files(&f.out()) {
+    for path in files_under(&f.out()) {
         let rel = path
             .strip_prefix(f.out())
             .unwrap()
@@ -218,43 +179,13 @@ fn kubeconfig_pair(bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>), String> {
             .lines()
             .find_map(|l| l.trim().strip_prefix(name))
             .ok_or(format!("no {name}"))?;
-        base64_decode(v.trim())
+        unbase64(v.trim())
     };
     let cert = field("client-certificate-data:")?;
     let key = field("client-key-data:")?;
     let cert_spki = kubepki::x509::parse_cert(&cert)?.spki;
     let key_spki = kubepki::x509::parse_key(&key)?.spki;
     Ok((cert_spki, key_spki))
-}
-
-/// Standard base64 with padding, as the templates write it.
-fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    if !s.len().is_multiple_of(4) {
-        return Err(format!("base64 of length {}", s.len()));
-    }
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    for chunk in s.as_bytes().chunks(4) {
-        let mut n = 0u32;
-        let mut pad = 0;
-        for &c in chunk {
-            let v = match c {
-                b'=' => {
-                    pad += 1;
-                    0
-                }
-                _ if pad > 0 => return Err("data after padding".into()),
-                _ => ALPHABET
-                    .iter()
-                    .position(|&a| a == c)
-                    .ok_or(format!("not base64: {:?}", c as char))? as u32,
-            };
-            n = n << 6 | v;
-        }
-        let b = n.to_be_bytes();
-        out.extend_from_slice(&b[1..4 - pad.min(2)]);
-    }
-    Ok(out)
 }
 
 /// Records each CA key the first time it exists; afterwards it must never change.
@@ -305,21 +236,16 @@ fn assert_whole_tree(f: &Fixture) {
             .or_default()
             .push(f.path(&format!("leaves/leaf-{i:02}.crt")));
         let cert = cert_facts(&f.path(&format!("leaves/leaf-{i:02}.crt")));
-        let key = kubepki::x509::parse_key(
-            &std::fs::read(f.path(&format!("leaves/leaf-{i:02}.key"))).unwrap(),
-        )
-        .unwrap();
+        let key = key_facts(&f.path(&format!("leaves/leaf-{i:02}.key")));
         assert_eq!(
             cert.spki, key.spki,
             "leaf-{i:02}: key and certificate differ"
         );
     }
     for (ca, certs) in &by_ca {
+        let certs: Vec<&Path> = certs.iter().map(PathBuf::as_path).collect();
         for purpose in ["sslserver", "sslclient"] {
-            let r = run(Command::new("openssl")
-                .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
-                .arg(f.path(ca))
-                .args(certs));
+            let r = openssl_verify(&f.path(ca), &certs, purpose, &[]);
             assert_eq!(r.code, 0, "under {ca}: {}", r.all());
             assert_eq!(
                 r.stdout.matches(": OK").count(),
@@ -329,13 +255,14 @@ fn assert_whole_tree(f: &Fixture) {
             );
         }
         let key = ca.replace(".crt", ".key");
-        let k = kubepki::x509::parse_key(&std::fs::read(f.path(&key)).unwrap()).unwrap();
-        assert_eq!(cert_facts(&f.path(ca)).spki, k.spki, "{ca}");
+        assert_eq!(
+            cert_facts(&f.path(ca)).spki,
+            key_facts(&f.path(&key)).spki,
+            "{ca}"
+        );
     }
     for i in 0..6 {
-        let (cert, key) =
-            kubeconfig_pair(&std::fs::read(f.path(&format!("conf/leaf-{i:02}.conf"))).unwrap())
-                .unwrap();
+        let (cert, key) = kubeconfig_pair(&f.bytes(&format!("conf/leaf-{i:02}.conf"))).unwrap();
         assert_eq!(cert, key, "conf/leaf-{i:02}.conf embeds a mismatched pair");
         assert_eq!(
             cert,
@@ -345,7 +272,10 @@ fn assert_whole_tree(f: &Fixture) {
     }
     let r = f.pki(&["--check", "--prune"]);
     assert_eq!(r.code, 0, "a completed run left work:\n{}", r.all());
-    let temps: Vec<_> = files(&f.out()).into_iter().filter(|p| is_temp(p)).collect();
+    let temps: Vec<_> = files_under(&f.out())
+        .into_iter()
+        .filter(|p| is_temp(p))
+        .collect();
     assert!(temps.is_empty(), "temporary files remain: {temps:?}");
 }
 
@@ -452,7 +382,7 @@ key = "pki/client.key"
 fn stale_temporary_files_are_removed_never_used() {
     let f = Fixture::new(SMALL);
     f.apply(&[]);
-    let server_key = std::fs::read(f.path("pki/server.key")).unwrap();
+    let server_key = f.bytes("pki/server.key");
     // What a run killed mid-write leaves: half a key, and a whole certificate that was never
     // renamed into place (it must not be taken for the missing pki/client.crt).
     std::fs::remove_file(f.path("pki/client.crt")).unwrap();
@@ -461,10 +391,7 @@ fn stale_temporary_files_are_removed_never_used() {
             "pki/.server.key.tmp-999999",
             server_key[..server_key.len() / 2].to_vec(),
         ),
-        (
-            "pki/.client.crt.tmp-4242",
-            std::fs::read(f.path("pki/server.crt")).unwrap(),
-        ),
+        ("pki/.client.crt.tmp-4242", f.bytes("pki/server.crt")),
         (".inventory.txt.tmp-77", b"# Generated by".to_vec()),
     ];
     // Names that only look alike are the user's files: orphans, left alone.
@@ -516,9 +443,9 @@ fn stale_temporary_files_are_removed_never_used() {
         assert!(!f.path(rel).exists(), "{rel} remains");
     }
     for rel in lookalikes {
-        assert_eq!(std::fs::read(f.path(rel)).unwrap(), b"mine", "{rel}");
+        assert_eq!(f.bytes(rel), b"mine", "{rel}");
     }
-    assert_eq!(std::fs::read(f.path("pki/server.key")).unwrap(), server_key);
+    assert_eq!(f.bytes("pki/server.key"), server_key);
     let client = cert_facts(&f.path("pki/client.crt"));
     assert_eq!(
         client.subject.cn.as_deref(),
@@ -616,8 +543,8 @@ fn two_runs_at_once_never_interleave() {
     }
     let mut first = first.expect("the first run was never seen holding the lock");
     let second = f.pki(&[]);
-    let first_running = first.try_wait().unwrap().is_none();
-    let status = first.wait().unwrap();
+    let first_running = first.exited().is_none();
+    let status = first.child.wait().unwrap();
     assert!(status.success(), "the first run failed");
     if first_running {
         // The second run lived entirely while the first held the lock.

@@ -84,24 +84,6 @@ fn generated() -> Fixture {
     f
 }
 
-fn bytes(f: &Fixture, rel: &str) -> Vec<u8> {
-    std::fs::read(f.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap()
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-fn key_spki(f: &Fixture, rel: &str) -> Vec<u8> {
-    kubepki::x509::parse_key(&bytes(f, rel))
-        .unwrap_or_else(|e| panic!("{rel}: {e}"))
-        .spki
-}
-
 /// The tree is whole: every certificate verifies with openssl under its own CA, every key is the
 /// key of its certificate, the kubeconfig holds the current pair, and a rerun has nothing to do.
 fn assert_consistent(f: &Fixture) {
@@ -109,14 +91,18 @@ fn assert_consistent(f: &Fixture) {
         let r = openssl_verifies(&f.path(ca), &f.path(ca), "any");
         assert_eq!(r.code, 0, "{ca}: {}", r.all());
         let key = ca.replace(".crt", ".key");
-        assert_eq!(cert_facts(&f.path(ca)).spki, key_spki(f, &key), "{ca}");
+        assert_eq!(
+            cert_facts(&f.path(ca)).spki,
+            key_facts(&f.path(&key)).spki,
+            "{ca}"
+        );
     }
     for (cert, key, ca, purpose) in LEAVES {
         let r = openssl_verifies(&f.path(ca), &f.path(cert), purpose);
         assert_eq!(r.code, 0, "{cert} under {ca}: {}", r.all());
         assert_eq!(
             cert_facts(&f.path(cert)).spki,
-            key_spki(f, key),
+            key_facts(&f.path(key)).spki,
             "{cert} does not match {key}"
         );
         assert_eq!(mode(&f.path(key)), 0o600, "{key}");
@@ -141,7 +127,7 @@ enum Damage {
 }
 
 fn damage(f: &Fixture, rel: &str, how: Damage) {
-    let old = bytes(f, rel);
+    let old = f.bytes(rel);
     let new = match how {
         Damage::Truncated => old[..old.len() / 2].to_vec(),
         Damage::Garbage => b"\x00\xff\xfe garbage \x7f\n".repeat(20),
@@ -161,8 +147,8 @@ fn damaged_leaf_files_are_resigned_or_rekeyed() {
     for (rel, how, action, key_kept) in cases {
         let f = generated();
         let key = rel.replace(".crt", ".key");
-        let key_before = bytes(&f, &key);
-        let ca_before = (bytes(&f, "pki/ca.key"), bytes(&f, "pki/ca.crt"));
+        let key_before = f.bytes(&key);
+        let ca_before = (f.bytes("pki/ca.key"), f.bytes("pki/ca.crt"));
         damage(&f, rel, how);
         let r = f.apply(&[]);
         let line = r
@@ -176,12 +162,12 @@ fn damaged_leaf_files_are_resigned_or_rekeyed() {
             r.stdout
         );
         assert_eq!(
-            bytes(&f, &key) == key_before,
+            f.bytes(&key) == key_before,
             key_kept,
             "{rel} ({how:?}): key kept should be {key_kept}"
         );
         assert_eq!(
-            (bytes(&f, "pki/ca.key"), bytes(&f, "pki/ca.crt")),
+            (f.bytes("pki/ca.key"), f.bytes("pki/ca.crt")),
             ca_before,
             "a leaf's damage touched its CA"
         );
@@ -193,8 +179,8 @@ fn damaged_leaf_files_are_resigned_or_rekeyed() {
 fn ca_certificate_garbage_is_resigned_with_the_same_key() {
     for how in [Damage::Truncated, Damage::Garbage] {
         let f = generated();
-        let key_before = bytes(&f, "pki/ca.key");
-        let leaves_before: Vec<Vec<u8>> = LEAVES.iter().map(|l| bytes(&f, l.0)).collect();
+        let key_before = f.bytes("pki/ca.key");
+        let leaves_before: Vec<Vec<u8>> = LEAVES.iter().map(|l| f.bytes(l.0)).collect();
         damage(&f, "pki/ca.crt", how);
         let r = f.apply(&[]);
         assert!(
@@ -204,13 +190,9 @@ fn ca_certificate_garbage_is_resigned_with_the_same_key() {
             "{how:?}:\n{}",
             r.stdout
         );
-        assert_eq!(
-            bytes(&f, "pki/ca.key"),
-            key_before,
-            "the CA key was replaced"
-        );
+        assert_eq!(f.bytes("pki/ca.key"), key_before, "the CA key was replaced");
         // Same key, same name: what it signed before still verifies under the new certificate.
-        let leaves_after: Vec<Vec<u8>> = LEAVES.iter().map(|l| bytes(&f, l.0)).collect();
+        let leaves_after: Vec<Vec<u8>> = LEAVES.iter().map(|l| f.bytes(l.0)).collect();
         assert_eq!(
             leaves_after, leaves_before,
             "leaves were re-signed needlessly"
@@ -246,7 +228,7 @@ fn ca_key_garbage_stops_the_run_and_writes_nothing() {
 #[test]
 fn a_certificate_from_another_ca_is_resigned() {
     let f = generated();
-    let key_before = bytes(&f, "pki/client.key");
+    let key_before = f.bytes("pki/client.key");
     std::fs::copy(f.path("pki/other-client.crt"), f.path("pki/client.crt")).unwrap();
     let r = f.apply(&[]);
     assert!(
@@ -255,7 +237,7 @@ fn a_certificate_from_another_ca_is_resigned() {
         "{}",
         r.stdout
     );
-    assert_eq!(bytes(&f, "pki/client.key"), key_before);
+    assert_eq!(f.bytes("pki/client.key"), key_before);
     assert_consistent(&f);
 }
 
@@ -264,8 +246,8 @@ fn swapped_keys_are_kept_and_both_certificates_resigned() {
     // Each key is intact and private; only the pairing is wrong. Keys are never thrown away when
     // they are sound, so each certificate is re-signed over the key now at its path.
     let f = generated();
-    let server_key = bytes(&f, "pki/server.key");
-    let client_key = bytes(&f, "pki/client.key");
+    let server_key = f.bytes("pki/server.key");
+    let client_key = f.bytes("pki/client.key");
     std::fs::write(f.path("pki/server.key"), &client_key).unwrap();
     std::fs::write(f.path("pki/client.key"), &server_key).unwrap();
     let r = f.apply(&[]);
@@ -283,8 +265,8 @@ fn swapped_keys_are_kept_and_both_certificates_resigned() {
         );
     }
     assert!(r.stdout.contains("re-render client.conf"), "{}", r.stdout);
-    assert_eq!(bytes(&f, "pki/server.key"), client_key);
-    assert_eq!(bytes(&f, "pki/client.key"), server_key);
+    assert_eq!(f.bytes("pki/server.key"), client_key);
+    assert_eq!(f.bytes("pki/client.key"), server_key);
     assert_consistent(&f);
 }
 

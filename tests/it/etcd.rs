@@ -9,12 +9,12 @@
 //! go to files in the test's temporary folder and are printed, summarized, when a test fails.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -44,85 +44,13 @@ fn tools() -> Option<Tools> {
     })
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes.
-
-/// A child process, killed (SIGKILL, by its PID) and reaped when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Proc {
-        Proc {
-            child: cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}")),
-        }
-    }
-
-    /// The exit status, if the process has ended.
-    fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().expect("try_wait")
-    }
-
-    /// Kills the process by its PID and reaps it, waiting at most ten seconds (SIGKILL cannot be
-    /// caught, so it ends at once). Never panics: it also runs while a test unwinds.
-    fn kill(&mut self) {
-        if self.child.try_wait().ok().flatten().is_some() {
-            return;
-        }
-        let _ = self.child.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait().ok().flatten().is_none() {
-            if Instant::now() >= deadline {
-                eprintln!("process {} survived SIGKILL for 10 s", self.child.id());
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// Runs a command to its end, at most `timeout` (then it is killed and reported as code -1).
-/// Output goes through files in `dir` so that no pipe can fill up and block it.
-fn run_bounded(cmd: &mut Command, dir: &Path, timeout: Duration) -> Run {
-    static SEQ: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let out_path = dir.join(format!("cmd-{n}.out"));
-    let err_path = dir.join(format!("cmd-{n}.err"));
-    cmd.stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap());
-    let mut p = Proc::spawn(cmd);
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(s) = p.exited() {
-            break Some(s);
-        }
-        if Instant::now() >= deadline {
-            p.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
-    let stdout = read(&out_path);
-    let mut stderr = read(&err_path);
-    if status.is_none() {
-        stderr.push_str(&format!("\n(killed after {timeout:?})\n"));
-    }
-    let _ = std::fs::remove_file(&out_path);
-    let _ = std::fs::remove_file(&err_path);
-    Run {
-        code: status.and_then(|s| s.code()).unwrap_or(-1),
-        stdout,
-        stderr,
-    }
+fn run_bounded(cmd: &mut Command, timeout: Duration) -> Run {
+    run_with_timeout(cmd, timeout).unwrap_or_else(|mut r| {
+        r.stderr
+            .push_str(&format!("\n(killed after {timeout:?})\n"));
+        r
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,29 +165,8 @@ key = "nodes/{{node}}/etcd/peer.key"
 }
 
 fn spec(members: &[Member], v: &Variant) -> String {
-    let mut s = String::from(
-        r#"
-[defaults]
-algorithm = "ecdsa-p256"
-
-[[ca]]
-name = "kubernetes-ca"
-cn = "kubernetes"
-cert = "pki/ca.crt"
-key = "pki/ca.key"
-
-[[ca]]
-name = "front-proxy-ca"
-cn = "front-proxy-ca"
-cert = "pki/front-proxy-ca.crt"
-key = "pki/front-proxy-ca.key"
-
-[[ca]]
-name = "etcd-ca"
-cn = "etcd-ca"
-cert = "pki/etcd/ca.crt"
-key = "pki/etcd/ca.key"
-
+    let mut s = format!(
+        r#"{KUBEADM_ROOTS}
 [[cert]]
 name = "etcd-healthcheck-client"
 issuer = "etcd-ca"
@@ -355,24 +262,11 @@ fn rfc3339(t: OffsetDateTime) -> String {
 }
 
 /// The non-keep lines of a plan report: item -> (action, reasons).
-fn plan_lines(report: &str) -> BTreeMap<String, (String, String)> {
-    let mut out = BTreeMap::new();
-    for line in report.lines() {
-        let mut words = line.split_whitespace();
-        let (Some(sigil), Some(action), Some(item)) = (words.next(), words.next(), words.next())
-        else {
-            continue;
-        };
-        if sigil.chars().count() != 1 || sigil.chars().all(char::is_alphanumeric) {
-            continue;
-        }
-        let reasons = line
-            .split_once("  (")
-            .map(|(_, r)| r.strip_suffix(')').unwrap_or(r).to_string())
-            .unwrap_or_default();
-        out.insert(item.to_string(), (action.to_string(), reasons));
-    }
-    out
+fn planned(report: &str) -> BTreeMap<String, (String, String)> {
+    plan_lines(report)
+        .into_iter()
+        .map(|(action, item, reasons)| (item, (action, reasons)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -542,7 +436,7 @@ impl<'t> Cluster<'t> {
             .arg("--dial-timeout=2s")
             .arg("--command-timeout=3s")
             .args(args);
-        run_bounded(&mut cmd, &self.root, ETCDCTL_TIMEOUT)
+        run_bounded(&mut cmd, ETCDCTL_TIMEOUT)
     }
 
     fn urls(&self, which: &[usize]) -> Vec<String> {
@@ -554,18 +448,11 @@ impl<'t> Cluster<'t> {
 
     /// Polls `check` until it returns true; fails after `timeout`, or as soon as a member exits.
     fn wait_for(&mut self, what: &str, timeout: Duration, mut check: impl FnMut(&Self) -> bool) {
-        let deadline = Instant::now() + timeout;
-        loop {
+        poll(timeout, POLL, || {
             self.assert_running();
-            if check(self) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out after {timeout:?} waiting for {what}"
-            );
-            std::thread::sleep(POLL);
-        }
+            check(self).then_some(())
+        })
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"));
     }
 
     /// Waits until the members `which` all report healthy to the healthcheck client (a
@@ -821,7 +708,7 @@ fn etcd_cluster_forms_over_generated_certificates_and_survives_resigning() {
         .into_iter()
         .map(|i| (i.to_string(), ("re-sign".to_string(), sans.clone())))
         .collect();
-    assert_eq!(plan_lines(&r.stdout), want, "{}", r.stdout);
+    assert_eq!(planned(&r.stdout), want, "{}", r.stdout);
     assert!(
         r.stdout.contains("plan: 2 re-sign, 11 keep"),
         "{}",
@@ -841,7 +728,7 @@ fn etcd_cluster_forms_over_generated_certificates_and_survives_resigning() {
             )
         })
         .collect();
-    assert_eq!(plan_lines(&r.stdout), want, "{}", r.stdout);
+    assert_eq!(planned(&r.stdout), want, "{}", r.stdout);
     assert!(
         r.stdout.contains("plan: 3 re-sign, 10 keep"),
         "{}",
@@ -851,20 +738,18 @@ fn etcd_cluster_forms_over_generated_certificates_and_survives_resigning() {
     assert_eq!(r.code, 0, "not up to date after re-signing: {}", r.all());
 
     let after = f.hashes();
-    let differ: BTreeSet<&str> = after
-        .iter()
-        .filter(|(p, h)| before.get(*p) != Some(*h))
-        .map(|(p, _)| p.as_str())
-        .filter(|p| *p != "inventory.txt")
-        .collect();
+    let mut differ = changed_files(&before, &after);
+    differ.remove("inventory.txt");
     assert_eq!(
         differ,
-        BTreeSet::from([
+        [
             "nodes/etcd-1/etcd/peer.crt",
             "nodes/etcd-2/etcd/peer.crt",
             "nodes/etcd-2/etcd/server.crt",
             "nodes/etcd-3/etcd/peer.crt",
-        ]),
+        ]
+        .map(String::from)
+        .into(),
         "only these certificates change; every key stays"
     );
     assert_eq!(

@@ -1,6 +1,5 @@
 //! Generation from pki.toml, judged by openssl: chains, purposes, names, keys, modes.
 
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
 use crate::support::*;
@@ -114,12 +113,7 @@ fn etcd_trusts_nothing_of_the_kubernetes_ca() {
 
 /// `openssl verify` with a hostname or IP check.
 fn verify_name(f: &Fixture, ca: &str, cert: &str, flag: &str, name: &str) -> bool {
-    let r = run(Command::new("openssl")
-        .args(["verify", "-x509_strict", "-purpose", "sslserver", "-CAfile"])
-        .arg(f.path(ca))
-        .args([flag, name])
-        .arg(f.path(cert)));
-    r.code == 0
+    openssl_verify(&f.path(ca), &[&f.path(cert)], "sslserver", &[flag, name]).code == 0
 }
 
 #[test]
@@ -178,35 +172,6 @@ fn server_names_match_as_kubeadm_derives_them() {
     assert!(!verify_name(&f, etcd.0, etcd.1, "-verify_ip", "10.0.0.21"));
 }
 
-/// The public key of a private key and of a certificate, as openssl prints them.
-fn pubkey_of_key(path: &std::path::Path) -> String {
-    let r = run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(path));
-    assert_eq!(
-        r.code,
-        0,
-        "openssl cannot read key {}: {}",
-        path.display(),
-        r.stderr
-    );
-    r.stdout
-}
-
-fn pubkey_of_cert(path: &std::path::Path) -> String {
-    let r = run(Command::new("openssl")
-        .args(["x509", "-noout", "-pubkey", "-in"])
-        .arg(path));
-    assert_eq!(
-        r.code,
-        0,
-        "openssl cannot read certificate {}: {}",
-        path.display(),
-        r.stderr
-    );
-    r.stdout
-}
-
 #[test]
 fn every_key_matches_its_certificate_and_modes_are_right() {
     let f = Fixture::default_spec();
@@ -214,7 +179,7 @@ fn every_key_matches_its_certificate_and_modes_are_right() {
     let mut certs = 0;
     for (rel, _) in f.hashes() {
         let path = f.path(&rel);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        let mode = mode(&path);
         if let Some(stem) = rel.strip_suffix(".crt") {
             certs += 1;
             assert_eq!(mode, 0o644, "{rel}");

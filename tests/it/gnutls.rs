@@ -39,10 +39,7 @@ struct Leaf {
 
 /// The roots and leaves the fixture's pki.toml declares.
 fn declared(f: &Fixture) -> (Vec<String>, Vec<Leaf>) {
-    let sources =
-        kubepki::scan::read_sources(&f.root().join("pki.toml"), &f.root().join("templates"))
-            .expect("read pki.toml");
-    let spec = kubepki::load(&sources).expect("pki.toml resolves");
+    let spec = kubepki::load(&f.sources()).expect("pki.toml resolves");
     let mut roots = Vec::new();
     let mut leaves = Vec::new();
     for item in &spec.items {
@@ -134,11 +131,7 @@ fn every_default_chain_verifies_with_gnutls_under_its_own_ca_only() {
         .map(String::as_str)
         .chain(leaves.iter().map(|l| l.cert.as_str()))
         .collect();
-    let on_disk: BTreeSet<String> = f
-        .hashes()
-        .into_keys()
-        .filter(|p| p.ends_with(".crt"))
-        .collect();
+    let on_disk: BTreeSet<String> = f.files_ending(".crt").into_iter().collect();
     assert_eq!(
         on_disk.iter().map(String::as_str).collect::<BTreeSet<_>>(),
         declared_paths,

@@ -7,13 +7,11 @@
 //! kubectl run here goes through `ApiServer::kubectl`, which always passes
 //! `--server https://127.0.0.1:PORT --tls-server-name kubernetes`: nothing leaves loopback.
 
-use std::io::{BufRead as _, BufReader, Read};
-use std::os::unix::fs::PermissionsExt as _;
+use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -32,49 +30,10 @@ fn tools() -> Option<()> {
     kubectl.and(python).map(|_| ())
 }
 
-// ---------------------------------------------------------------------------------------------
-// Processes with time limits.
-
-/// Waits for `child` to exit, at most `limit`; `None` if it is still running then.
-fn wait_for(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            _ => return None,
-        }
-    }
-}
-
-fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut bytes = Vec::new();
-        let _ = r.read_to_end(&mut bytes);
-        String::from_utf8_lossy(&bytes).into_owned()
-    })
-}
-
 /// Runs `cmd` with no stdin, capturing its output; kills it and fails the test after `limit`.
 fn run_limited(cmd: &mut Command, limit: Duration) -> Run {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
-    let stdout = drain(child.stdout.take().unwrap());
-    let stderr = drain(child.stderr.take().unwrap());
-    let Some(status) = wait_for(&mut child, limit) else {
-        let _ = child.kill();
-        let _ = wait_for(&mut child, Duration::from_secs(10));
-        panic!("{cmd:?} did not finish within {limit:?}");
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    run_with_timeout(cmd, limit)
+        .unwrap_or_else(|_| panic!("{cmd:?} did not finish within {limit:?}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -83,7 +42,7 @@ fn run_limited(cmd: &mut Command, limit: Duration) -> Run {
 /// tests/support/apiserver.py, running. Dropping it kills the process by its PID (also when the
 /// test panics), then reaps it.
 struct ApiServer {
-    child: Child,
+    proc: Proc,
     port: u16,
     log: PathBuf,
     /// HOME and cache folder for kubectl, inside the fixture.
@@ -103,24 +62,24 @@ impl ApiServer {
         let home = f.root().join("kubectl-home");
         std::fs::create_dir_all(&home).unwrap();
         let stderr = std::fs::File::create(&log).unwrap();
-        let mut child = Command::new("python3")
-            .arg(&script)
-            .arg("--cert")
-            .arg(f.path(cert))
-            .arg("--key")
-            .arg(f.path(key))
-            .arg("--client-ca")
-            .arg(f.path(client_ca))
-            .args(["--port", "0"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", script.display()));
-        let stdout = child.stdout.take().unwrap();
+        let mut proc = Proc::spawn(
+            Command::new("python3")
+                .arg(&script)
+                .arg("--cert")
+                .arg(f.path(cert))
+                .arg("--key")
+                .arg(f.path(key))
+                .arg("--client-ca")
+                .arg(f.path(client_ca))
+                .args(["--port", "0"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(stderr),
+        );
+        let stdout = proc.child.stdout.take().unwrap();
         // The guard exists before the first wait, so a failed start still kills the process.
         let mut server = ApiServer {
-            child,
+            proc,
             port: 0,
             log,
             home,
@@ -159,19 +118,16 @@ impl ApiServer {
     /// The handshakes the server refused, with its reasons. The server logs a refusal just after
     /// sending its alert, so kubectl may exit first: this waits, at most STARTUP, for one.
     fn refusals(&self) -> Vec<String> {
-        let deadline = Instant::now() + STARTUP;
-        loop {
+        poll(STARTUP, Duration::from_millis(20), || {
             let found: Vec<String> = self
                 .log()
                 .lines()
                 .filter(|l| l.contains("TLS handshake refused"))
                 .map(String::from)
                 .collect();
-            if !found.is_empty() || Instant::now() >= deadline {
-                return found;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            (!found.is_empty()).then_some(found)
+        })
+        .unwrap_or_default()
     }
 
     /// `kubectl --kubeconfig KUBECONFIG --server https://127.0.0.1:PORT --tls-server-name
@@ -228,13 +184,6 @@ impl ApiServer {
             self.log()
         );
         Json::parse(&r.stdout).unwrap_or_else(|e| panic!("config view output: {e}\n{}", r.stdout))
-    }
-}
-
-impl Drop for ApiServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = wait_for(&mut self.child, Duration::from_secs(10));
     }
 }
 
@@ -322,19 +271,19 @@ fn assert_embedded_config(
     };
     assert_eq!(
         bytes_of(cluster, "cluster.certificate-authority-data"),
-        read_bytes(f, ca),
+        f.bytes(ca),
         "{rel}: certificate-authority-data is not {ca}"
     );
     let user = only(&config, "users", &want.user, rel);
     assert_eq!(
         bytes_of(user, "user.client-certificate-data"),
-        read_bytes(f, &want.cert),
+        f.bytes(&want.cert),
         "{rel}: client-certificate-data is not {}",
         want.cert
     );
     assert_eq!(
         bytes_of(user, "user.client-key-data"),
-        read_bytes(f, &want.key),
+        f.bytes(&want.key),
         "{rel}: client-key-data is not {}",
         want.key
     );
@@ -345,14 +294,6 @@ fn assert_embedded_config(
         Some(want.user.as_str()),
         "{rel}"
     );
-}
-
-fn read_bytes(f: &Fixture, rel: &str) -> Vec<u8> {
-    std::fs::read(f.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
-}
-
-fn mode(f: &Fixture, rel: &str) -> u32 {
-    std::fs::metadata(f.path(rel)).unwrap().permissions().mode() & 0o777
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -427,11 +368,7 @@ fn every_default_kubeconfig_authenticates_as_its_kubeadm_identity() {
     }
 
     // Every kubeconfig the default pki.toml renders is judged here: a new one needs its identity.
-    let mut rendered: Vec<String> = f
-        .hashes()
-        .into_keys()
-        .filter(|p| p.ends_with(".conf"))
-        .collect();
+    let mut rendered = f.files_ending(".conf");
     let mut listed: Vec<String> = expected.iter().map(|(c, _)| c.clone()).collect();
     rendered.sort();
     listed.sort();
@@ -439,7 +376,7 @@ fn every_default_kubeconfig_authenticates_as_its_kubeadm_identity() {
 
     let server = ApiServer::start(&f, "pki/apiserver.crt", "pki/apiserver.key", ca);
     for (conf, want) in &expected {
-        assert_eq!(mode(&f, conf), 0o600, "{conf} holds a private key");
+        assert_eq!(mode(&f.path(conf)), 0o600, "{conf} holds a private key");
         assert_embedded_config(&f, &server, conf, ca, "https://10.0.0.11:6443", want);
         assert_whoami(&server, &f.path(conf), want);
     }
@@ -459,28 +396,7 @@ fn every_default_kubeconfig_authenticates_as_its_kubeadm_identity() {
 /// Three roots as kubeadm makes them, the API server's serving certificate, and `extra`.
 fn three_cas(extra: &str) -> String {
     format!(
-        r#"
-[defaults]
-algorithm = "ecdsa-p256"
-
-[[ca]]
-name = "kubernetes-ca"
-cn = "kubernetes"
-cert = "pki/ca.crt"
-key = "pki/ca.key"
-
-[[ca]]
-name = "front-proxy-ca"
-cn = "front-proxy-ca"
-cert = "pki/front-proxy-ca.crt"
-key = "pki/front-proxy-ca.key"
-
-[[ca]]
-name = "etcd-ca"
-cn = "etcd-ca"
-cert = "pki/etcd/ca.crt"
-key = "pki/etcd/ca.key"
-
+        r#"{KUBEADM_ROOTS}
 [[cert]]
 name = "apiserver"
 issuer = "kubernetes-ca"
@@ -702,7 +618,11 @@ vars = {{ cluster = "kubernetes", server = "https://127.0.0.1:6443", dir = {dir:
     let rel = "admin-files.conf";
     let text = f.read(rel);
     assert!(!text.contains("PRIVATE KEY"), "{text}");
-    assert_eq!(mode(&f, rel), 0o644, "{rel} names files and holds no key");
+    assert_eq!(
+        mode(&f.path(rel)),
+        0o644,
+        "{rel} names files and holds no key"
+    );
 
     let server = start_on(&f);
     let config = server.config_view(&f.path(rel));
@@ -774,13 +694,21 @@ vars = {{ note = {note:?} }}
     .unwrap();
     f.apply(&[]);
 
-    assert_eq!(mode(&f, "raw.txt"), 0o600, "raw.txt holds a private key");
     assert_eq!(
-        mode(&f, "admin.conf"),
+        mode(&f.path("raw.txt")),
+        0o600,
+        "raw.txt holds a private key"
+    );
+    assert_eq!(
+        mode(&f.path("admin.conf")),
         0o600,
         "admin.conf holds a private key"
     );
-    assert_eq!(mode(&f, "public.txt"), 0o644, "public.txt holds no key");
+    assert_eq!(
+        mode(&f.path("public.txt")),
+        0o644,
+        "public.txt holds no key"
+    );
 
     let raw = f.read("raw.txt");
     let field = |text: &str, name: &str| -> String {
@@ -794,7 +722,7 @@ vars = {{ note = {note:?} }}
     let note_b64 = field(&raw, "note-b64");
     assert!(note_b64.ends_with("=="), "{note_b64}");
     assert_eq!(unbase64(&note_b64).unwrap(), note.as_bytes());
-    let key = read_bytes(&f, "pki/users/admin.key");
+    let key = f.bytes("pki/users/admin.key");
     assert_eq!(unbase64(&field(&raw, "key-b64")).unwrap(), key);
     assert!(
         raw.ends_with(std::str::from_utf8(&key).unwrap()),
@@ -804,7 +732,7 @@ vars = {{ note = {note:?} }}
     assert_eq!(field(&public, "note"), note);
     assert_eq!(
         unbase64(&field(&public, "cert-b64")).unwrap(),
-        read_bytes(&f, "pki/users/admin.crt")
+        f.bytes("pki/users/admin.crt")
     );
     let conf = f.read("admin.conf");
     for line in conf.lines().filter(|l| l.contains("-data: ")) {
@@ -951,13 +879,13 @@ vars = { name = "kubernetes-ca", namespace = "kube-system" }
         "secrets = [\"cert\"]\nallow-ca-key = true",
     )));
     f.apply(&[]);
-    assert_eq!(mode(&f, "ca-secret.yaml"), 0o600);
+    assert_eq!(mode(&f.path("ca-secret.yaml")), 0o600);
     let yaml = f.read("ca-secret.yaml");
     let key = yaml
         .lines()
         .find_map(|l| l.trim().strip_prefix("tls.key: "))
         .unwrap_or_else(|| panic!("no tls.key in\n{yaml}"));
-    assert_eq!(unbase64(key).unwrap(), read_bytes(&f, "pki/ca.key"));
+    assert_eq!(unbase64(key).unwrap(), f.bytes("pki/ca.key"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -972,8 +900,8 @@ fn test_apiserver_stops_when_stdin_closes_and_on_sigterm() {
     f.apply(&[]);
 
     let mut server = start_on(&f);
-    drop(server.child.stdin.take());
-    let status = wait_for(&mut server.child, Duration::from_secs(30));
+    drop(server.proc.child.stdin.take());
+    let status = server.proc.wait_timeout(Duration::from_secs(30));
     assert_eq!(
         status.map(|s| s.code()),
         Some(Some(0)),
@@ -983,10 +911,10 @@ fn test_apiserver_stops_when_stdin_closes_and_on_sigterm() {
     assert!(server.log().contains("stdin closed"), "{}", server.log());
 
     let mut server = start_on(&f);
-    let pid = server.child.id().to_string();
+    let pid = server.proc.id().to_string();
     let r = run(Command::new("kill").args(["-TERM", &pid]));
     assert_eq!(r.code, 0, "{}", r.all());
-    let status = wait_for(&mut server.child, Duration::from_secs(30));
+    let status = server.proc.wait_timeout(Duration::from_secs(30));
     assert_eq!(
         status.map(|s| s.code()),
         Some(Some(0)),
@@ -997,35 +925,8 @@ fn test_apiserver_stops_when_stdin_closes_and_on_sigterm() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Decoding, written here so that the test binary judges with code of its own.
-
-/// Strict standard base64 (RFC 4648 alphabet, padded).
-fn unbase64(s: &str) -> Result<Vec<u8>, String> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let b = s.as_bytes();
-    if !b.len().is_multiple_of(4) {
-        return Err(format!("length {} is not a multiple of 4", b.len()));
-    }
-    let chunks = b.len() / 4;
-    let mut out = Vec::with_capacity(chunks * 3);
-    for (n, chunk) in b.chunks(4).enumerate() {
-        let pad = chunk.iter().rev().take_while(|&&c| c == b'=').count();
-        if pad > 2 || (pad > 0 && n + 1 != chunks) {
-            return Err("misplaced `=`".into());
-        }
-        let mut acc = 0u32;
-        for &c in &chunk[..4 - pad] {
-            let v = ALPHABET
-                .iter()
-                .position(|&a| a == c)
-                .ok_or_else(|| format!("invalid character {:?}", c as char))?;
-            acc = (acc << 6) | v as u32;
-        }
-        acc <<= 6 * pad as u32;
-        out.extend_from_slice(&acc.to_be_bytes()[1..4 - pad]);
-    }
-    Ok(out)
-}
+// Reading JSON, written here so that the test binary judges with code of its own (base64 is
+// support's `unbase64`).
 
 /// A JSON value (enough JSON to read kubectl's output).
 #[derive(Debug, Clone, PartialEq)]

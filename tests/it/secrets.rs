@@ -5,7 +5,6 @@
 //! `Debug` of the library's types that hold keys is searched the same way.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use crate::support::*;
 
@@ -77,142 +76,18 @@ secrets = ["cert"]
 vars = { name = "server-tls", namespace = "default" }
 "#;
 
-const KEYS: [&str; 5] = [
-    "pki/ca.key",
-    "pki/server.key",
-    "pki/client.key",
-    "pki/edge.key",
-    "pki/sa.key",
-];
-
-/// Every form of one private key that must never be printed. All are taken from the secret
-/// bytes alone (public parts, such as the point an EC key carries, also appear in certificates):
-/// stretches of the PEM's base64 lines, of the base64 of the PEM that templates embed
-/// (`client-key-data`), and the bytes as hex and as a Rust byte list.
-fn leak_forms(pem: &str) -> Vec<String> {
-    let header = pem.find('\n').expect("a PEM header") + 1;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    let der = decode_b64(&body);
-    let (s0, s1) = secret_range(&der);
-    let secret = &der[s0..s1];
-    let mut forms = Vec::new();
-    for w in [&secret[..12], &secret[secret.len() - 12..]] {
-        forms.push(kubepki::x509::hex(w));
-        forms.push(kubepki::x509::hex(w).to_uppercase());
-        forms.push(format!("{w:?}").trim_matches(['[', ']']).to_string());
-    }
-    // Base64 characters that only secret bytes determine, split where the PEM breaks lines.
-    let (c0, c1) = (s0.div_ceil(3) * 4, s1 / 3 * 4);
-    let embedded = kubepki::render::b64(pem);
-    let mut c = c0;
-    while c < c1 {
-        let end = ((c / 64 + 1) * 64).min(c1);
-        if end - c >= 12 {
-            forms.push(body[c..end].to_string());
-            // The same characters inside the PEM text, and the base64 of that stretch.
-            let (p0, p1) = (header + c + c / 64, header + end + c / 64);
-            assert_eq!(&pem[p0..p1], &body[c..end]);
-            let (a0, a1) = (p0.div_ceil(3), p1 / 3);
-            if a1 > a0 + 3 {
-                forms.push(embedded[a0 * 4..a1 * 4].to_string());
-            }
-        }
-        c = end;
-    }
-    assert!(forms.len() >= 8, "too few forms for a key");
-    forms
-}
-
-/// One DER element at `pos`: (tag, start of content, end of content).
-fn tlv(d: &[u8], pos: usize) -> (u8, usize, usize) {
-    let mut i = pos + 2;
-    let mut len = usize::from(d[pos + 1]);
-    if len & 0x80 != 0 {
-        let n = len & 0x7f;
-        len = d[i..i + n].iter().fold(0, |a, &b| a << 8 | usize::from(b));
-        i += n;
-    }
-    (d[pos], i, i + len)
-}
-
-/// Where the secret of a PKCS#8 key lies: the private scalar of an EC or Ed25519 key, the
-/// private exponent of an RSA key.
-fn secret_range(der: &[u8]) -> (usize, usize) {
-    let (_, outer, _) = tlv(der, 0);
-    let (_, _, version_end) = tlv(der, outer);
-    let (_, _, alg_end) = tlv(der, version_end);
-    let (tag, inner, _) = tlv(der, alg_end);
-    assert_eq!(tag, 0x04, "PKCS#8 privateKey");
-    let (tag, start, end) = tlv(der, inner);
-    if tag == 0x04 {
-        return (start, end); // Ed25519: the private key itself
-    }
-    let (_, v0, v1) = tlv(der, start);
-    let (_, after_version) = (v0, v1);
-    if der[v0..v1] == [1] {
-        let (_, s, e) = tlv(der, after_version); // EC: the private scalar
-        return (s, e);
-    }
-    let (_, _, n_end) = tlv(der, after_version);
-    let (_, _, e_end) = tlv(der, n_end);
-    let (_, s, e) = tlv(der, e_end); // RSA: the private exponent
-    (s, e)
-}
-
-fn decode_b64(s: &str) -> Vec<u8> {
-    const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::new();
-    let (mut acc, mut bits) = (0u32, 0);
-    for c in s.bytes().filter(|&c| c != b'=') {
-        acc = acc << 6 | A.iter().position(|&a| a == c).unwrap() as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    out
-}
-
-/// Every private key under `out` now (the set only grows: rotated keys must not leak either).
-fn collect_keys(out: &Path, keys: &mut BTreeSet<String>) {
-    for rel in KEYS {
-        if let Ok(text) = std::fs::read_to_string(out.join(rel))
-            && kubepki::x509::parse_key(text.as_bytes()).is_ok()
-        {
-            keys.insert(text);
-        }
-    }
-}
-
-/// Panics if `text` (what `what` printed) holds any form of any of `keys`.
-fn assert_no_key_material(what: &str, text: &str, keys: &BTreeSet<String>) {
-    assert!(
-        !text.contains("PRIVATE KEY"),
-        "{what} printed `PRIVATE KEY`:\n{text}"
-    );
-    for key in keys {
-        for form in leak_forms(key) {
-            assert!(
-                !text.contains(&form),
-                "{what} printed key material `{form}`:\n{text}"
-            );
-        }
-    }
-}
-
 #[test]
 fn no_command_prints_private_key_material() {
     let f = Fixture::new(SPEC);
     let mut keys = BTreeSet::new();
     let mut outputs: Vec<(String, String)> = Vec::new();
+    // Every private key out/ ever held (the set only grows: rotated keys must not leak either).
     let mut run =
         |f: &Fixture, label: &str, args: &[&str], code: i32, keys: &mut BTreeSet<String>| {
-            collect_keys(&f.out(), keys);
+            keys.extend(f.private_keys());
             let r = f.pki(args);
             assert_eq!(r.code, code, "{label}: {}", r.all());
-            collect_keys(&f.out(), keys);
+            keys.extend(f.private_keys());
             outputs.push((label.to_string(), r.all()));
         };
 
@@ -347,11 +222,10 @@ fn debug_of_library_types_never_prints_keys() {
     use kubepki::{apply, plan, scan};
     let f = Fixture::new(SPEC);
     f.apply(&[]);
-    let mut keys = BTreeSet::new();
-    collect_keys(&f.out(), &mut keys);
+    let mut keys = f.private_keys();
 
     let root = f.root();
-    let sources = scan::read_sources(&root.join("pki.toml"), &root.join("templates")).unwrap();
+    let sources = f.sources();
     let spec = kubepki::load(&sources).unwrap();
     let observed = scan::observe(&f.out()).unwrap();
     let now = time::OffsetDateTime::now_utc();
@@ -369,7 +243,7 @@ fn debug_of_library_types_never_prints_keys() {
         }
     }
     assert!(keys.len() >= 7, "new keys were made: {}", keys.len());
-    let key_facts = kubepki::x509::parse_key(f.read("pki/client.key").as_bytes()).unwrap();
+    let key_facts = key_facts(&f.path("pki/client.key"));
     // The rendered previews in a plan hold keys (kubeconfigs) when nothing they read changes.
     let the_plan_now = plan::plan(&spec, &sources, &observed, now, &plan::Options::default());
     assert!(

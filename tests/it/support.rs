@@ -1,8 +1,29 @@
-//! Shared fixtures: a temporary repository with a pki.toml, the CLI, and external tools.
+//! Shared fixtures: a temporary repository with a pki.toml, the CLI, external tools, and the
+//! helpers every module judges with. One topic a submodule, all re-exported here, so a test
+//! module needs only `use crate::support::*;`:
+//!
+//! - `process`: child processes with deadlines (kill-on-drop guards, polling, bounded runs);
+//! - `openssl`: openssl as a judge (verifying chains, reading public keys);
+//! - `leaks`: finding private key material in anything printed;
+//! - `report`: reading the plan the CLI prints;
+//! - `base64`: a strict base64 decoder of the tests' own.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+mod base64;
+mod leaks;
+mod openssl;
+mod process;
+mod report;
+
+pub use base64::*;
+pub use leaks::*;
+pub use openssl::*;
+pub use process::*;
+pub use report::*;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -13,6 +34,36 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// `cargo xtask`: the binary under test, with no arguments yet.
+pub fn xtask() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+}
+
+/// kubeadm's three roots (the Kubernetes, front-proxy and etcd CAs at kubeadm's paths), with
+/// ECDSA P-256 keys by default (fast): the start of a pki.toml.
+pub const KUBEADM_ROOTS: &str = r#"
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "kubernetes-ca"
+cn = "kubernetes"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[ca]]
+name = "front-proxy-ca"
+cn = "front-proxy-ca"
+cert = "pki/front-proxy-ca.crt"
+key = "pki/front-proxy-ca.key"
+
+[[ca]]
+name = "etcd-ca"
+cn = "etcd-ca"
+cert = "pki/etcd/ca.crt"
+key = "pki/etcd/ca.key"
+"#;
 
 /// A scratch repository: `pki.toml`, `templates/` (a copy of the real ones), `out/`.
 pub struct Fixture {
@@ -54,6 +105,11 @@ impl Fixture {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 
+    /// The bytes of out/`rel`.
+    pub fn bytes(&self, rel: &str) -> Vec<u8> {
+        std::fs::read(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
     pub fn set_spec(&self, spec: &str) {
         std::fs::write(self.root().join("pki.toml"), spec).unwrap();
     }
@@ -62,11 +118,26 @@ impl Fixture {
         std::fs::read_to_string(self.root().join("pki.toml")).unwrap()
     }
 
-    /// `cargo xtask pki ARGS` on this fixture.
-    pub fn pki(&self, args: &[&str]) -> Run {
+    /// Replaces the one occurrence of `from` in pki.toml.
+    pub fn edit_spec(&self, from: &str, to: &str) {
+        self.set_spec(&replace_once(&self.spec(), from, to));
+    }
+
+    /// pki.toml and the templates, read as the tool reads them.
+    pub fn sources(&self) -> kubepki::scan::Sources {
+        kubepki::scan::read_sources(
+            &self.root().join("pki.toml"),
+            &self.root().join("templates"),
+        )
+        .expect("read pki.toml")
+    }
+
+    /// `cargo xtask pki ARGS` on this fixture, not yet run: no colour, and no
+    /// SOURCE_DATE_EPOCH from the environment (a caller may set one).
+    pub fn command(&self, args: &[&str]) -> Command {
         let root = self.root();
-        let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .arg("pki")
+        let mut cmd = xtask();
+        cmd.arg("pki")
             .arg("--file")
             .arg(root.join("pki.toml"))
             .arg("--out")
@@ -76,10 +147,13 @@ impl Fixture {
             .args(args)
             .current_dir(root)
             .env("NO_COLOR", "1")
-            .env_remove("SOURCE_DATE_EPOCH")
-            .output()
-            .expect("run xtask");
-        Run::from(out)
+            .env_remove("SOURCE_DATE_EPOCH");
+        cmd
+    }
+
+    /// `cargo xtask pki ARGS` on this fixture.
+    pub fn pki(&self, args: &[&str]) -> Run {
+        Run::from(self.command(args).output().expect("run xtask"))
     }
 
     /// Runs `pki ARGS` and asserts it exits 0.
@@ -89,34 +163,83 @@ impl Fixture {
         r
     }
 
-    /// SHA-256 (hex) of every file under out/, keyed by relative path.
+    /// SHA-256 (hex) of every regular file under out/, keyed by relative path.
     pub fn hashes(&self) -> BTreeMap<String, String> {
         let mut map = BTreeMap::new();
         let out = self.out();
-        for e in walk(&out) {
+        for e in files_under(&out) {
+            if !std::fs::symlink_metadata(&e).unwrap().is_file() {
+                continue;
+            }
             let rel = e.strip_prefix(&out).unwrap().to_string_lossy().into_owned();
             let bytes = std::fs::read(&e).unwrap();
             map.insert(rel, kubepki::x509::sha256_hex(&bytes));
         }
         map
     }
+
+    /// The relative paths of the regular files under out/ whose names end in `suffix`, sorted.
+    pub fn files_ending(&self, suffix: &str) -> Vec<String> {
+        self.hashes()
+            .into_keys()
+            .filter(|p| p.ends_with(suffix))
+            .collect()
+    }
+
+    /// The text of every file under out/ that is a private key, wherever it lies.
+    pub fn private_keys(&self) -> BTreeSet<String> {
+        files_under(&self.out())
+            .into_iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .filter(|text| kubepki::x509::parse_key(text.as_bytes()).is_ok())
+            .collect()
+    }
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+/// Every entry under `dir` that is not a folder, recursively, sorted. Links are listed, never
+/// followed.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
-            let p = e.path();
-            let ft = e.file_type().unwrap();
-            if ft.is_dir() {
-                out.extend(walk(&p));
-            } else if ft.is_file() {
-                out.push(p);
+            if e.file_type().unwrap().is_dir() {
+                out.extend(files_under(&e.path()));
+            } else {
+                out.push(e.path());
             }
         }
     }
     out.sort();
     out
+}
+
+/// Paths whose hash differs between two `Fixture::hashes()`, or that are in only one.
+pub fn changed_files(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    before
+        .keys()
+        .chain(after.keys())
+        .filter(|p| before.get(*p) != after.get(*p))
+        .cloned()
+        .collect()
+}
+
+/// The permission bits of `path` itself (a link is not followed), set-id and sticky bits
+/// included.
+pub fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// `text` with the one occurrence of `from` (it must occur exactly once) replaced by `to`.
+pub fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "`{from}` must occur once");
+    text.replacen(from, to, 1)
 }
 
 /// The result of one CLI run.
@@ -166,15 +289,13 @@ pub fn run(cmd: &mut Command) -> Run {
     Run::from(cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}")))
 }
 
-/// `openssl verify -x509_strict -purpose PURPOSE -CAfile CA CERT` exits 0.
-pub fn openssl_verifies(ca: &Path, cert: &Path, purpose: &str) -> Run {
-    run(Command::new("openssl")
-        .args(["verify", "-x509_strict", "-purpose", purpose, "-CAfile"])
-        .arg(ca)
-        .arg(cert))
-}
-
 /// Parses the first certificate of a PEM file.
 pub fn cert_facts(path: &Path) -> kubepki::x509::CertFacts {
     kubepki::x509::parse_cert(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Parses a private key file.
+pub fn key_facts(path: &Path) -> kubepki::x509::KeyFacts {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    kubepki::x509::parse_key(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
