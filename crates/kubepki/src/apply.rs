@@ -104,19 +104,20 @@ pub fn build(
                 let ItemKind::Cert(c) = &spec.items[s.item].kind else {
                     return None;
                 };
-                let key = keys[s.item].as_ref()?;
-                let r = match c.issuer {
-                    None => issue::sign(c, key, &Signer::SelfSigned, now),
-                    Some(i) => match (&materials[i].cert, &keys[i]) {
+                let old = disk[s.item].cert.as_ref();
+                let r = match (keys[s.item].as_ref(), c.issuer) {
+                    (None, _) => Err("no key to sign over".to_string()),
+                    (Some(key), None) => issue::sign(c, key, &Signer::SelfSigned, now, old),
+                    (Some(key), Some(i)) => match (&materials[i].cert, &keys[i]) {
                         (Some(icf), Some(ikey)) => issue::sign(
                             c,
                             key,
                             &Signer::Ca {
-                                cert_der: &icf.der,
+                                cert: icf,
                                 key: ikey,
-                                not_after: icf.not_after,
                             },
                             now,
+                            old,
                         ),
                         _ => Err(format!(
                             "issuer {} has no usable certificate and key",
@@ -221,14 +222,14 @@ pub fn build(
                 if s.action.new_key() || s.csr_new_key {
                     files.push(FileWrite {
                         path: c.key_path.clone(),
-                        bytes: m.key_pem.clone().unwrap_or_default().into_bytes(),
+                        bytes: made(&m.key_pem, &item.name)?,
                         mode: KEY_MODE,
                     });
                 }
                 if matches!(s.action, Action::Create | Action::Rekey | Action::Resign) {
                     files.push(FileWrite {
                         path: c.cert_path.clone(),
-                        bytes: m.cert_pem.clone().unwrap_or_default().into_bytes(),
+                        bytes: made(&m.cert_pem, &item.name)?,
                         mode: CERT_MODE,
                     });
                     diffs.push(report::Diff {
@@ -254,14 +255,14 @@ pub fn build(
                 if s.action.new_key() {
                     files.push(FileWrite {
                         path: k.private_path.clone(),
-                        bytes: m.key_pem.clone().unwrap_or_default().into_bytes(),
+                        bytes: made(&m.key_pem, &item.name)?,
                         mode: KEY_MODE,
                     });
                 }
                 if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
                     files.push(FileWrite {
                         path: k.public_path.clone(),
-                        bytes: m.public_pem.clone().unwrap_or_default().into_bytes(),
+                        bytes: made(&m.public_pem, &item.name)?,
                         mode: CERT_MODE,
                     });
                     diffs.push(report::Diff {
@@ -325,6 +326,17 @@ fn csr_request_info(pem: &[u8]) -> Option<Vec<u8>> {
         x509_parser::certification_request::X509CertificationRequest::from_der(&p.contents).ok()?;
     req.verify_signature().ok()?;
     Some(req.certification_request_info.raw.to_vec())
+}
+
+/// What `build` made for a file it must write; its absence is a bug, never an empty file.
+fn made(text: &Option<String>, item: &str) -> Result<Vec<u8>, Error> {
+    text.as_ref()
+        .map(|t| t.clone().into_bytes())
+        .ok_or_else(|| {
+            Error::Crypto(format!(
+                "{item}: nothing was made for a file the plan writes"
+            ))
+        })
 }
 
 fn public_summary(pem: &str) -> String {

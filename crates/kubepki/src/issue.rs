@@ -3,14 +3,14 @@
 //! is a hash of the public key, which repeats when a key is re-signed), key identifiers.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+    KeyIdMethod, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use ring::rand::SecureRandom;
 use time::OffsetDateTime;
 
-use crate::spec::{BACKDATE, CertSpec, KeyAlg, Usage};
-use crate::x509;
+use crate::spec::{BACKDATE, CertSpec, KeyAlg, Subject, Usage};
+use crate::x509::{self, CertFacts};
 
 /// Generates a fresh private key.
 pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
@@ -35,12 +35,11 @@ pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
 pub enum Signer<'a> {
     /// A root signs itself with its own key.
     SelfSigned,
-    /// A CA signs with its key; `cert_der` is its current certificate, whose subject becomes the
+    /// A CA signs with its key; `cert` is its current certificate, whose subject becomes the
     /// issuer name (byte for byte) and whose key identifier becomes the authority key identifier.
     Ca {
-        cert_der: &'a [u8],
+        cert: &'a CertFacts,
         key: &'a KeyPair,
-        not_after: OffsetDateTime,
     },
 }
 
@@ -50,8 +49,9 @@ pub struct Signed {
     pub clamped: bool,
 }
 
-/// A random positive serial of 127 bits: RFC 5280 asks for at most 20 octets, unique per issuer,
-/// and CA/Browser Forum practice for at least 64 bits of randomness.
+/// A random positive 16-byte serial (126 random bits: the top bit is clear so it is positive, the
+/// next set so its length never varies). RFC 5280 asks for at most 20 octets, unique per issuer;
+/// CA/Browser Forum practice, for at least 64 bits of randomness.
 pub fn random_serial() -> Vec<u8> {
     let mut s = [0u8; 16];
     ring::rand::SystemRandom::new()
@@ -114,26 +114,62 @@ fn params(spec: &CertSpec) -> CertificateParams {
     p
 }
 
-/// Signs a certificate for `spec` over `key` at time `now`.
+/// The subject name (DER) and subject key identifier of a certificate for `subject` over the key
+/// `spki`. When it replaces `old`, a certificate over the same key with the same subject, the old
+/// encoding and identifier are kept: whatever `old` signed keeps chaining to the new certificate
+/// (issuer name and authority key identifier match byte for byte), even for a CA that another
+/// tool made (openssl and Go use SHA-1 identifiers and other string types).
+pub fn identity(subject: &Subject, spki: &[u8], old: Option<&CertFacts>) -> (Vec<u8>, Vec<u8>) {
+    match old.filter(|o| o.spki == spki) {
+        Some(o) => (
+            if o.subject.same_as(subject) {
+                o.subject_raw.clone()
+            } else {
+                x509::encode_name(subject)
+            },
+            o.ski.clone().unwrap_or_else(|| key_id(spki)),
+        ),
+        None => (x509::encode_name(subject), key_id(spki)),
+    }
+}
+
+/// A new key identifier: SHA-256 of the SubjectPublicKeyInfo, first 20 bytes (RFC 7093, method 1).
+pub fn key_id(spki: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20].to_vec()
+}
+
+/// Signs a certificate for `spec` over `key` at time `now`. `old` is the certificate it
+/// replaces, if any (see [`identity`]).
 pub fn sign(
     spec: &CertSpec,
     key: &KeyPair,
     signer: &Signer<'_>,
     now: OffsetDateTime,
+    old: Option<&CertFacts>,
 ) -> Result<Signed, String> {
     let mut p = params(spec);
     let now = now.replace_nanosecond(0).unwrap_or(now);
     p.not_before = now - BACKDATE;
-    p.not_after = now + spec.validity;
+    p.not_after = now
+        .checked_add(spec.validity)
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| {
+            format!(
+                "a validity of {} from {} ends after the year 9999",
+                crate::spec::fmt_duration(spec.validity),
+                x509::fmt_time(now)
+            )
+        })?;
     let mut clamped = false;
-    if let Signer::Ca { not_after, .. } = signer
-        && p.not_after > *not_after
+    if let Signer::Ca { cert, .. } = signer
+        && p.not_after > cert.not_after
     {
-        p.not_after = *not_after;
+        p.not_after = cert.not_after;
         clamped = true;
     }
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-    let subject = x509::encode_name(&spec.subject);
+    let (subject, ski) = identity(&spec.subject, &key.subject_public_key_info(), old);
+    p.key_identifier_method = KeyIdMethod::PreSpecified(ski);
     let fail = |e: rcgen::Error| format!("failed to sign: {e}");
     let der = match signer {
         Signer::SelfSigned => {
@@ -141,28 +177,27 @@ pub fn sign(
             x509::resign(cert.der(), &[(3, &subject), (5, &subject)], key)?
         }
         Signer::Ca {
-            cert_der,
+            cert: ca,
             key: ca_key,
-            ..
         } => {
             p.use_authority_key_identifier_extension = true;
-            let ca = x509_parser::parse_x509_certificate(cert_der)
-                .map_err(|_| "issuer certificate does not parse".to_string())?
-                .1;
-            let issuer_name = ca.subject().as_raw().to_vec();
-            let issuer = Issuer::from_ca_cert_der(&(*cert_der).into(), *ca_key).map_err(fail)?;
+            let issuer =
+                Issuer::from_ca_cert_der(&ca.der.as_slice().into(), *ca_key).map_err(fail)?;
             let cert = p.signed_by(key, &issuer).map_err(fail)?;
-            x509::resign(cert.der(), &[(3, &issuer_name), (5, &subject)], ca_key)?
+            x509::resign(cert.der(), &[(3, &ca.subject_raw), (5, &subject)], ca_key)?
         }
     };
     Ok(Signed { der, clamped })
 }
 
-/// A certificate signing request for `spec`, for a CA whose key the tool does not hold. Like
-/// kubeadm's, it names the subject and SANs; the external CA chooses the usages.
+/// A certificate signing request for `spec`, for a CA whose key the tool does not hold. It names
+/// the subject and SANs and requests the extended key usages (or, for a CA, basicConstraints
+/// CA:TRUE); the external CA decides what it grants.
 pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
     let mut p = params(spec);
-    p.is_ca = IsCa::NoCa;
+    if spec.ca.is_none() {
+        p.is_ca = IsCa::NoCa;
+    }
     p.key_usages.clear();
     let req = p
         .serialize_request(key)

@@ -98,16 +98,15 @@ impl fmt::Debug for Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub orphans: Vec<String>,
+    /// Undeclared files that are private keys of certificates or key pairs still declared
+    /// (a `key =` path was changed): reported, never pruned.
+    pub kept_keys: Vec<String>,
     /// Problems that stop the run; nothing is written while there are any.
     pub problems: Vec<String>,
     pub inventory_stale: bool,
 }
 
 impl Plan {
-    pub fn is_noop(&self) -> bool {
-        self.changes_nothing(true)
-    }
-
     /// Whether carrying out the plan changes nothing in the output folder. Orphans are deleted
     /// only with `--prune`: without it they are reported, left alone, and change nothing.
     pub fn changes_nothing(&self, prune: bool) -> bool {
@@ -115,10 +114,6 @@ impl Plan {
             && !self.inventory_stale
             && (!prune || self.orphans.is_empty())
             && self.steps.iter().all(|s| !s.action.writes())
-    }
-
-    pub fn step(&self, item: ItemId) -> &Step {
-        &self.steps[item]
     }
 }
 
@@ -141,6 +136,9 @@ struct Known {
     cert: Option<CertFacts>,
     key_spki: Option<Vec<u8>>,
     external: bool,
+    /// A new key and a CSR are written for it: its certificate on disk (if any) no longer matches
+    /// its key until an external CA signs.
+    pending_csr: bool,
     /// The CA above this item (its issuer or further up) that gets a new key in this run, when
     /// this item is re-signed because of it: everything below is then re-signed too.
     new_key_above: Option<String>,
@@ -156,13 +154,18 @@ pub fn plan(
     let mut out = Plan::default();
     let mut known: Vec<Known> = Vec::with_capacity(spec.items.len());
     for name in &opts.rekey {
-        if !spec
+        let named: Vec<&Item> = spec
             .items
             .iter()
-            .any(|i| &i.name == name || &i.base == name)
-        {
+            .filter(|i| &i.name == name || &i.base == name)
+            .collect();
+        if named.is_empty() {
             out.problems
                 .push(format!("--rekey names `{name}`, which is not in pki.toml"));
+        } else if named.iter().all(|i| matches!(i.kind, ItemKind::Render(_))) {
+            out.problems.push(format!(
+                "--rekey names `{name}`, a rendered file: it has no key of its own"
+            ));
         }
     }
     let disk = disk_materials(spec, observed);
@@ -200,14 +203,47 @@ pub fn plan(
             ));
         }
     }
-    out.orphans = observed
-        .files
-        .keys()
-        .filter(|p| {
-            !claimed.contains(p.as_str()) && !crate::resolve::RESERVED.contains(&p.as_str())
-        })
-        .cloned()
+    // A file where a folder must be: the write would fail halfway through the run.
+    for p in &claimed {
+        let mut ancestor = String::new();
+        for part in p
+            .split('/')
+            .collect::<Vec<_>>()
+            .split_last()
+            .map_or(&[][..], |(_, dirs)| dirs)
+        {
+            if !ancestor.is_empty() {
+                ancestor.push('/');
+            }
+            ancestor.push_str(part);
+            if observed.get(&ancestor).is_some() {
+                out.problems.push(format!(
+                    "{ancestor} is a file, but {p} must be written inside a folder of that name: move the file away, then rerun"
+                ));
+            }
+        }
+    }
+    // A private key that belongs to a certificate or public key still declared is never pruned,
+    // even when its own path changed (a renamed `key =`): it is the only copy of that key.
+    let in_use: BTreeSet<&[u8]> = disk
+        .iter()
+        .filter_map(|m| m.cert.as_ref().map(|c| c.spki.as_slice()))
         .collect();
+    for (p, f) in &observed.files {
+        if claimed.contains(p.as_str()) || crate::resolve::RESERVED.contains(&p.as_str()) {
+            continue;
+        }
+        let belongs = !f.symlink
+            && x509::parse_key(&f.bytes).is_ok_and(|k| {
+                in_use.contains(k.spki.as_slice()) || public_in_use(spec, observed, &k.spki)
+            });
+        if belongs {
+            out.kept_keys.push(p.clone())
+        } else {
+            out.orphans.push(p.clone())
+        }
+    }
+    out.problems.dedup();
     if out.steps.iter().all(|s| !s.action.writes()) {
         let text = crate::inventory::inventory(spec, &|id| disk[id].clone());
         let current = observed
@@ -218,6 +254,16 @@ pub fn plan(
         out.inventory_stale = true;
     }
     out
+}
+
+/// Whether `spki` is the public key of a declared key pair, as it is on disk.
+fn public_in_use(spec: &Spec, observed: &Observed, spki: &[u8]) -> bool {
+    spec.items.iter().any(|i| match &i.kind {
+        ItemKind::KeyPair(kp) => observed
+            .get(&kp.public_path)
+            .is_some_and(|f| x509::parse_public_key(&f.bytes).is_ok_and(|der| der == spki)),
+        _ => false,
+    })
 }
 
 /// Every path an item owns (a leaf also owns the CSR it may write).
@@ -242,15 +288,7 @@ pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
     set
 }
 
-pub fn csr_path(cert_path: &str) -> String {
-    match cert_path
-        .strip_suffix(".crt")
-        .or_else(|| cert_path.strip_suffix(".pem"))
-    {
-        Some(stem) => format!("{stem}.csr"),
-        None => format!("{cert_path}.csr"),
-    }
-}
+pub use crate::spec::csr_path;
 
 enum Read<T> {
     Missing,
@@ -317,7 +355,9 @@ fn mode_fixes(observed: &Observed, files: &[(&str, u32)]) -> Vec<(String, u32, u
         .iter()
         .filter_map(|(p, want)| {
             let f = observed.get(p)?;
-            (!f.symlink && f.mode != *want).then(|| (p.to_string(), f.mode, *want))
+            // Only permissions looser than wanted are fixed; a stricter mode (a 0400 key) is the
+            // owner's choice.
+            (!f.symlink && f.mode & !*want != 0).then(|| (p.to_string(), f.mode, *want))
         })
         .collect()
 }
@@ -334,7 +374,11 @@ fn plan_cert(
     let key = read_key(observed, &c.key_path);
     let cert = read_cert(observed, &c.cert_path);
     let is_ca = c.ca.is_some();
-    let issuer = c.issuer.map(|i| (i, &known[i], &spec.items[i]));
+    let name = &spec.items[id].base;
+    let issuer = c.issuer.map(|i| (&known[i], &spec.items[i]));
+    // Under a CA that cannot sign here (its key is elsewhere, or it waits for its own CSR),
+    // anything that needs signing gets a CSR instead.
+    let under_external = issuer.is_some_and(|(ik, _)| ik.external);
     let mut k = Known::default();
 
     // 1. Decide about the key.
@@ -357,14 +401,17 @@ fn plan_cert(
                 && let Read::Ok(cf) = &cert
             {
                 // External CA mode: the certificate is here, its key is kept elsewhere.
+                let mut reasons = vec![format!(
+                    "{} has no key {}: used as an external CA; what it must sign gets CSRs",
+                    c.cert_path, c.key_path
+                )];
+                reasons.extend(
+                    expiry(c, cf, now).map(|e| format!("{e}: renew it where its key is kept")),
+                );
                 k.cert = Some(cf.clone());
                 k.key_spki = Some(cf.spki.clone());
                 k.external = true;
-                let reason = format!(
-                    "{} has no key {}: used as an external CA; leaves it must sign get CSRs",
-                    c.cert_path, c.key_path
-                );
-                return (step(id, Action::External, vec![reason]), k);
+                return (step(id, Action::External, reasons), k);
             }
             key_reasons.push(format!("key {} missing", c.key_path));
             None
@@ -378,24 +425,48 @@ fn plan_cert(
         key_reasons.insert(0, "--rekey".into());
     }
     let key_ok = key_facts.is_some() && key_reasons.is_empty();
+    let disk_cert = match &cert {
+        Read::Ok(cf) => Some(cf.clone()),
+        _ => None,
+    };
 
+    // Keys the cluster depends on are never replaced by accident.
+    let blocked = |mut reasons: Vec<String>, help: String, mut k: Known| {
+        reasons.push(help);
+        k.cert = disk_cert.clone();
+        k.key_spki = disk_cert.as_ref().map(|c| c.spki.clone());
+        (step(id, Action::Blocked, reasons), k)
+    };
     if !key_ok && is_ca && !rekey && !key_missing {
-        // A CA key is never replaced without --rekey: every certificate below it would change.
-        let mut reasons = key_reasons;
-        reasons.push(format!(
-            "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {}` to make a new key (every certificate it signed is then re-signed)",
-            c.key_path, spec.items[id].base
-        ));
-        k.cert = match cert {
-            Read::Ok(cf) => Some(cf),
-            _ => None,
-        };
-        k.key_spki = k.cert.as_ref().map(|c| c.spki.clone());
-        return (step(id, Action::Blocked, reasons), k);
+        let help = format!(
+            "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {name}` to make a new key (every certificate below it is then re-signed)",
+            c.key_path
+        );
+        return blocked(key_reasons, help, k);
     }
-
-    // Under an external CA, anything that needs signing gets a CSR instead.
-    let under_external = issuer.is_some_and(|(_, ik, _)| ik.external);
+    if !key_ok && under_external && key_facts.is_some() {
+        // The key in use would stop matching its certificate until the external CA signs again.
+        let (_, iitem) = issuer.expect("under an issuer");
+        let help = format!(
+            "{name} is signed by {}, whose key is not here: a new key would not match {} until {} signs a new CSR. To rotate it, remove {} and {} and rerun (a new key and CSR are written), then install the signed certificate",
+            iitem.name, c.cert_path, iitem.name, c.cert_path, c.key_path
+        );
+        return blocked(key_reasons, help, k);
+    }
+    if let (true, false, Some(kf), Some(cf)) = (is_ca, rekey, &key_facts, &disk_cert)
+        && kf.spki != cf.spki
+    {
+        // One of the pair was replaced: re-signing would silently make a new CA identity.
+        let reasons = vec![format!(
+            "{} and {} are not a pair: one of them was replaced",
+            c.cert_path, c.key_path
+        )];
+        let help = format!(
+            "restore the matching pair from a backup; to issue a new CA certificate over {} (every certificate below it is then re-signed), delete {} and rerun; or run with `--rekey {name}` for a new key",
+            c.key_path, c.cert_path
+        );
+        return blocked(reasons, help, k);
+    }
 
     if !key_ok {
         let action = if under_external {
@@ -413,7 +484,12 @@ fn plan_cert(
         let mut s = step(id, action, reasons);
         s.csr_new_key = under_external;
         k.new_key = true;
-        k.rewritten = true;
+        // A CSR leaves the certificate as it is until the external CA signs it; a CA waiting for
+        // its certificate cannot sign either, so what is below it waits too.
+        k.rewritten = !under_external;
+        k.pending_csr = under_external;
+        k.external = under_external && is_ca;
+        k.cert = disk_cert;
         return (s, k);
     }
     let key_facts = key_facts.expect("checked above");
@@ -421,8 +497,9 @@ fn plan_cert(
 
     // 2. The key stays; decide about the certificate.
     let mut reasons = Vec::new();
+    let mut notes = Vec::new();
     // A CA's new key re-signs everything below it, transitively (not only what it signs itself).
-    let new_key_above = issuer.and_then(|(_, ik, iitem)| {
+    let new_key_above = issuer.and_then(|(ik, iitem)| {
         if ik.new_key {
             Some(iitem.name.clone())
         } else {
@@ -447,7 +524,8 @@ fn plan_cert(
                 c.cert_path, c.key_path
             ));
         }
-        compare_fields(c, cf, &mut reasons);
+        compare_fields(c, cf, under_external, &mut reasons);
+        let mut clamped_to = None;
         match issuer {
             None => {
                 if cf.issuer_raw != cf.subject_raw
@@ -455,8 +533,9 @@ fn plan_cert(
                 {
                     reasons.push("not self-signed by its key".into());
                 }
+                check_validity(c, cf, &mut reasons);
             }
-            Some((iid, ik, iitem)) => {
+            Some((ik, iitem)) => {
                 let ic = iitem.kind.as_cert().expect("issuers are certificates");
                 if ik.new_key {
                     reasons.push(format!("issuer {} gets a new key", iitem.name));
@@ -472,9 +551,12 @@ fn plan_cert(
                             c.cert_path, iitem.name
                         ));
                     } else {
+                        // What the issuer's certificate will say: as on disk, or as it is about to
+                        // be re-signed (over the same key, keeping its name and key id if it can).
                         let (want_name, want_ski) = if ik.rewritten {
-                            let ski = rcgen_key_id(ispki);
-                            (x509::encode_name(&ic.subject), Some(ski))
+                            let (n, s) =
+                                crate::issue::identity(&ic.subject, ispki, ik.cert.as_ref());
+                            (n, Some(s))
                         } else {
                             let icf = ik.cert.as_ref();
                             (
@@ -493,35 +575,31 @@ fn plan_cert(
                         }
                     }
                 }
-                // A leaf cut short to its issuer's notAfter is not "changed validity" while that
-                // issuer stays as it is.
-                let clamped = !ik.rewritten
-                    && ik
-                        .cert
-                        .as_ref()
-                        .is_some_and(|icf| icf.not_after == cf.not_after);
-                let _ = iid;
-                // An external CA decides the lifetime of what it signs (a CSR carries none): only
-                // the renewal window below applies.
-                if !clamped && !ik.external {
+                // A leaf cut short to its issuer's notAfter (its full validity would have outlived
+                // the issuer) keeps that shorter life while the issuer stays as it is.
+                if !ik.rewritten
+                    && let Some(icf) = ik.cert.as_ref()
+                    && icf.not_after == cf.not_after
+                    && cf.not_before + BACKDATE + c.validity >= icf.not_after
+                {
+                    clamped_to = Some((iitem.name.clone(), icf.not_after));
+                }
+                // An external CA decides the lifetime of what it signs (a CSR carries none).
+                if clamped_to.is_none() && !ik.external {
                     check_validity(c, cf, &mut reasons);
                 }
             }
         }
-        if c.issuer.is_none() {
-            check_validity(c, cf, &mut reasons);
+        match (expiry(c, cf, now), &clamped_to) {
+            // Re-signing cannot take it past its issuer's notAfter: the issuer must be renewed.
+            (Some(e), Some((issuer, at))) if now < cf.not_after => notes.push(format!(
+                "{e}, cut to the notAfter of {issuer} ({}): renew {issuer} first",
+                x509::fmt_time(*at)
+            )),
+            (Some(e), _) => reasons.push(e),
+            (None, _) => {}
         }
-        let renew_at = cf.not_after - c.renew_before;
-        if now >= cf.not_after {
-            reasons.push(format!("expired on {}", x509::fmt_time(cf.not_after)));
-        } else if now >= renew_at {
-            let left = cf.not_after - now;
-            reasons.push(format!(
-                "expires in {} (renew-before {})",
-                fmt_left(left),
-                fmt_duration(c.renew_before)
-            ));
-        } else if now < cf.not_before {
+        if now < cf.not_before {
             reasons.push(format!(
                 "not valid before {}",
                 x509::fmt_time(cf.not_before)
@@ -534,10 +612,11 @@ fn plan_cert(
     );
     k.cert = cf;
     if reasons.is_empty() {
-        return (keep_or_fix_modes(id, fixes), k);
+        let mut s = keep_or_fix_modes(id, fixes);
+        s.reasons.extend(notes);
+        return (s, k);
     }
-    // A CSR leaves the certificate as it is (until the external CA signs it): nothing that reads
-    // this item changes.
+    // Under an external CA the pair on disk stays as it is (and consistent) until it signs.
     k.rewritten = !under_external;
     k.new_key_above = new_key_above;
     let action = if under_external {
@@ -550,9 +629,19 @@ fn plan_cert(
     (s, k)
 }
 
-/// The key identifier rcgen computes for a key: SHA-256 of its SubjectPublicKeyInfo, first 20 bytes.
-fn rcgen_key_id(spki: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20].to_vec()
+/// Why a certificate needs renewing at `now`, if it does.
+fn expiry(c: &CertSpec, cf: &CertFacts, now: OffsetDateTime) -> Option<String> {
+    if now >= cf.not_after {
+        Some(format!("expired on {}", x509::fmt_time(cf.not_after)))
+    } else if now >= cf.not_after - c.renew_before {
+        Some(format!(
+            "expires in {} (renew-before {})",
+            fmt_left(cf.not_after - now),
+            fmt_duration(c.renew_before)
+        ))
+    } else {
+        None
+    }
 }
 
 fn check_validity(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
@@ -578,11 +667,10 @@ fn fmt_left(d: Duration) -> String {
     }
 }
 
-fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
-    if cf.subject.cn != c.subject.cn
-        || sorted(&cf.subject.o) != sorted(&c.subject.o)
-        || sorted(&cf.subject.ou) != sorted(&c.subject.ou)
-    {
+/// Compares what pki.toml asks for with a certificate's fields. Under an external CA the
+/// usages are the CA's choice (a CSR only requests them), so they are not compared there.
+fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &mut Vec<String>) {
+    if !cf.subject.same_as(&c.subject) {
         reasons.push(format!("subject changed: {} -> {}", cf.subject, c.subject));
     }
     let have: BTreeSet<String> = san_set(&cf.sans);
@@ -599,6 +687,8 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
         Some(ca) => {
             if !cf.is_ca {
                 reasons.push("not a CA certificate".into());
+            } else if !cf.key_usage.contains(&"keyCertSign") {
+                reasons.push("key usage lacks keyCertSign".into());
             } else if cf.path_len != ca.path_len.map(u32::from) {
                 reasons.push(format!(
                     "path length changed: {} -> {}",
@@ -611,9 +701,15 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
             if cf.is_ca {
                 reasons.push("is a CA certificate, should be a leaf".into());
             }
+            // kubeadm's leaves (keyEncipherment on ECDSA keys too) pass; a leaf that cannot sign
+            // a handshake, or that could sign certificates, does not.
+            if !cf.key_usage.contains(&"digitalSignature") || cf.key_usage.contains(&"keyCertSign")
+            {
+                reasons.push(format!("key usage changed: {}", cf.key_usage.join("+")));
+            }
             let mut have = cf.usages.clone();
             have.sort();
-            if have != c.usages {
+            if have != c.usages && !under_external {
                 let n = |v: &[Usage]| v.iter().map(|u| u.name()).collect::<Vec<_>>().join("+");
                 reasons.push(format!(
                     "usages changed: {} -> {}",
@@ -627,12 +723,6 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
             }
         }
     }
-}
-
-fn sorted(v: &[String]) -> Vec<String> {
-    let mut v = v.to_vec();
-    v.sort();
-    v
 }
 
 fn san_set(s: &Sans) -> BTreeSet<String> {
@@ -653,20 +743,29 @@ fn plan_keypair(
     let mut k = Known::default();
     let key = read_key(observed, &kp.private_path);
     let key = match key {
+        // Its public half is still here: the key existed and was lost, not never made.
+        Read::Missing if !rekey && observed.get(&kp.public_path).is_some() => {
+            let reasons = vec![
+                format!(
+                    "key {} missing, but its public key {} is here",
+                    kp.private_path, kp.public_path
+                ),
+                format!(
+                    "a new `{name}` key would invalidate everything signed with the old one (service-account tokens); restore {} from a backup, or run with `--rekey {name}`",
+                    kp.private_path
+                ),
+            ];
+            return (step(id, Action::Blocked, reasons), k);
+        }
         Read::Missing => {
             k.new_key = true;
             k.rewritten = true;
             let (action, why) = if rekey {
-                (Action::Rekey, "--rekey".to_string())
+                (Action::Rekey, "--rekey")
             } else {
-                (Action::Create, "new".to_string())
+                (Action::Create, "new")
             };
-            let why = if observed.get(&kp.public_path).is_some() {
-                format!("key {} missing", kp.private_path)
-            } else {
-                why
-            };
-            return (step(id, action, vec![why]), k);
+            return (step(id, action, vec![why.to_string()]), k);
         }
         _ if rekey => {
             k.new_key = true;
@@ -836,7 +935,24 @@ fn plan_render(
     };
     let fixes = mode_fixes(observed, &[(&r.path, want_mode)]);
     let current = observed.get(&r.path);
-    let mut s = if current.is_none() {
+    let pending: Vec<&str> = r
+        .bind
+        .values()
+        .filter(|&&i| known[i].pending_csr)
+        .map(|&i| spec.items[i].name.as_str())
+        .collect();
+    let mut s = if !pending.is_empty() {
+        // Rendering now would pair a new key with the old certificate (or a placeholder): the
+        // file waits, as it is, until the external CA has signed.
+        step(
+            id,
+            Action::Keep,
+            vec![format!(
+                "waits for the certificate of {} from its external CA",
+                pending.join(", ")
+            )],
+        )
+    } else if current.is_none() {
         step(id, Action::Create, vec!["new".into()])
     } else if current.is_some_and(|f| f.symlink) {
         step(

@@ -47,7 +47,7 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
     }
 }
 
-/// One line per item that is not kept as it is, orphans, then counts.
+/// One line per item that changes or has something to say, orphans, then counts.
 pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
     let width = spec
         .items
@@ -57,7 +57,11 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
         .unwrap_or(0)
         .min(40);
     let mut out = String::new();
-    for s in plan.steps.iter().filter(|s| s.action != Action::Keep) {
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action != Action::Keep || !s.reasons.is_empty())
+    {
         let (sig, color) = sigil(s.action);
         let name = &spec.items[s.item].name;
         let head = format!("{sig} {:<9} {name:<width$}", s.action.label());
@@ -73,6 +77,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             out,
             "{}  (not declared in pki.toml; --prune deletes it)",
             style.paint("31", &format!("- {:<9} {o}", "orphan"))
+        );
+    }
+    for k in &plan.kept_keys {
+        let _ = writeln!(
+            out,
+            "{}  (not declared, but the private key of a declared certificate: never pruned; move or delete it yourself)",
+            style.paint("33", &format!("- {:<9} {k}", "orphan"))
         );
     }
     if plan.inventory_stale && plan.steps.iter().all(|s| !s.action.writes()) {

@@ -17,12 +17,6 @@ pub struct Spec {
     pub items: Vec<Item>,
 }
 
-impl Spec {
-    pub fn find(&self, name: &str) -> Option<ItemId> {
-        self.items.iter().position(|i| i.name == name)
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Item {
     /// Unique; per-node instances are named `<name>@<node>`.
@@ -73,7 +67,7 @@ impl KeyAlg {
     pub fn parse(s: &str) -> Option<KeyAlg> {
         KeyAlg::ALL
             .into_iter()
-            .find(|a| a.name() == s.to_ascii_lowercase())
+            .find(|a| a.name().eq_ignore_ascii_case(s))
     }
 
     pub fn is_rsa(self) -> bool {
@@ -108,6 +102,20 @@ pub struct Subject {
     pub cn: Option<String>,
     pub o: Vec<String>,
     pub ou: Vec<String>,
+}
+
+impl Subject {
+    /// The same CN and the same O and OU values, in any order (Kubernetes reads groups as a set).
+    pub fn same_as(&self, other: &Subject) -> bool {
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        self.cn == other.cn
+            && sorted(&self.o) == sorted(&other.o)
+            && sorted(&self.ou) == sorted(&other.ou)
+    }
 }
 
 impl fmt::Display for Subject {
@@ -208,6 +216,19 @@ impl ItemKind {
             ItemKind::Cert(c) => Some(c),
             _ => None,
         }
+    }
+}
+
+/// Where the CSR of a certificate's key goes when its issuer is an external CA (a CA whose key is
+/// not in the output folder): beside the certificate, `.crt` or `.pem` replaced by `.csr`. Every
+/// certificate owns this path, so `resolve` lets no other item claim it.
+pub fn csr_path(cert_path: &str) -> String {
+    match cert_path
+        .strip_suffix(".crt")
+        .or_else(|| cert_path.strip_suffix(".pem"))
+    {
+        Some(stem) => format!("{stem}.csr"),
+        None => format!("{cert_path}.csr"),
     }
 }
 

@@ -27,6 +27,8 @@ pub struct CertFacts {
     /// SAN entries other than DNS names and IP addresses (never written by this tool).
     pub other_sans: usize,
     pub usages: Vec<Usage>,
+    /// keyUsage bits present (`digitalSignature`, `keyCertSign`, ...); empty without the extension.
+    pub key_usage: Vec<&'static str>,
     pub is_ca: bool,
     pub path_len: Option<u32>,
     pub not_before: OffsetDateTime,
@@ -120,6 +122,20 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
             usages.push(Usage::Client);
         }
     }
+    let mut key_usage = Vec::new();
+    if let Ok(Some(ku)) = cert.key_usage() {
+        let ku = ku.value;
+        for (set, name) in [
+            (ku.digital_signature(), "digitalSignature"),
+            (ku.key_encipherment(), "keyEncipherment"),
+            (ku.key_cert_sign(), "keyCertSign"),
+            (ku.crl_sign(), "cRLSign"),
+        ] {
+            if set {
+                key_usage.push(name);
+            }
+        }
+    }
     let (is_ca, path_len) = match cert.basic_constraints() {
         Ok(Some(bc)) => (bc.value.ca, bc.value.path_len_constraint),
         _ => (false, None),
@@ -144,6 +160,7 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
         sans,
         other_sans,
         usages,
+        key_usage,
         is_ca,
         path_len,
         not_before: cert.validity().not_before.to_datetime(),
@@ -213,7 +230,9 @@ pub fn verifies_under(cert_der: &[u8], issuer_spki: &[u8]) -> bool {
     cert.verify_signature(Some(&key)).is_ok()
 }
 
-/// Encodes a subject as DER: one RDN per value, O then OU then CN, as Go's `pkix.Name` does.
+/// Encodes a subject as DER: O values, then OU values, then CN (Go's `pkix.Name` order), each value
+/// its own RDN as openssl writes them (Go groups the values of one type into one multi-valued RDN;
+/// both forms carry the same attributes, and Kubernetes reads every O as a group).
 pub fn encode_name(subject: &Subject) -> Vec<u8> {
     let attrs = subject
         .o
