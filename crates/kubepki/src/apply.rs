@@ -201,6 +201,12 @@ pub fn build(
     let mut errors = Vec::new();
     for (id, r) in rendered {
         match r {
+            // A value that is still unknown after apply means an input is missing: never write
+            // a placeholder where a certificate or key belongs.
+            Ok(t) if t.contains(render::PENDING) => errors.push(format!(
+                "{}: an input it reads has no certificate or key yet; nothing was rendered",
+                spec.items[id].name
+            )),
             Ok(t) => {
                 renders.insert(id, t);
             }

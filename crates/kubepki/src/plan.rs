@@ -468,6 +468,35 @@ fn plan_cert(
         return blocked(reasons, help, k);
     }
 
+    if is_ca && key_missing && matches!(cert, Read::Missing) && !rekey {
+        // Nothing of this CA is here, yet certificates it signed are: its files moved or were
+        // lost. A new CA would re-sign everything below it; that takes a decision.
+        let signed: Vec<&str> = spec
+            .items
+            .iter()
+            .filter(|i| {
+                i.kind.as_cert().is_some_and(|lc| {
+                    lc.issuer == Some(id) && observed.get(&lc.cert_path).is_some()
+                })
+            })
+            .map(|i| i.name.as_str())
+            .collect();
+        if !signed.is_empty() {
+            let reasons = vec![format!(
+                "{} and {} are missing, but {} certificate{} it signed {} in the output folder ({})",
+                c.cert_path,
+                c.key_path,
+                signed.len(),
+                if signed.len() == 1 { "" } else { "s" },
+                if signed.len() == 1 { "is" } else { "are" },
+                signed.join(", ")
+            )];
+            let help = format!(
+                "if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey {name}`"
+            );
+            return blocked(reasons, help, k);
+        }
+    }
     if !key_ok {
         let action = if under_external {
             Action::Csr
@@ -646,13 +675,26 @@ fn expiry(c: &CertSpec, cf: &CertFacts, now: OffsetDateTime) -> Option<String> {
 
 fn check_validity(c: &CertSpec, cf: &CertFacts, reasons: &mut Vec<String>) {
     let have = cf.not_after - cf.not_before;
-    let want = c.validity + BACKDATE;
-    if (have - want).abs() > Duration::seconds(1) {
+    // Made here, a certificate lasts validity + BACKDATE; made elsewhere (openssl -days,
+    // kubeadm before v1.31) it may not be backdated. Either matches the setting.
+    let slack = Duration::seconds(1);
+    if have < c.validity - slack || have > c.validity + BACKDATE + slack {
         reasons.push(format!(
             "validity changed: {} on disk, {} in pki.toml",
-            fmt_duration((have - BACKDATE).max(Duration::seconds(1))),
+            fmt_span(have),
             fmt_duration(c.validity)
         ));
+    }
+}
+
+/// A lifetime read from a certificate, to the hour (certificates made elsewhere are rarely whole
+/// days).
+fn fmt_span(d: Duration) -> String {
+    let (days, hours) = (d.whole_days(), d.whole_hours() % 24);
+    match (days, hours) {
+        (0, _) => fmt_duration(d.max(Duration::seconds(1))),
+        (_, 0) => format!("{days}d"),
+        _ => format!("{days}d{hours}h"),
     }
 }
 
