@@ -160,8 +160,18 @@ pub fn plan(
             .filter(|i| &i.name == name || &i.base == name)
             .collect();
         if named.is_empty() {
-            out.problems
-                .push(format!("--rekey names `{name}`, which is not in pki.toml"));
+            let keyed = spec
+                .items
+                .iter()
+                .filter(|i| !matches!(i.kind, ItemKind::Render(_)));
+            let names: BTreeSet<&str> = keyed
+                .flat_map(|i| [i.name.as_str(), i.base.as_str()])
+                .collect();
+            let hint = crate::diag::nearest(name, names.iter().copied())
+                .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"));
+            out.problems.push(format!(
+                "--rekey names `{name}`, which is not in pki.toml{hint}"
+            ));
         } else if named.iter().all(|i| matches!(i.kind, ItemKind::Render(_))) {
             out.problems.push(format!(
                 "--rekey names `{name}`, a rendered file: it has no key of its own"
