@@ -369,6 +369,15 @@ fn depths(spec: &Spec) -> Vec<usize> {
     d
 }
 
+/// Removes what an interrupted run (killed mid-write) left: temporary files, never taken for real
+/// files. The caller holds the lock, so no other run is writing them.
+pub fn remove_temps(out_dir: &Path, observed: &Observed) -> Result<Vec<String>, Error> {
+    for t in &observed.temps {
+        fsx::remove(out_dir, t)?;
+    }
+    Ok(observed.temps.clone())
+}
+
 /// What apply changed on disk.
 #[derive(Debug, Default)]
 pub struct Written {

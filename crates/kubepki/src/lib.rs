@@ -116,7 +116,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     if opts.check {
         if opts.diff {
             text.push_str(&report::diff_text(
-                &planned_diffs(&spec, &plan, &observed),
+                &report::planned_diffs(&spec, &plan, &observed),
                 style,
             ));
         }
@@ -138,8 +138,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     }
     // What an interrupted run (killed mid-write) left: never taken for real files. This run holds
     // the lock, so no other run is writing them.
-    for t in &observed.temps {
-        fsx::remove(&opts.out_dir, t)?;
+    for t in apply::remove_temps(&opts.out_dir, &observed)? {
         text.push_str(&format!(
             "removed {out}/{t}: a temporary file of an interrupted run\n"
         ));
@@ -178,52 +177,4 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         text,
         changed: true,
     })
-}
-
-/// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
-fn planned_diffs(
-    spec: &spec::Spec,
-    plan: &plan::Plan,
-    observed: &scan::Observed,
-) -> Vec<report::Diff> {
-    let disk = plan::disk_materials(spec, observed);
-    let mut diffs = Vec::new();
-    for s in &plan.steps {
-        match &spec.items[s.item].kind {
-            spec::ItemKind::Cert(c)
-                if matches!(
-                    s.action,
-                    plan::Action::Create | plan::Action::Rekey | plan::Action::Resign
-                ) =>
-            {
-                let old = disk[s.item].cert.as_ref();
-                diffs.push(report::Diff {
-                    label: c.cert_path.clone(),
-                    old: old.map(x509::describe).unwrap_or_default(),
-                    new: report::planned_description(spec, s.item, old, s.action.new_key()),
-                    key_rotated: s.action.new_key(),
-                });
-            }
-            spec::ItemKind::Render(r)
-                if matches!(s.action, plan::Action::Create | plan::Action::Render) =>
-            {
-                let old = observed
-                    .get(&r.path)
-                    .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-                    .unwrap_or_default();
-                let new = s
-                    .preview
-                    .clone()
-                    .unwrap_or_else(|| format!("{}\n", render::PENDING));
-                diffs.push(report::Diff {
-                    label: r.path.clone(),
-                    old: report::redact(&old, &disk, spec),
-                    new: report::redact(&new, &disk, spec),
-                    key_rotated: false,
-                });
-            }
-            _ => {}
-        }
-    }
-    diffs
 }

@@ -305,3 +305,42 @@ pub fn planned_description(
     }
     s
 }
+
+/// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
+pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed) -> Vec<Diff> {
+    let disk = crate::plan::disk_materials(spec, observed);
+    let mut diffs = Vec::new();
+    for s in &plan.steps {
+        match &spec.items[s.item].kind {
+            ItemKind::Cert(c)
+                if matches!(s.action, Action::Create | Action::Rekey | Action::Resign) =>
+            {
+                let old = disk[s.item].cert.as_ref();
+                diffs.push(Diff {
+                    label: c.cert_path.clone(),
+                    old: old.map(x509::describe).unwrap_or_default(),
+                    new: planned_description(spec, s.item, old, s.action.new_key()),
+                    key_rotated: s.action.new_key(),
+                });
+            }
+            ItemKind::Render(r) if matches!(s.action, Action::Create | Action::Render) => {
+                let old = observed
+                    .get(&r.path)
+                    .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+                    .unwrap_or_default();
+                let new = s
+                    .preview
+                    .clone()
+                    .unwrap_or_else(|| format!("{}\n", crate::render::PENDING));
+                diffs.push(Diff {
+                    label: r.path.clone(),
+                    old: redact(&old, &disk, spec),
+                    new: redact(&new, &disk, spec),
+                    key_rotated: false,
+                });
+            }
+            _ => {}
+        }
+    }
+    diffs
+}
