@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod damage;
 mod fuzz;
+mod safety;
 mod secrets;
 
 mod bench;
