@@ -671,3 +671,386 @@ fn bad_input_leaves_an_existing_output_folder_unchanged() {
     assert_eq!(f.hashes(), before, "bad input changed out/");
     assert_eq!(modes(&f), modes_before);
 }
+
+#[test]
+fn a_path_len_too_short_for_the_cas_below() {
+    // path-len counts the CA levels allowed below a CA: 0 allows none, so an intermediate under
+    // it makes a chain every verifier rejects ("path length constraint exceeded").
+    let mid = "\n[[ca]]\nname = \"mid\"\nissuer = \"ca\"\ncn = \"mid\"\ncert = \"mid.crt\"\nkey = \"mid.key\"\n";
+    let with_len = |n: u8| {
+        base_with(
+            r#"cn = "test-ca""#,
+            &format!("cn = \"test-ca\"\npath-len = {n}"),
+        )
+    };
+    check(
+        &format!("{}{mid}", with_len(0)),
+        &[at(
+            "`ca` has path-len 0, but CA `mid` is 1 level below it",
+            7,
+            12,
+            "0",
+            Some("set `path-len = 1` or more"),
+        )],
+    );
+    // Two levels down, through an intermediate that sets none.
+    let low = "\n[[ca]]\nname = \"low\"\nissuer = \"mid\"\ncn = \"low\"\ncert = \"low.crt\"\nkey = \"low.key\"\n";
+    check(
+        &format!("{}{mid}{low}", with_len(1)),
+        &[at(
+            "`ca` has path-len 1, but CA `low` is 2 levels below it",
+            7,
+            12,
+            "1",
+            Some("set `path-len = 2` or more"),
+        )],
+    );
+    // As many levels as path-len allows: accepted, and openssl agrees.
+    let spec = replace_once(
+        &format!("{}{mid}", with_len(1)),
+        "issuer = \"ca\"\ncn = \"leaf\"",
+        "issuer = \"mid\"\ncn = \"leaf\"",
+    );
+    let f = Fixture::new(&spec);
+    f.apply(&[]);
+    let mid_crt = f.path("mid.crt");
+    let untrusted = mid_crt.to_str().unwrap();
+    let r = openssl_verify(
+        &f.path("ca.crt"),
+        &[&f.path("leaf.crt")],
+        "sslclient",
+        &["-untrusted", untrusted],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+#[test]
+fn node_ips_only_as_a_whole_ips_entry_of_a_per_node_entry() {
+    // Outside a per-node entry it is an error, not silently nothing.
+    check(
+        &base_with(
+            r#"cn = "test-ca""#,
+            "cn = \"test-ca\"\nips = [\"{node.ips}\"]",
+        ),
+        &[at(
+            "`{node.ips}` used outside a per-node entry",
+            7,
+            8,
+            "\"{node.ips}\"",
+            Some("for-each-node"),
+        )],
+    );
+    // In another field of a per-node entry it is an error naming the field, not literal text.
+    let node = "\n[[node]]\nname = \"cp-1\"\nips = [\"10.0.0.11\"]\nrole = \"worker\"\n";
+    let per_node = |cn: &str| {
+        format!(
+            "{BASE}{node}{}",
+            replace_once(
+                SECOND,
+                r#"cn = "other""#,
+                &format!("for-each-node = \"all\"\ncn = \"{cn}\"")
+            )
+        )
+    };
+    check(
+        &per_node("{node.ips}"),
+        &[at(
+            "`{node.ips}` cannot be used in `cn`",
+            27,
+            6,
+            "\"{node.ips}\"",
+            Some("valid only as a whole entry of `ips`"),
+        )],
+    );
+    let spec = replace_once(
+        &per_node("{node}"),
+        "cert = \"other.crt\"",
+        "cert = \"{node.ips}/other.crt\"",
+    );
+    check(
+        &spec,
+        &[at(
+            "`{node.ips}` cannot be used in `cert`",
+            29,
+            8,
+            "\"{node.ips}/other.crt\"",
+            None,
+        )],
+    );
+}
+
+#[test]
+fn node_placeholders_in_render_vars() {
+    // In a render that is not per-node, `{node}` is out of place, not unknown.
+    let render = "\n[[render]]\nname = \"conf\"\ntemplate = \"etcd.env.hbs\"\npath = \"conf\"\nvars = { who = \"{node}\" }\n";
+    check(
+        &format!("{BASE}{render}"),
+        &[at(
+            "`{node}` used outside a per-node entry",
+            22,
+            8,
+            "{ who = \"{node}\" }",
+            Some("for-each-node"),
+        )],
+    );
+    // `{node.ip}` of a node without addresses says so.
+    let node = "\n[[node]]\nname = \"w-1\"\nrole = \"worker\"\n";
+    let render = replace_once(
+        render,
+        "vars = { who = \"{node}\" }",
+        "for-each-node = \"worker\"\nvars = { at = \"{node.ip}\" }",
+    );
+    check(
+        &format!("{BASE}{node}{render}"),
+        &[at(
+            "`{node.ip}` used, but node `w-1` has no `ips`",
+            27,
+            8,
+            "{ at = \"{node.ip}\" }",
+            Some("give the node its address"),
+        )],
+    );
+}
+
+#[test]
+fn a_validity_within_renew_before_would_re_sign_on_every_run() {
+    let msg = "would be re-signed on every run";
+    // The item's own validity...
+    check(
+        &base_with(r#"cn = "leaf""#, "cn = \"leaf\"\nvalidity = \"30d\""),
+        &[at(
+            "`leaf` would be re-signed on every run: its validity 30d is not longer than its renew-before 30d",
+            14,
+            12,
+            "\"30d\"",
+            Some("lengthen `validity` beyond 30d, or shorten `renew-before` below 30d"),
+        )],
+    );
+    // ... or its renew-before, whichever it sets (validity first, for a CA too) ...
+    check(
+        &base_with(r#"cn = "leaf""#, "cn = \"leaf\"\nrenew-before = \"400d\""),
+        &[at(
+            "its validity 365d is not longer than its renew-before 400d",
+            14,
+            16,
+            "\"400d\"",
+            Some("shorten `renew-before` below 365d"),
+        )],
+    );
+    check(
+        &base_with(
+            r#"cn = "test-ca""#,
+            "cn = \"test-ca\"\nvalidity = \"400d\"\nrenew-before = \"400d\"",
+        ),
+        &[at(
+            "`ca` would be re-signed on every run",
+            7,
+            12,
+            "\"400d\"",
+            None,
+        )],
+    );
+    // ... else its name, when both come from the defaults.
+    check(
+        &base_with(
+            r#"algorithm = "ecdsa-p256""#,
+            "algorithm = \"ecdsa-p256\"\nrenew-before = \"4000d\"",
+        ),
+        &[
+            at(msg, 6, 8, "\"ca\"", Some("beyond 4000d")),
+            at(msg, 12, 8, "\"leaf\"", Some("beyond 4000d")),
+        ],
+    );
+}
+
+#[test]
+fn csr_paths_and_temporary_file_names_are_not_for_declaring() {
+    // Every certificate owns `<cert path without .crt/.pem>.csr`: its CSR goes there when its
+    // issuer is an external CA, and would overwrite another item's file.
+    let more = "\n[[keypair]]\nname = \"sa\"\nprivate = \"sa.key\"\npublic = \"ca.csr\"\n\n[[render]]\nname = \"conf\"\ntemplate = \"etcd.env.hbs\"\npath = \"leaf.csr\"\n";
+    check(
+        &format!("{BASE}{more}"),
+        &[
+            at(
+                "`sa` writes `ca.csr`, which is the CSR path of `ca`",
+                21,
+                10,
+                "\"ca.csr\"",
+                Some("also owns `NAME.csr`"),
+            ),
+            at(
+                "`conf` writes `leaf.csr`, which is the CSR path of `leaf`",
+                26,
+                8,
+                "\"leaf.csr\"",
+                Some("also owns `NAME.csr`"),
+            ),
+        ],
+    );
+    check(
+        &format!(
+            "{BASE}{}",
+            replace_once(SECOND, r#"cert = "other.crt""#, r#"cert = "leaf.pem""#)
+        ),
+        &[at(
+            "`other` and `leaf` have the same CSR path `leaf.csr`",
+            23,
+            8,
+            "\"leaf.pem\"",
+            None,
+        )],
+    );
+    // `.NAME.tmp-PID` is what a write goes through; such files are removed as leftovers.
+    check(
+        &base_with(r#"key = "leaf.key""#, r#"key = "keys/.leaf.key.tmp-4242""#),
+        &[at(
+            "output path `keys/.leaf.key.tmp-4242` is named like a temporary file of the tool",
+            16,
+            7,
+            "\"keys/.leaf.key.tmp-4242\"",
+            Some("`.NAME.tmp-DIGITS`"),
+        )],
+    );
+}
+
+#[test]
+fn a_clock_outside_1970_to_9000_is_a_usage_error() {
+    let f = Fixture::new(BASE);
+    for (now, epoch) in [
+        (Some("1969-12-31T23:59:59Z"), None),
+        (Some("9000-01-01T00:00:01Z"), None),
+        (Some("8999-12-31T23:30:00-01:00"), None),
+        // In UTC, past the year 9999: refused, not a crash.
+        (Some("9999-12-31T23:59:59-23:59"), None),
+        (None, Some("-1")),
+    ] {
+        let mut cmd = f.command(&[]);
+        if let Some(now) = now {
+            cmd.args(["--now", now]);
+        }
+        if let Some(epoch) = epoch {
+            cmd.env("SOURCE_DATE_EPOCH", epoch);
+        }
+        let r = run(&mut cmd);
+        assert_eq!(r.code, 2, "{now:?} {epoch:?}:\n{}", r.all());
+        assert!(
+            r.stderr.starts_with("error: ") && r.stderr.contains("outside the supported range"),
+            "{}",
+            r.stderr
+        );
+        assert!(!f.out().exists(), "nothing is written");
+    }
+}
+
+/// BASE with a render of templates/`template`, whose `template = ...` is on line 20.
+fn with_render(template: &str) -> String {
+    format!(
+        "{BASE}\n[[render]]\nname = \"conf\"\ntemplate = \"{template}\"\npath = \"leaf.conf\"\nvars = {{ a = \"x\" }}\n"
+    )
+}
+
+#[test]
+fn the_templates_folder_skips_hidden_files_and_follows_links() {
+    let f = Fixture::new(&with_render("note.hbs"));
+    let t = f.root().join("templates");
+    std::fs::write(t.join("note.hbs"), "a: {{vars.a}}\n").unwrap();
+    // An editor's swap file and a hidden folder: binary, and never templates.
+    std::fs::write(t.join(".note.hbs.swp"), b"b0VIM \xff\xfe\x00\x01").unwrap();
+    std::fs::create_dir(t.join(".git")).unwrap();
+    std::fs::write(t.join(".git/index"), b"DIRC\xff\x00").unwrap();
+    // A binary file nobody uses is no problem either.
+    std::fs::write(t.join("logo.png"), b"\x89PNG\r\n\x1a\n\xff").unwrap();
+    // Nor is a dangling link.
+    std::os::unix::fs::symlink(f.root().join("gone.hbs"), t.join("gone.hbs")).unwrap();
+    f.apply(&[]);
+    assert_eq!(f.read("leaf.conf"), "a: x\n");
+    // Templates shared from elsewhere through links, a file's and a folder's.
+    let shared = f.root().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("linked.hbs"), "linked: {{vars.a}}\n").unwrap();
+    std::os::unix::fs::symlink(shared.join("linked.hbs"), t.join("linked.hbs")).unwrap();
+    std::os::unix::fs::symlink(&shared, t.join("lib")).unwrap();
+    f.set_spec(&with_render("linked.hbs"));
+    f.apply(&[]);
+    assert_eq!(f.read("leaf.conf"), "linked: x\n");
+    f.set_spec(&with_render("lib/linked.hbs"));
+    f.apply(&[]);
+    assert_eq!(f.read("leaf.conf"), "linked: x\n");
+}
+
+#[test]
+fn a_template_that_is_not_text_is_reported_where_pki_toml_uses_it() {
+    let spec = with_render("logo.png");
+    let f = Fixture::new(&spec);
+    std::fs::write(
+        f.root().join("templates/logo.png"),
+        b"\x89PNG\r\n\x1a\n\xff",
+    )
+    .unwrap();
+    let r = check_fixture(
+        &f,
+        "pki.toml",
+        &spec,
+        &[at(
+            "template `logo.png` is not UTF-8 text",
+            20,
+            12,
+            "\"logo.png\"",
+            Some("UTF-8 text"),
+        )],
+    );
+    assert_eq!(
+        r.stderr.lines().last(),
+        Some("error: pki.toml has 1 error; nothing was written"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_template_that_cannot_be_read_is_reported_where_pki_toml_uses_it() {
+    let spec = with_render("gone.hbs");
+    let f = Fixture::new(&spec);
+    std::os::unix::fs::symlink(
+        f.root().join("gone.hbs"),
+        f.root().join("templates/gone.hbs"),
+    )
+    .unwrap();
+    check_fixture(
+        &f,
+        "pki.toml",
+        &spec,
+        &[at(
+            "template `gone.hbs` cannot be read",
+            20,
+            12,
+            "\"gone.hbs\"",
+            Some("readable file"),
+        )],
+    );
+}
+
+#[test]
+fn an_indent_too_wide_is_a_template_error_not_a_crash() {
+    let template = "a: {{vars.a}}\nb: {{indent 18446744073709551615 vars.a}}\n";
+    let f = Fixture::new(&with_render("wide.hbs"));
+    std::fs::write(f.root().join("templates/wide.hbs"), template).unwrap();
+    let r = check_fixture(
+        &f,
+        "templates/wide.hbs",
+        template,
+        &[at(
+            "conf: template `templates/wide.hbs`: `indent 18446744073709551615`: the width is at most 1024",
+            2,
+            4,
+            "{{indent 18446744073709551615 vars.a}}",
+            None,
+        )],
+    );
+    assert_eq!(
+        r.stderr.lines().last(),
+        Some("error: 1 problem stops the run; nothing was written"),
+        "{}",
+        r.stderr
+    );
+}

@@ -7,7 +7,7 @@ use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::{Error, Options};
 
@@ -59,6 +59,19 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     }
 }
 
+/// The clock's range: from the Unix epoch to the year 9000, which leaves room for any validity
+/// pki.toml accepts before X.509's last year, 9999.
+fn earliest() -> OffsetDateTime {
+    OffsetDateTime::UNIX_EPOCH
+}
+
+fn latest() -> OffsetDateTime {
+    time::Date::from_calendar_date(9000, time::Month::January, 1)
+        .expect("a valid date")
+        .midnight()
+        .assume_utc()
+}
+
 pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
     let now = match (&args.now, std::env::var("SOURCE_DATE_EPOCH")) {
         (Some(t), _) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)
@@ -78,6 +91,25 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
                 ))
             })?,
         (None, Err(_)) => OffsetDateTime::now_utc(),
+    };
+    // Certificates carry UTC times, and RFC 5280 picks UTCTime or GeneralizedTime by the UTC
+    // year: an offset given on the command line must not leak into the encoding.
+    let Some(now) = now
+        .checked_to_offset(UtcOffset::UTC)
+        .filter(|t| (earliest()..=latest()).contains(t))
+    else {
+        let given = match &args.now {
+            Some(t) => format!("--now `{t}`"),
+            None => format!(
+                "SOURCE_DATE_EPOCH `{}`",
+                std::env::var("SOURCE_DATE_EPOCH").unwrap_or_default()
+            ),
+        };
+        return Err(Error::Usage(format!(
+            "{given} is outside the supported range, {} to {}",
+            crate::x509::fmt_time(earliest()),
+            crate::x509::fmt_time(latest())
+        )));
     };
     let color = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

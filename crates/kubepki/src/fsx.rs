@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 
 /// Makes sure every folder from `root` down to `rel`'s parent is a real folder (creating missing
-/// ones with mode 0755), so a planted symlink can never redirect a write outside `root`.
+/// ones with the default mode, so the umask applies: a restrictive umask keeps `out/`'s folders
+/// private), so a planted symlink can never redirect a write outside `root`.
 pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
     let mut dir = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
@@ -35,8 +36,6 @@ pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
             }
             Err(_) => {
                 fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
-                fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-                    .map_err(|e| Error::io("chmod", &dir, e))?;
             }
         }
     }

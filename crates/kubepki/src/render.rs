@@ -33,7 +33,17 @@ pub fn b64(s: &str) -> String {
 }
 
 handlebars_helper!(base64_helper: |s: str| b64(s));
+/// The widest `indent` a template may ask for: YAML and kubeconfigs nest a few levels, never
+/// hundreds, and a huge width would exhaust memory.
+pub const MAX_INDENT: u64 = 1024;
+
 handlebars_helper!(indent_helper: |n: u64, s: str| {
+    if n > MAX_INDENT {
+        return Err(handlebars::RenderErrorReason::Other(format!(
+            "`indent {n}`: the width is at most {MAX_INDENT}"
+        ))
+        .into());
+    }
     let pad = " ".repeat(n as usize);
     s.lines().map(|l| if l.is_empty() { String::new() } else { format!("{pad}{l}") }).collect::<Vec<_>>().join("\n")
 });
@@ -86,7 +96,7 @@ fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
                 "cert".into(),
                 json!({
                     "pem": pem,
-                    "b64": if m.cert_pem.is_some() { b64(&pem) } else { PENDING.into() },
+                    "b64": b64_or_pending(m.cert_pem.as_deref()),
                     "path": c.cert_path,
                     "key_path": c.key_path,
                     "subject": {
@@ -111,7 +121,7 @@ fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
             let pem = m.public_pem.clone().unwrap_or_else(|| PENDING.into());
             v.insert(
                 "public_key".into(),
-                json!({ "pem": pem, "b64": b64(&pem), "path": k.public_path }),
+                json!({ "pem": pem, "b64": b64_or_pending(m.public_pem.as_deref()), "path": k.public_path }),
             );
             if with_key {
                 v.insert("key".into(), key_value(m, &k.private_path));
@@ -126,7 +136,12 @@ fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
 
 fn key_value(m: &Material, path: &str) -> Value {
     let pem = m.key_pem.clone().unwrap_or_else(|| PENDING.into());
-    json!({ "pem": pem, "b64": b64(&pem), "path": path })
+    json!({ "pem": pem, "b64": b64_or_pending(m.key_pem.as_deref()), "path": path })
+}
+
+/// The base64 of a PEM, or the placeholder itself (never its base64) when it is not known yet.
+fn b64_or_pending(pem: Option<&str>) -> String {
+    pem.map_or_else(|| PENDING.into(), b64)
 }
 
 /// Renders `template` (its path under the templates folder) with `ctx`. Errors name the template,

@@ -12,6 +12,7 @@ use toml::Spanned;
 use crate::config::{Raw, RawCa, RawCert, RawKeyPair, RawNode, RawRender, quote_list};
 use crate::diag::{Diagnostic, nearest};
 use crate::graph;
+use crate::scan::{is_unusable_key, unusable_key};
 use crate::spec::*;
 
 /// Files the tool owns inside the output folder; no item may claim them.
@@ -76,11 +77,11 @@ pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, 
     for &i in &ca_order {
         let ca = &raw.cas[i];
         let issuer = ca.issuer.as_ref().and_then(|s| cx.issuer(s, raw, &ids));
-        if let Some(item) = cx.ca(ca, issuer, &d) {
-            ids.entry(item.base.clone()).or_default().push(items.len());
-            items.push(item);
-        }
+        let item = cx.ca(ca, issuer, &d);
+        ids.entry(item.base.clone()).or_default().push(items.len());
+        items.push(item);
     }
+    cx.path_lens(raw, &items);
     for cert in &raw.certs {
         let issuer = cx.issuer(&cert.issuer, raw, &ids);
         for node in cx.expansion(cert.for_each_node.as_ref(), cert.nodes.as_ref(), &nodes) {
@@ -121,17 +122,33 @@ struct Defaults {
 #[derive(Default)]
 struct Cx {
     diags: Vec<Diagnostic>,
-    /// Output path -> (item name, span) of the first item that claimed it.
-    paths: Vec<(String, String, Range<usize>)>,
+    /// Output path -> the item that claimed it first.
+    paths: HashMap<String, Claim>,
     /// Entries the parser could not read (`Raw::dropped`): references to them are not reported.
     dropped: Vec<String>,
 }
+
+/// Who owns an output path.
+struct Claim {
+    item: String,
+    /// The path is the CSR path of `item`'s certificate (`spec::csr_path`), not a path it declares.
+    csr: bool,
+}
+
+const CSR_HELP: &str = "a certificate `NAME.crt` (or `.pem`) also owns `NAME.csr`: the CSR of its key is written there when its issuer is an external CA; choose another path";
 
 impl Cx {
     fn err(&mut self, message: String, span: Option<Range<usize>>, help: Option<String>) {
         let mut d = Diagnostic::new(message, span);
         d.help = help;
-        self.diags.push(d);
+        // The instances of a per-node entry make the same mistake each: say it once.
+        if !self
+            .diags
+            .iter()
+            .any(|o| o.message == d.message && o.span == d.span && o.help == d.help)
+        {
+            self.diags.push(d);
+        }
     }
 
     fn defaults(&mut self, raw: &Raw) -> Defaults {
@@ -321,19 +338,25 @@ impl Cx {
         ou: &[Spanned<String>],
         node: Option<&Node>,
     ) -> Subject {
-        let s = Subject {
-            cn: cn.map(|c| self.interp(c, node)).filter(|c| !c.is_empty()),
-            o: o.iter()
-                .map(|v| self.interp(v, node))
-                .filter(|v| !v.is_empty())
-                .collect(),
-            ou: ou
-                .iter()
-                .map(|v| self.interp(v, node))
-                .filter(|v| !v.is_empty())
-                .collect(),
+        // A placeholder that failed is reported already: "empty subject" would only repeat it.
+        let mut failed = false;
+        let mut values = |field: &str, vs: &mut dyn Iterator<Item = &Spanned<String>>| {
+            let mut out = Vec::new();
+            for v in vs {
+                match self.interp(v, node, field) {
+                    Some(v) if !v.is_empty() => out.push(v),
+                    Some(_) => {}
+                    None => failed = true,
+                }
+            }
+            out
         };
-        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() {
+        let s = Subject {
+            cn: values("cn", &mut cn.into_iter()).pop(),
+            o: values("o", &mut o.iter()),
+            ou: values("ou", &mut ou.iter()),
+        };
+        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() && !failed {
             self.err(
                 format!("`{}` has an empty subject", name.get_ref()),
                 Some(cn.map_or(name.span(), |c| c.span())),
@@ -351,7 +374,10 @@ impl Cx {
     ) -> Sans {
         let mut out = Sans::default();
         for d in dns {
-            let v = self.interp(d, node).to_ascii_lowercase();
+            let Some(v) = self.interp(d, node, "dns") else {
+                continue;
+            };
+            let v = v.to_ascii_lowercase();
             if v.parse::<IpAddr>().is_ok() {
                 self.err(
                     format!("`{v}` is an IP address, not a DNS name"),
@@ -371,17 +397,24 @@ impl Cx {
             }
         }
         for ip in ips {
-            let v = self.interp(ip, node);
-            let targets: Vec<String> = if v == "{node.ips}" {
-                node.map(|n| n.ips.iter().map(|i| i.to_string()).collect())
-                    .unwrap_or_default()
+            let addrs: Vec<IpAddr> = if ip.get_ref() == "{node.ips}" {
+                // All the node's addresses, as a whole entry of `ips` only.
+                match node {
+                    Some(n) => n.ips.clone(),
+                    None => {
+                        let (message, help) = outside_per_node("node.ips");
+                        self.err(message, Some(ip.span()), Some(help));
+                        vec![]
+                    }
+                }
             } else {
-                vec![v]
+                let Some(v) = self.interp(ip, node, "ips") else {
+                    continue;
+                };
+                self.ip(&v, ip.span()).into_iter().collect()
             };
-            for t in targets {
-                if let Some(addr) = self.ip(&t, ip.span())
-                    && !out.ips.contains(&addr)
-                {
+            for addr in addrs {
+                if !out.ips.contains(&addr) {
                     out.ips.push(addr);
                 }
             }
@@ -389,60 +422,17 @@ impl Cx {
         out
     }
 
-    /// Replaces `{node}` and `{node.ip}` for per-node entries; anything else in braces is an error.
-    fn interp(&mut self, s: &Spanned<String>, node: Option<&Node>) -> String {
-        let text = s.get_ref();
-        if !text.contains('{') {
-            return text.clone();
+    /// Replaces `{node}` and `{node.ip}` for per-node entries; anything else in braces is an error
+    /// (`{node.ips}` too: `sans` takes it, as a whole entry of `ips`). `field` names the key of `s`.
+    /// `None` when a placeholder was reported.
+    fn interp(&mut self, s: &Spanned<String>, node: Option<&Node>, field: &str) -> Option<String> {
+        let mut problems = Vec::new();
+        let out = substitute(s.get_ref(), node, field, |_| true, &mut problems);
+        let ok = problems.is_empty();
+        for (message, help) in problems {
+            self.err(message, Some(s.span()), Some(help));
         }
-        if text == "{node.ips}" {
-            return text.clone();
-        }
-        let mut out = String::new();
-        let mut rest = text.as_str();
-        while let Some(start) = rest.find('{') {
-            out.push_str(&rest[..start]);
-            let Some(end) = rest[start..].find('}') else {
-                out.push_str(&rest[start..]);
-                rest = "";
-                break;
-            };
-            let var = &rest[start + 1..start + end];
-            let value = match (var, node) {
-                ("node", Some(n)) => Some(n.name.clone()),
-                ("node.ip", Some(n)) => match n.ips.first() {
-                    Some(ip) => Some(ip.to_string()),
-                    None => {
-                        self.err(
-                            format!("`{{node.ip}}` used, but node `{}` has no `ips`", n.name),
-                            Some(s.span()),
-                            Some("give the node its address: `ips = [\"10.0.0.11\"]`".into()),
-                        );
-                        Some(String::new())
-                    }
-                },
-                ("node" | "node.ip" | "node.ips", None) => {
-                    self.err(
-                        format!("`{{{var}}}` used outside a per-node entry"),
-                        Some(s.span()),
-                        Some("add `for-each-node = \"worker\"` (or `control-plane`, `all`, or `nodes = [...]`) to this entry".into()),
-                    );
-                    Some(String::new())
-                }
-                _ => {
-                    self.err(
-                        format!("unknown placeholder `{{{var}}}`"),
-                        Some(s.span()),
-                        Some("placeholders are `{node}`, `{node.ip}` and, as a whole `ips` entry, `{node.ips}`".into()),
-                    );
-                    Some(String::new())
-                }
-            };
-            out.push_str(&value.unwrap_or_default());
-            rest = &rest[start + end + 1..];
-        }
-        out.push_str(rest);
-        out
+        ok.then_some(out)
     }
 
     fn expansion<'n>(
@@ -506,8 +496,44 @@ impl Cx {
         }
     }
 
-    fn path(&mut self, item: &str, s: &Spanned<String>, node: Option<&Node>) -> String {
-        let p = self.interp(s, node);
+    /// An output path of `item` (its key `field`), checked and claimed; empty if it is invalid
+    /// (then it is reported and the spec is rejected anyway).
+    fn path(
+        &mut self,
+        item: &str,
+        s: &Spanned<String>,
+        node: Option<&Node>,
+        field: &str,
+    ) -> String {
+        self.output_path(item, s, node, field).unwrap_or_default()
+    }
+
+    /// A certificate's paths: its certificate and key, and the CSR path that goes with the
+    /// certificate (`spec::csr_path`), claimed too so that no other item writes there.
+    fn cert_paths(
+        &mut self,
+        item: &str,
+        cert: &Spanned<String>,
+        key: &Spanned<String>,
+        node: Option<&Node>,
+    ) -> (String, String) {
+        let cert_path = self.output_path(item, cert, node, "cert");
+        if let Some(c) = &cert_path {
+            self.claim(item, &csr_path(c), true, cert.span());
+        }
+        let key_path = self.path(item, key, node, "key");
+        (cert_path.unwrap_or_default(), key_path)
+    }
+
+    /// `Some(path)`, cleaned, if it is valid and `item` now owns it; otherwise reported.
+    fn output_path(
+        &mut self,
+        item: &str,
+        s: &Spanned<String>,
+        node: Option<&Node>,
+        field: &str,
+    ) -> Option<String> {
+        let p = self.interp(s, node, field)?;
         let bad = p.is_empty()
             || p.starts_with('/')
             || p.contains('\\')
@@ -527,7 +553,7 @@ impl Cx {
                         .into(),
                 ),
             );
-            return clean;
+            return None;
         }
         if RESERVED.contains(&clean.as_str()) {
             self.err(
@@ -535,32 +561,68 @@ impl Cx {
                 Some(s.span()),
                 None,
             );
+            return None;
         }
-        if let Some((_, owner, _)) = self.paths.iter().find(|(p, _, _)| *p == clean) {
-            let owner = owner.clone();
+        let file_name = clean.rsplit('/').next().unwrap_or_default();
+        if crate::fsx::is_temp_name(file_name) {
             self.err(
-                format!("`{item}` writes `{clean}`, which `{owner}` writes too"),
+                format!("output path `{clean}` is named like a temporary file of the tool"),
                 Some(s.span()),
-                Some(
-                    "give each file one owner; for per-node entries put `{node}` in the path"
-                        .into(),
-                ),
+                Some(format!("files named `.NAME.tmp-DIGITS` are taken for what an interrupted run left, and removed; rename `{file_name}`")),
             );
-        } else {
-            self.paths.push((clean.clone(), item.to_string(), s.span()));
+            return None;
         }
-        clean
+        self.claim(item, &clean, false, s.span()).then_some(clean)
     }
 
-    fn ca(&mut self, raw: &RawCa, issuer: Option<ItemId>, d: &Defaults) -> Option<Item> {
+    /// Records `item` as the owner of `path` (`csr`: as the CSR path of its certificate); reports
+    /// a path that is someone's already. Returns whether the path is `item`'s.
+    fn claim(&mut self, item: &str, path: &str, csr: bool, span: Range<usize>) -> bool {
+        let Some(owner) = self.paths.get(path) else {
+            self.paths.insert(
+                path.to_string(),
+                Claim {
+                    item: item.to_string(),
+                    csr,
+                },
+            );
+            return true;
+        };
+        let o = &owner.item;
+        let (message, help) = match (owner.csr, csr) {
+            (false, false) => (
+                format!("`{item}` writes `{path}`, which `{o}` writes too"),
+                "give each file one owner; for per-node entries put `{node}` in the path",
+            ),
+            (true, false) => (
+                format!("`{item}` writes `{path}`, which is the CSR path of `{o}`"),
+                CSR_HELP,
+            ),
+            (false, true) => (
+                format!("the CSR path of `{item}`, `{path}`, is written by `{o}` too"),
+                CSR_HELP,
+            ),
+            (true, true) => (
+                format!("`{item}` and `{o}` have the same CSR path `{path}`"),
+                CSR_HELP,
+            ),
+        };
+        self.err(message, Some(span), Some(help.into()));
+        false
+    }
+
+    fn ca(&mut self, raw: &RawCa, issuer: Option<ItemId>, d: &Defaults) -> Item {
         let name = raw.name.get_ref().clone();
         let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, None);
         let sans = self.sans(&raw.dns, &raw.ips, None);
-        if raw.issuer.is_none()
-            && let Some(p) = &raw.path_len
-        {
-            let _ = p;
-        }
+        let (cert_path, key_path) = self.cert_paths(&name, &raw.cert, &raw.key, None);
+        let validity = self.duration(raw.validity.as_ref(), d.ca_validity);
+        let renew_before = self.duration(raw.renew_before.as_ref(), d.renew_before);
+        self.renewal(
+            &raw.name,
+            (validity, raw.validity.as_ref()),
+            (renew_before, raw.renew_before.as_ref()),
+        );
         let spec = CertSpec {
             issuer,
             ca: Some(CaSpec {
@@ -570,17 +632,52 @@ impl Cx {
             sans,
             usages: vec![],
             alg: self.alg(raw.algorithm.as_ref(), d.alg),
-            validity: self.duration(raw.validity.as_ref(), d.ca_validity),
-            renew_before: self.duration(raw.renew_before.as_ref(), d.renew_before),
-            cert_path: self.path(&name, &raw.cert, None),
-            key_path: self.path(&name, &raw.key, None),
+            validity,
+            renew_before,
+            cert_path,
+            key_path,
             node: None,
         };
-        Some(Item {
+        Item {
             base: name.clone(),
             name,
             kind: ItemKind::Cert(spec),
-        })
+        }
+    }
+
+    /// A certificate whose validity is not longer than its renew-before is due for renewal the
+    /// moment it is signed: every run would re-sign it. Each duration comes with its value in the
+    /// entry, if set there (`None`: a default).
+    fn renewal(
+        &mut self,
+        name: &Spanned<String>,
+        validity: (Duration, Option<&Spanned<String>>),
+        renew_before: (Duration, Option<&Spanned<String>>),
+    ) {
+        let parses =
+            |s: Option<&Spanned<String>>| s.is_none_or(|s| parse_duration(s.get_ref()).is_some());
+        // An invalid duration is reported already, and its default says nothing.
+        if !parses(validity.1) || !parses(renew_before.1) || validity.0 > renew_before.0 {
+            return;
+        }
+        let span = validity
+            .1
+            .or(renew_before.1)
+            .map_or(name.span(), |s| s.span());
+        self.err(
+            format!(
+                "`{}` would be re-signed on every run: its validity {} is not longer than its renew-before {}",
+                name.get_ref(),
+                fmt_duration(validity.0),
+                fmt_duration(renew_before.0)
+            ),
+            Some(span),
+            Some(format!(
+                "lengthen `validity` beyond {}, or shorten `renew-before` below {}",
+                fmt_duration(renew_before.0),
+                fmt_duration(validity.0)
+            )),
+        );
     }
 
     fn leaf(
@@ -591,10 +688,7 @@ impl Cx {
         node: Option<&Node>,
     ) -> Option<Item> {
         let base = raw.name.get_ref().clone();
-        let name = match node {
-            Some(n) => format!("{base}@{}", n.name),
-            None => base.clone(),
-        };
+        let name = instance_name(&base, node);
         let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, node);
         let before = self.diags.len();
         let sans = self.sans(&raw.dns, &raw.ips, node);
@@ -637,6 +731,14 @@ impl Cx {
             );
         }
         usages.sort();
+        let validity = self.duration(raw.validity.as_ref(), d.validity);
+        let renew_before = self.duration(raw.renew_before.as_ref(), d.renew_before);
+        self.renewal(
+            &raw.name,
+            (validity, raw.validity.as_ref()),
+            (renew_before, raw.renew_before.as_ref()),
+        );
+        let (cert_path, key_path) = self.cert_paths(&name, &raw.cert, &raw.key, node);
         let spec = CertSpec {
             issuer,
             ca: None,
@@ -644,10 +746,10 @@ impl Cx {
             sans,
             usages,
             alg: self.alg(raw.algorithm.as_ref(), d.alg),
-            validity: self.duration(raw.validity.as_ref(), d.validity),
-            renew_before: self.duration(raw.renew_before.as_ref(), d.renew_before),
-            cert_path: self.path(&name, &raw.cert, node),
-            key_path: self.path(&name, &raw.key, node),
+            validity,
+            renew_before,
+            cert_path,
+            key_path,
             node: node.cloned(),
         };
         issuer?;
@@ -662,8 +764,8 @@ impl Cx {
         let name = raw.name.get_ref().clone();
         let spec = KeyPairSpec {
             alg: self.alg(raw.algorithm.as_ref(), d.alg),
-            private_path: self.path(&name, &raw.private, None),
-            public_path: self.path(&name, &raw.public, None),
+            private_path: self.path(&name, &raw.private, None, "private"),
+            public_path: self.path(&name, &raw.public, None, "public"),
         };
         Item {
             base: name.clone(),
@@ -682,13 +784,20 @@ impl Cx {
         declared: &BTreeSet<String>,
     ) -> Option<Item> {
         let base = raw.name.get_ref().clone();
-        let name = match node {
-            Some(n) => format!("{base}@{}", n.name),
-            None => base.clone(),
-        };
+        let name = instance_name(&base, node);
         let template = raw.template.get_ref().trim_start_matches("./").to_string();
-        if !templates.contains_key(&template) {
-            let known: Vec<&str> = templates.keys().map(String::as_str).collect();
+        if let Some(problem) = templates.get(&unusable_key(&template)) {
+            self.err(
+                format!("template `{template}` {problem}"),
+                Some(raw.template.span()),
+                Some("a template must be a readable file of UTF-8 text; fix or replace it, or use another template".into()),
+            );
+        } else if !templates.contains_key(&template) {
+            let known: Vec<&str> = templates
+                .keys()
+                .map(String::as_str)
+                .filter(|k| !is_unusable_key(k))
+                .collect();
             let mut help = if known.is_empty() {
                 "the templates folder is empty".to_string()
             } else {
@@ -733,7 +842,7 @@ impl Cx {
             let id = if candidates.len() == 1 && items[candidates[0]].name == target {
                 candidates[0]
             } else {
-                let want = node.map(|n| format!("{target}@{}", n.name));
+                let want = node.map(|n| instance_name(target, Some(n)));
                 match candidates
                     .iter()
                     .find(|&&c| Some(&items[c].name) == want.as_ref())
@@ -780,15 +889,13 @@ impl Cx {
             None => serde_json::Value::Object(Default::default()),
         };
         if let Some(t) = &raw.vars {
-            interp_json(&mut vars, node, &mut |bad| {
-                self.err(
-                    format!("unknown placeholder `{bad}` in vars"),
-                    Some(t.span()),
-                    None,
-                );
-            });
+            let mut problems = Vec::new();
+            interp_json(&mut vars, node, &mut problems);
+            for (message, help) in problems {
+                self.err(message, Some(t.span()), Some(help));
+            }
         }
-        let path = self.path(&name, &raw.path, node);
+        let path = self.path(&name, &raw.path, node, "path");
         Some(Item {
             base,
             name,
@@ -801,6 +908,62 @@ impl Cx {
                 node: node.cloned(),
             }),
         })
+    }
+
+    /// A CA's `path-len` is the number of CA levels allowed below it (a CA it signs is one level
+    /// down, a CA that one signs two): a chain through a deeper CA is rejected by every verifier.
+    /// `items` holds the CAs, each after its issuer.
+    fn path_lens(&mut self, raw: &Raw, items: &[Item]) {
+        // For each CA with a path-len: the CAs below it too deep, with their depth.
+        let mut too_deep: BTreeMap<ItemId, Vec<(ItemId, u32)>> = BTreeMap::new();
+        for (id, item) in items.iter().enumerate() {
+            let mut depth = 0;
+            let mut above = item.kind.as_cert().and_then(|c| c.issuer);
+            while let Some(a) = above {
+                depth += 1;
+                let Some(c) = items[a].kind.as_cert() else {
+                    break;
+                };
+                if let Some(p) = c.ca.and_then(|ca| ca.path_len)
+                    && depth > u32::from(p)
+                {
+                    too_deep.entry(a).or_default().push((id, depth));
+                }
+                above = c.issuer;
+            }
+        }
+        for (a, below) in too_deep {
+            let Some(raw_ca) = raw.cas.iter().find(|c| *c.name.get_ref() == items[a].name) else {
+                continue;
+            };
+            let Some(p) = &raw_ca.path_len else { continue };
+            let names: Vec<&str> = below
+                .iter()
+                .map(|&(id, _)| items[id].name.as_str())
+                .collect();
+            let deepest = below.iter().map(|&(_, d)| d).max().unwrap_or_default();
+            let what = match names.as_slice() {
+                [one] => format!(
+                    "CA `{one}` is {deepest} level{} below it",
+                    if deepest == 1 { "" } else { "s" }
+                ),
+                _ => format!(
+                    "CAs {} are below it (down to {deepest} levels)",
+                    quote_list(&names)
+                ),
+            };
+            self.err(
+                format!(
+                    "`{}` has path-len {}, but {what}: verifiers reject such chains",
+                    items[a].name,
+                    p.get_ref()
+                ),
+                Some(p.span()),
+                Some(format!(
+                    "path-len counts the CA levels allowed below this CA: set `path-len = {deepest}` or more (or remove it), or move the CAs below it"
+                )),
+            );
+        }
     }
 
     /// A leaf never outlives its issuer: a declared validity longer than the issuer's is an error.
@@ -847,24 +1010,97 @@ impl Cx {
     }
 }
 
-fn interp_json(v: &mut serde_json::Value, node: Option<&Node>, bad: &mut dyn FnMut(&str)) {
+/// The name of an entry's instance: its own for a plain entry, `name@node` for a per-node one.
+fn instance_name(base: &str, node: Option<&Node>) -> String {
+    match node {
+        Some(n) => format!("{base}@{}", n.name),
+        None => base.to_string(),
+    }
+}
+
+/// The placeholders of `text` replaced; those for which `is_placeholder` (given the text between
+/// the braces) is false are kept as they are. What cannot be replaced goes to `problems`, as
+/// (message, help); `field` names where `text` comes from.
+fn substitute(
+    text: &str,
+    node: Option<&Node>,
+    field: &str,
+    is_placeholder: impl Fn(&str) -> bool,
+    problems: &mut Vec<(String, String)>,
+) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find('{') {
+        let Some(end) = rest[start..].find('}') else {
+            break;
+        };
+        out.push_str(&rest[..start]);
+        let var = &rest[start + 1..start + end];
+        if !is_placeholder(var) {
+            out.push_str(&rest[start..=start + end]);
+        } else {
+            match placeholder(var, node, field) {
+                Ok(v) => out.push_str(&v),
+                Err(p) => problems.push(p),
+            }
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The value of the placeholder `{var}` in `field` of an entry (of `node`'s instance, for a
+/// per-node entry), or what is wrong with it: (message, help).
+fn placeholder(var: &str, node: Option<&Node>, field: &str) -> Result<String, (String, String)> {
+    match (var, node) {
+        ("node", Some(n)) => Ok(n.name.clone()),
+        ("node.ip", Some(n)) => match n.ips.first() {
+            Some(ip) => Ok(ip.to_string()),
+            None => Err((
+                format!("`{{node.ip}}` used, but node `{}` has no `ips`", n.name),
+                "give the node its address: `ips = [\"10.0.0.11\"]`".into(),
+            )),
+        },
+        ("node.ips", _) => Err((
+            format!("`{{node.ips}}` cannot be used in `{field}`"),
+            if field == "vars" {
+                "`{node.ips}` is valid only as a whole entry of `ips`; a per-node render's template reads all the node's addresses as `node.ips`".into()
+            } else if field == "ips" {
+                "`{node.ips}` stands for all the node's addresses: write it as an entry of its own, `ips = [\"{node.ips}\"]`".into()
+            } else {
+                "`{node.ips}` is valid only as a whole entry of `ips`; use `{node.ip}` for the node's first address".into()
+            },
+        )),
+        ("node" | "node.ip", None) => Err(outside_per_node(var)),
+        _ => Err((
+            format!("unknown placeholder `{{{var}}}` in `{field}`"),
+            "placeholders are `{node}`, `{node.ip}` and, as a whole `ips` entry, `{node.ips}`"
+                .into(),
+        )),
+    }
+}
+
+fn outside_per_node(var: &str) -> (String, String) {
+    (
+        format!("`{{{var}}}` used outside a per-node entry"),
+        "add `for-each-node = \"worker\"` (or `control-plane`, `all`, or `nodes = [...]`) to this entry".into(),
+    )
+}
+
+/// `substitute` over every string of a render's `vars`, where braces are free text except for
+/// `{node...}` placeholders.
+fn interp_json(
+    v: &mut serde_json::Value,
+    node: Option<&Node>,
+    problems: &mut Vec<(String, String)>,
+) {
     match v {
         serde_json::Value::String(s) if s.contains('{') => {
-            let mut out = s.clone();
-            if let Some(n) = node {
-                out = out.replace("{node}", &n.name);
-                if let Some(ip) = n.ips.first() {
-                    out = out.replace("{node.ip}", &ip.to_string());
-                }
-            }
-            if let Some(start) = out.find("{node") {
-                let end = out[start..].find('}').map_or(out.len(), |e| start + e + 1);
-                bad(&out[start..end]);
-            }
-            *s = out;
+            *s = substitute(s, node, "vars", |var| var.starts_with("node"), problems);
         }
-        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| interp_json(x, node, bad)),
-        serde_json::Value::Object(o) => o.values_mut().for_each(|x| interp_json(x, node, bad)),
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| interp_json(x, node, problems)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| interp_json(x, node, problems)),
         _ => {}
     }
 }

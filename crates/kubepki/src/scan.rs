@@ -12,7 +12,8 @@ use crate::error::Error;
 pub struct Sources {
     pub spec_path: String,
     pub spec_text: String,
-    /// Relative path (with `/`) -> text, for every file under the templates folder.
+    /// Relative path (with `/`) -> text, for every file under the templates folder (hidden ones
+    /// aside); a file that cannot be a template is listed under `unusable_key` (see there).
     pub templates: BTreeMap<String, String>,
 }
 
@@ -53,39 +54,98 @@ impl Observed {
     }
 }
 
+/// The key under which `Sources::templates` lists a file of the templates folder that cannot be
+/// a template (it is not UTF-8 text, or it cannot be read), with what is wrong as its value:
+/// `NAME` followed by a NUL byte, which no file name contains, so it never passes for a template.
+/// Such a file stops a run only when pki.toml uses it (`resolve` says so then): an editor's
+/// binary scratch file in the folder must not break every run.
+pub fn unusable_key(name: &str) -> String {
+    format!("{name}\0")
+}
+
+/// Whether `key` of `Sources::templates` is an `unusable_key`.
+pub fn is_unusable_key(key: &str) -> bool {
+    key.ends_with('\0')
+}
+
+/// Reads pki.toml and the templates folder. The templates folder is an input: links in it are
+/// followed; hidden files and folders (`.NAME`: editors' swap and lock files, `.git`) are skipped.
 pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, Error> {
     let spec_text =
         std::fs::read_to_string(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
     let mut templates = BTreeMap::new();
     if templates_dir.is_dir() {
-        for entry in walkdir::WalkDir::new(templates_dir).sort_by_file_name() {
-            let entry = entry.map_err(|e| Error::Io {
-                op: "read",
-                path: templates_dir.display().to_string(),
-                cause: e.to_string(),
-            })?;
+        let hidden = |p: &Path| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        };
+        let walk = walkdir::WalkDir::new(templates_dir)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !hidden(e.path()));
+        for entry in walk {
+            let entry = match entry {
+                Ok(entry) => entry,
+                // A dangling link, a link loop, a folder that cannot be listed: a problem only
+                // if pki.toml uses it.
+                Err(e) if e.depth() > 0 && e.path().is_some_and(|p| !hidden(p)) => {
+                    let path = e.path().unwrap_or(templates_dir);
+                    templates.insert(
+                        unusable_key(&rel_path(templates_dir, path)),
+                        format!("cannot be read: {e}"),
+                    );
+                    continue;
+                }
+                Err(e) if e.depth() > 0 => continue,
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "read",
+                        path: templates_dir.display().to_string(),
+                        cause: e.to_string(),
+                    });
+                }
+            };
             if !entry.file_type().is_file() {
                 continue;
             }
             let rel = rel_path(templates_dir, entry.path());
-            let text = std::fs::read_to_string(entry.path())
-                .map_err(|e| Error::io("read", entry.path(), e))?;
-            templates.insert(rel, text);
+            match std::fs::read(entry.path()).map(String::from_utf8) {
+                Ok(Ok(text)) => {
+                    templates.insert(rel, text);
+                }
+                Ok(Err(_)) => {
+                    templates.insert(unusable_key(&rel), "is not UTF-8 text".into());
+                }
+                Err(e) => {
+                    templates.insert(unusable_key(&rel), format!("cannot be read: {e}"));
+                }
+            }
         }
     }
-    // Diagnostics name the file as the user would type it: relative to where they stand.
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| spec_file.strip_prefix(cwd).ok().map(Path::to_path_buf));
-    let spec_path = shown
-        .unwrap_or_else(|| spec_file.to_path_buf())
-        .display()
-        .to_string();
     Ok(Sources {
-        spec_path,
+        spec_path: shown(spec_file),
         spec_text,
         templates,
     })
+}
+
+/// `path` as the user would type it: relative to the current folder when it is inside it.
+/// Diagnostics and reports name files this way.
+pub fn shown(path: &Path) -> String {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| path.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                p
+            }
+        })
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
 }
 
 pub fn observe(out_dir: &Path) -> Result<Observed, Error> {

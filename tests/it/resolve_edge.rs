@@ -1,0 +1,155 @@
+//! Edge cases at the edges of the inputs: the clock as given on the command line, what a
+//! template sees of items that do not exist yet, and the umask under which folders are made.
+
+use std::process::Command;
+
+use kubepki::render::{Material, PENDING};
+use kubepki::spec::ItemKind;
+
+use crate::support::*;
+
+const SPEC: &str = r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "ca"
+cn = "test-ca"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "leaf"
+issuer = "ca"
+cn = "leaf"
+usage = ["client"]
+cert = "pki/users/leaf.crt"
+key = "pki/users/leaf.key"
+
+[[keypair]]
+name = "sa"
+private = "pki/sa.key"
+public = "pki/sa.pub"
+
+[[render]]
+name = "conf"
+template = "secret.yaml.hbs"
+path = "manifests/secret.yaml"
+bind = { ca = "ca", leaf = "leaf", sa = "sa" }
+secrets = ["ca", "leaf", "sa"]
+allow-ca-key = true
+"#;
+
+/// The time elements of `cert`'s DER, in order, as openssl's asn1parse names them:
+/// (`UTCTIME` or `GENERALIZEDTIME`, value).
+fn times(cert: &std::path::Path) -> Vec<(String, String)> {
+    let r = run(Command::new("openssl").args(["asn1parse", "-in"]).arg(cert));
+    assert_eq!(r.code, 0, "{}", r.all());
+    r.stdout
+        .lines()
+        .filter_map(|l| {
+            let (_, rest) = l.split_once("prim: ")?;
+            let (tag, value) = rest.split_once(':')?;
+            let tag = tag.trim();
+            tag.ends_with("TIME")
+                .then(|| (tag.to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_clock_is_taken_in_utc_whatever_offset_it_is_written_with() {
+    if tool("openssl", "openssl").is_none() {
+        return;
+    }
+    let f = Fixture::new(SPEC);
+    write_template(&f);
+    // 2049-12-31T23:00Z: notBefore (5 minutes earlier) is in 2049, a UTCTime (RFC 5280 4.1.2.5),
+    // though the local date written is in 2050.
+    f.apply(&["--now", "2050-01-01T04:00:00+05:00"]);
+    let t = times(&f.path("pki/ca.crt"));
+    assert_eq!(t[0], ("UTCTIME".into(), "491231225500Z".into()), "{t:?}");
+    assert_eq!(t[1].0, "GENERALIZEDTIME", "notAfter is in 2059: {t:?}");
+    // 2050-01-01T03:00Z, written as a 2049 local time: a GeneralizedTime, and no crash.
+    let g = Fixture::new(SPEC);
+    write_template(&g);
+    g.apply(&["--now", "2049-12-31T22:00:00-05:00"]);
+    let t = times(&g.path("pki/users/leaf.crt"));
+    assert_eq!(
+        t[0],
+        ("GENERALIZEDTIME".into(), "20500101025500Z".into()),
+        "{t:?}"
+    );
+    let r = openssl_verify(
+        &g.path("pki/ca.crt"),
+        &[&g.path("pki/users/leaf.crt")],
+        "sslclient",
+        // 2050-01-01T03:00:00Z
+        &["-attime", "2524618800"],
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}
+
+fn write_template(f: &Fixture) {
+    std::fs::write(
+        f.root().join("templates/secret.yaml.hbs"),
+        "ca: {{ca.cert.b64}}\ncakey: {{ca.key.b64}}\ncert: {{leaf.cert.b64}}\nkey: {{leaf.key.b64}}\npub: {{sa.public_key.b64}}\nsakey: {{sa.key.b64}}\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn values_not_known_yet_read_as_the_placeholder_in_every_form() {
+    // Before apply has made them, a certificate's, a key's and a public key's base64 forms are
+    // all the placeholder itself, as their PEM forms are: never the base64 of the placeholder.
+    let f = Fixture::new(SPEC);
+    write_template(&f);
+    let spec = kubepki::load(&f.sources()).expect("valid");
+    let r = spec
+        .items
+        .iter()
+        .find_map(|i| match &i.kind {
+            ItemKind::Render(r) => Some(r),
+            _ => None,
+        })
+        .unwrap();
+    let ctx = kubepki::render::context(&spec, r, &|_| Material::default());
+    for (item, part, form) in [
+        ("ca", "cert", "pem"),
+        ("ca", "cert", "b64"),
+        ("ca", "key", "pem"),
+        ("ca", "key", "b64"),
+        ("leaf", "cert", "b64"),
+        ("leaf", "key", "b64"),
+        ("sa", "public_key", "pem"),
+        ("sa", "public_key", "b64"),
+        ("sa", "key", "pem"),
+        ("sa", "key", "b64"),
+    ] {
+        assert_eq!(ctx[item][part][form], PENDING, "{item}.{part}.{form}");
+    }
+}
+
+#[test]
+fn new_folders_follow_the_umask() {
+    // Under `umask 077` every folder the run makes is private (0700); files keep their own
+    // modes (keys 0600, certificates 0644).
+    let f = Fixture::new(SPEC);
+    write_template(&f);
+    let cmd = f.command(&[]);
+    let mut sh = Command::new("sh");
+    sh.arg("-c")
+        .arg("umask 077 && exec \"$@\"")
+        .arg("sh")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .current_dir(f.root())
+        .env("NO_COLOR", "1")
+        .env_remove("SOURCE_DATE_EPOCH");
+    let r = run(&mut sh);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for dir in ["", "pki", "pki/users", "manifests"] {
+        assert_eq!(mode(&f.path(dir)), 0o700, "out/{dir}");
+    }
+    assert_eq!(mode(&f.path("pki/users/leaf.key")), 0o600);
+    assert_eq!(mode(&f.path("pki/users/leaf.crt")), 0o644);
+}
