@@ -532,32 +532,38 @@ const NEVER_PRUNED: &str =
     "not declared, but the private key of a declared certificate: never pruned";
 
 #[test]
-fn prune_never_deletes_a_declared_cas_key_at_its_old_path() {
+fn a_cas_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
     let f = fixture(SPEC);
     let ca_key = f.bytes("pki/ca.key");
     // The CA's `key =` changes (the file was not moved); a stray key lies beside it.
     f.edit_spec("key = \"pki/ca.key\"", "key = \"pki/ca-moved.key\"");
     openssl_key(&f.path("stray.key"));
-    let plan = [
-        ("external", "ca", "pki/ca.crt has no key pki/ca-moved.key"),
-        ("orphan", "pki/ca.key", NEVER_PRUNED),
-        ("orphan", "stray.key", "--prune deletes it"),
-    ];
-    let r = f.pki(&["--now", T0, "--check", "--prune"]);
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert_plan("--check --prune", &r.stdout, &plan);
     let before = f.hashes();
-    let r = f.apply(&["--now", T0, "--prune"]);
-    assert_plan("--prune", &r.stdout, &plan);
-    let want: BTreeSet<String> = ["stray.key".to_string()].into();
-    assert_eq!(changed_files(&before, &f.hashes()), want);
-    assert_eq!(f.bytes("pki/ca.key"), ca_key, "the CA key was pruned");
-    // Never, in any later run either.
-    for _ in 0..2 {
-        let r = f.apply(&["--now", T0, "--prune"]);
-        assert_plan("--prune again", &r.stdout, &plan[..2]);
-        assert_eq!(f.bytes("pki/ca.key"), ca_key, "the CA key was pruned");
+    for args in [
+        &["--now", T0, "--check", "--prune"][..],
+        &["--now", T0, "--prune"],
+    ] {
+        let r = f.pki(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.all());
+        let all = r.all();
+        assert!(
+            all.contains("pki/ca.crt has no key pki/ca-moved.key, but its key is at pki/ca.key"),
+            "{all}"
+        );
+        assert!(all.contains("move pki/ca.key to pki/ca-moved.key"), "{all}");
+        assert_eq!(f.hashes(), before, "{args:?} wrote or pruned something");
     }
+    assert_eq!(f.bytes("pki/ca.key"), ca_key, "the CA key was pruned");
+    // Moved as told, the tree is whole again and the stray key alone is pruned.
+    std::fs::rename(f.path("pki/ca.key"), f.path("pki/ca-moved.key")).unwrap();
+    let r = f.apply(&["--now", T0, "--prune"]);
+    assert_plan(
+        "--prune",
+        &r.stdout,
+        &[("orphan", "stray.key", "--prune deletes it")],
+    );
+    assert_eq!(f.bytes("pki/ca-moved.key"), ca_key);
+    assert!(!f.path("stray.key").exists());
 }
 
 #[test]
@@ -1172,4 +1178,105 @@ fn rekey_of_a_rendered_file_is_an_error() {
             &["--rekey names `admin.conf`, a rendered file: it has no key of its own"],
         );
     }
+}
+
+#[test]
+fn under_an_external_ca_a_rerun_before_the_csr_is_signed_still_waits() {
+    let f = fixture(SPEC);
+    take_offline(&f, "pki/ca.key");
+    let conf = f.bytes("admin.conf");
+    std::fs::remove_file(f.path("pki/client.key")).unwrap();
+    f.apply(&["--now", T0]);
+    assert_eq!(f.bytes("admin.conf"), conf);
+    // The external CA has not signed yet: the kubeconfig still waits, as it is.
+    let before = f.hashes();
+    let r = f.apply(&["--now", T0]);
+    assert_plan(
+        "rerun",
+        &r.stdout,
+        &[
+            ("external", "ca", "pki/ca.crt has no key pki/ca.key"),
+            ("csr", "client", "does not match its key"),
+            (
+                "keep",
+                "admin.conf",
+                "waits for the certificate of client from its external CA",
+            ),
+        ],
+    );
+    assert_eq!(
+        f.bytes("admin.conf"),
+        conf,
+        "admin.conf pairs the new key with the old certificate"
+    );
+    assert_eq!(changed_files(&before, &f.hashes()), BTreeSet::new());
+}
+
+#[test]
+fn under_an_external_ca_a_rotation_as_the_help_says_survives_a_rerun() {
+    let f = fixture(SPEC);
+    take_offline(&f, "pki/ca.key");
+    let conf = f.bytes("admin.conf");
+    // What the tool says to do to rotate a key under an external CA.
+    std::fs::remove_file(f.path("pki/client.crt")).unwrap();
+    std::fs::remove_file(f.path("pki/client.key")).unwrap();
+    f.apply(&["--now", T0]);
+    let before = f.hashes();
+    let r = f.pki(&["--now", T0]);
+    assert_eq!(
+        r.code,
+        0,
+        "a rerun before the CA has signed fails:\n{}",
+        r.all()
+    );
+    assert_plan(
+        "rerun",
+        &r.stdout,
+        &[
+            ("external", "ca", "pki/ca.crt has no key pki/ca.key"),
+            ("csr", "client", "certificate pki/client.crt missing"),
+            (
+                "keep",
+                "admin.conf",
+                "waits for the certificate of client from its external CA",
+            ),
+        ],
+    );
+    assert_eq!(f.bytes("admin.conf"), conf);
+    assert_eq!(changed_files(&before, &f.hashes()), BTreeSet::new());
+}
+
+#[test]
+fn an_intermediate_waiting_for_its_csr_survives_a_rerun() {
+    let (f, _root_key) = external_chain();
+    f.apply(&["--now", T0]);
+    let before = f.hashes();
+    let r = f.pki(&["--now", T0]);
+    assert_eq!(
+        r.code,
+        0,
+        "a rerun before the root has signed fails:\n{}",
+        r.all()
+    );
+    assert_plan(
+        "rerun",
+        &r.stdout,
+        &[
+            ("external", "root", "pki/root.crt has no key pki/root.key"),
+            ("csr", "inter", "certificate pki/inter.crt missing"),
+            ("csr", "client", "certificate pki/client.crt missing"),
+            (
+                "keep",
+                "client.conf",
+                "waits for the certificate of client from its external CA",
+            ),
+            (
+                "keep",
+                "bundle",
+                "waits for the certificate of inter from its external CA",
+            ),
+        ],
+    );
+    assert_eq!(changed_files(&before, &f.hashes()), BTreeSet::new());
+    assert_no_placeholder(&f);
 }

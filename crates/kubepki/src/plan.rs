@@ -196,9 +196,8 @@ pub fn plan(
             }
         };
         if step.action == Action::Blocked {
-            for r in &step.reasons {
-                out.problems.push(format!("{}: {r}", item.name));
-            }
+            out.problems
+                .push(format!("{}: {}", item.name, step.reasons.join("; ")));
         }
         out.steps.push(step);
         known.push(k);
@@ -410,6 +409,28 @@ fn plan_cert(
                 && !rekey
                 && let Read::Ok(cf) = &cert
             {
+                // Its key is in the output folder, at another path: `key =` changed, or the file
+                // was moved. Say where it is rather than treat the CA as external.
+                let moved = observed.files.iter().find(|(p, f)| {
+                    !f.symlink
+                        && x509::parse_key(&f.bytes).is_ok_and(|kf| kf.spki == cf.spki)
+                        && p.as_str() != c.key_path
+                });
+                if let Some((p, _)) = moved {
+                    let reasons = vec![
+                        format!(
+                            "{} has no key {}, but its key is at {p}",
+                            c.cert_path, c.key_path
+                        ),
+                        format!(
+                            "move {p} to {} (or set `key = \"{p}\"` in pki.toml), then rerun",
+                            c.key_path
+                        ),
+                    ];
+                    k.cert = Some(cf.clone());
+                    k.key_spki = Some(cf.spki.clone());
+                    return (step(id, Action::Blocked, reasons), k);
+                }
                 // External CA mode: the certificate is here, its key is kept elsewhere.
                 let mut reasons = vec![format!(
                     "{} has no key {}: used as an external CA; what it must sign gets CSRs",
@@ -649,13 +670,19 @@ fn plan_cert(
         observed,
         &[(&c.key_path, KEY_MODE), (&c.cert_path, CERT_MODE)],
     );
+    // Waiting for an external CA with no certificate that matches the key (the run that made the
+    // key and CSR, or any run after it until the CA signs): what reads or is signed by this item
+    // waits too. A renewal CSR whose certificate still matches its key holds nothing up.
+    let unpaired = cf.as_ref().is_none_or(|cf| cf.spki != key_facts.spki);
     k.cert = cf;
     if reasons.is_empty() {
         let mut s = keep_or_fix_modes(id, fixes);
         s.reasons.extend(notes);
         return (s, k);
     }
-    // Under an external CA the pair on disk stays as it is (and consistent) until it signs.
+    k.pending_csr = under_external && unpaired;
+    k.external = under_external && unpaired && is_ca;
+    // Under an external CA the pair on disk stays as it is until it signs.
     k.rewritten = !under_external;
     k.new_key_above = new_key_above;
     let action = if under_external {
