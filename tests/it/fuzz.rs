@@ -74,7 +74,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     match config::parse(src) {
         Err(diags) => assert_spans(src, &diags)?,
         Ok(raw) => {
-            if let Err(diags) = resolve::resolve(&raw, &templates) {
+            if let Err(diags) = resolve::resolve(&raw, (&templates, &Default::default())) {
                 assert_spans(src, &diags)?;
             }
         }
@@ -88,6 +88,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
         spec_path: "pki.toml".into(),
         spec_text: src.to_string(),
         templates,
+        unusable_templates: Default::default(),
     };
     let spec = match kubepki::load(&sources) {
         Ok(spec) => spec,
@@ -620,6 +621,7 @@ fn the_generators_reach_every_stage() {
             spec_path: "pki.toml".into(),
             spec_text: src.clone(),
             templates: templates.clone(),
+            unusable_templates: Default::default(),
         };
         match (config::parse(&src), kubepki::load(&sources)) {
             (_, Ok(spec)) if spec.items.len() >= 3 => resolved += 1,

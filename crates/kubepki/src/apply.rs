@@ -14,11 +14,11 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
-use crate::plan::{Action, CERT_MODE, KEY_MODE, Plan, csr_path, disk_materials};
+use crate::plan::{Action, CERT_MODE, KEY_MODE, Plan, disk_materials};
 use crate::render::{self, Material};
 use crate::report;
 use crate::scan::{Observed, Sources};
-use crate::spec::{ItemId, ItemKind, Spec};
+use crate::spec::{ItemId, ItemKind, Spec, csr_path};
 use crate::{inventory, x509};
 
 /// One file to write.

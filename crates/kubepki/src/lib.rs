@@ -80,7 +80,7 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
     let Some(raw) = raw else {
         return Err(fail(diags));
     };
-    match resolve::resolve(&raw, &sources.templates) {
+    match resolve::resolve(&raw, (&sources.templates, &sources.unusable_templates)) {
         Ok(spec) if diags.is_empty() => return Ok(spec),
         Ok(_) => {}
         Err(more) => diags.extend(more),
@@ -108,11 +108,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     if !plan.problems.is_empty() {
         return Err(Error::Blocked(plan.problems.clone()));
     }
-    let shown = std::env::current_dir()
-        .ok()
-        .and_then(|cwd| opts.out_dir.strip_prefix(cwd).ok().map(|p| p.to_path_buf()));
-    let out = shown.unwrap_or_else(|| opts.out_dir.clone());
-    let out = out.display();
+    let out = scan::shown(&opts.out_dir);
     if opts.check {
         if opts.diff {
             text.push_str(&report::diff_text(

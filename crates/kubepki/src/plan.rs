@@ -297,8 +297,6 @@ pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
     set
 }
 
-pub use crate::spec::csr_path;
-
 enum Read<T> {
     Missing,
     Bad(String),

@@ -12,7 +12,6 @@ use toml::Spanned;
 use crate::config::{Raw, RawCa, RawCert, RawKeyPair, RawNode, RawRender, quote_list};
 use crate::diag::{Diagnostic, nearest};
 use crate::graph;
-use crate::scan::{is_unusable_key, unusable_key};
 use crate::spec::*;
 
 /// Files the tool owns inside the output folder; no item may claim them.
@@ -20,9 +19,13 @@ pub const RESERVED: [&str; 2] = ["inventory.txt", ".kubepki.lock"];
 
 const ROLES: [&str; 2] = ["control-plane", "worker"];
 
-/// Resolves `raw`. `templates` holds the text of every file under the templates folder, keyed by
-/// its relative path, so that a missing template is reported here with its span.
-pub fn resolve(raw: &Raw, templates: &BTreeMap<String, String>) -> Result<Spec, Vec<Diagnostic>> {
+/// The templates folder as `resolve` sees it: usable templates by name (their text), and the
+/// files that cannot be templates with what is wrong (see `scan::Sources`).
+pub type Templates<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, String>);
+
+/// Resolves `raw`. `templates` lists every file under the templates folder, keyed by its
+/// relative path, so that a missing or unusable template is reported here with its span.
+pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnostic>> {
     let mut cx = Cx {
         dropped: raw.dropped.clone(),
         ..Cx::default()
@@ -778,7 +781,7 @@ impl Cx {
         &mut self,
         raw: &RawRender,
         node: Option<&Node>,
-        templates: &BTreeMap<String, String>,
+        (templates, unusable): Templates<'_>,
         items: &[Item],
         ids: &HashMap<String, Vec<ItemId>>,
         declared: &BTreeSet<String>,
@@ -786,18 +789,14 @@ impl Cx {
         let base = raw.name.get_ref().clone();
         let name = instance_name(&base, node);
         let template = raw.template.get_ref().trim_start_matches("./").to_string();
-        if let Some(problem) = templates.get(&unusable_key(&template)) {
+        if let Some(problem) = unusable.get(&template) {
             self.err(
                 format!("template `{template}` {problem}"),
                 Some(raw.template.span()),
                 Some("a template must be a readable file of UTF-8 text; fix or replace it, or use another template".into()),
             );
         } else if !templates.contains_key(&template) {
-            let known: Vec<&str> = templates
-                .keys()
-                .map(String::as_str)
-                .filter(|k| !is_unusable_key(k))
-                .collect();
+            let known: Vec<&str> = templates.keys().map(String::as_str).collect();
             let mut help = if known.is_empty() {
                 "the templates folder is empty".to_string()
             } else {

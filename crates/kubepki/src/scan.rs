@@ -13,8 +13,12 @@ pub struct Sources {
     pub spec_path: String,
     pub spec_text: String,
     /// Relative path (with `/`) -> text, for every file under the templates folder (hidden ones
-    /// aside); a file that cannot be a template is listed under `unusable_key` (see there).
+    /// aside).
     pub templates: BTreeMap<String, String>,
+    /// Files of the templates folder that cannot be templates (not UTF-8 text, unreadable), with
+    /// what is wrong. They stop a run only when pki.toml uses one (`resolve` says so then): an
+    /// editor's binary scratch file in the folder must not break every run.
+    pub unusable_templates: BTreeMap<String, String>,
 }
 
 /// What is in the output folder now.
@@ -54,26 +58,13 @@ impl Observed {
     }
 }
 
-/// The key under which `Sources::templates` lists a file of the templates folder that cannot be
-/// a template (it is not UTF-8 text, or it cannot be read), with what is wrong as its value:
-/// `NAME` followed by a NUL byte, which no file name contains, so it never passes for a template.
-/// Such a file stops a run only when pki.toml uses it (`resolve` says so then): an editor's
-/// binary scratch file in the folder must not break every run.
-pub fn unusable_key(name: &str) -> String {
-    format!("{name}\0")
-}
-
-/// Whether `key` of `Sources::templates` is an `unusable_key`.
-pub fn is_unusable_key(key: &str) -> bool {
-    key.ends_with('\0')
-}
-
 /// Reads pki.toml and the templates folder. The templates folder is an input: links in it are
 /// followed; hidden files and folders (`.NAME`: editors' swap and lock files, `.git`) are skipped.
 pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, Error> {
     let spec_text =
         std::fs::read_to_string(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
     let mut templates = BTreeMap::new();
+    let mut unusable = BTreeMap::new();
     if templates_dir.is_dir() {
         let hidden = |p: &Path| {
             p.file_name()
@@ -91,8 +82,8 @@ pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, E
                 // if pki.toml uses it.
                 Err(e) if e.depth() > 0 && e.path().is_some_and(|p| !hidden(p)) => {
                     let path = e.path().unwrap_or(templates_dir);
-                    templates.insert(
-                        unusable_key(&rel_path(templates_dir, path)),
+                    unusable.insert(
+                        rel_path(templates_dir, path),
                         format!("cannot be read: {e}"),
                     );
                     continue;
@@ -115,10 +106,10 @@ pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, E
                     templates.insert(rel, text);
                 }
                 Ok(Err(_)) => {
-                    templates.insert(unusable_key(&rel), "is not UTF-8 text".into());
+                    unusable.insert(rel, "is not UTF-8 text".into());
                 }
                 Err(e) => {
-                    templates.insert(unusable_key(&rel), format!("cannot be read: {e}"));
+                    unusable.insert(rel, format!("cannot be read: {e}"));
                 }
             }
         }
@@ -127,6 +118,7 @@ pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, E
         spec_path: shown(spec_file),
         spec_text,
         templates,
+        unusable_templates: unusable,
     })
 }
 
