@@ -159,13 +159,19 @@ pub fn render(
         .map_err(|e| describe_template_error(template, text, &e))?;
     let rendered = hb.render(template, ctx).map_err(|e| {
         let (what, help) = match e.reason() {
-            handlebars::RenderErrorReason::MissingVariable(v) => (
-                format!(
-                    "undefined variable `{}` in template `templates/{template}`",
-                    v.as_deref().unwrap_or("?")
-                ),
-                Some("check the variable's spelling, or bind or define it in pki.toml"),
-            ),
+            handlebars::RenderErrorReason::MissingVariable(v) => {
+                let var = v.as_deref().unwrap_or("?");
+                // `X.key...` of a bound certificate or key pair exists only where pki.toml grants it.
+                let is_key = var.split('.').nth(1) == Some("key");
+                (
+                    format!("undefined variable `{var}` in template `templates/{template}`"),
+                    Some(if is_key {
+                        "a private key is visible only to names listed in the render's `secrets` (a CA's also needs `allow-ca-key = true`)"
+                    } else {
+                        "check the variable's spelling, or bind or define it in pki.toml"
+                    }),
+                )
+            }
             other => (format!("template `templates/{template}`: {other}"), None),
         };
         let mut msg = what;
