@@ -560,7 +560,10 @@ fn a_cas_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
     assert_plan(
         "--prune",
         &r.stdout,
-        &[("orphan", "stray.key", "--prune deletes it")],
+        &[
+            ("orphan", "stray.key", "--prune deletes it"),
+            ("re-render", "inventory.txt", "out of date"),
+        ],
     );
     assert_eq!(f.bytes("pki/ca-moved.key"), ca_key);
     assert!(!f.path("stray.key").exists());
@@ -868,8 +871,8 @@ fn under_an_external_ca_the_key_in_use_is_never_replaced() {
             ),
         ],
     );
-    // (The inventory lists certificates, and the certificate stays as it is.)
-    let want: BTreeSet<String> = ["pki/client.key", "pki/client.csr"]
+    // The certificate stays as it is; the inventory shows the new key waiting for it.
+    let want: BTreeSet<String> = ["pki/client.key", "pki/client.csr", "inventory.txt"]
         .iter()
         .map(|s| s.to_string())
         .collect();
