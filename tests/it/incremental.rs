@@ -141,29 +141,6 @@ fn stamps(f: &Fixture) -> BTreeMap<String, (String, std::time::SystemTime, u64, 
         .collect()
 }
 
-/// The plan in `stdout` is exactly `want`: the same (action, name) lines, each reason containing
-/// the expected text.
-fn assert_plan(what: &str, stdout: &str, want: &[(&str, &str, &str)]) {
-    let got = plan_lines(stdout);
-    let got_pairs: BTreeSet<(&str, &str)> = got
-        .iter()
-        .map(|(a, n, _)| (a.as_str(), n.as_str()))
-        .collect();
-    let want_pairs: BTreeSet<(&str, &str)> = want.iter().map(|(a, n, _)| (*a, *n)).collect();
-    assert_eq!(got_pairs, want_pairs, "{what}: planned actions\n{stdout}");
-    for (action, name, reason) in want {
-        let line = got
-            .iter()
-            .find(|(a, n, _)| a == action && n == name)
-            .unwrap();
-        assert!(
-            line.2.contains(reason),
-            "{what}: {action} {name} should say `{reason}`, says `{}`",
-            line.2
-        );
-    }
-}
-
 /// `openssl verify` of `cert` at `at` (seconds since the epoch), trusting `roots`, with
 /// `intermediates` to build the chain from.
 fn openssl_verify_at(roots: &Path, intermediates: Option<&Path>, cert: &Path, at: i64) -> Run {

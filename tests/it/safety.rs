@@ -93,29 +93,6 @@ fn fixture(spec: &str) -> Fixture {
     f
 }
 
-/// The plan in `stdout` is exactly `want`: the same (action, name) lines, each reason containing
-/// the expected text.
-fn assert_plan(what: &str, stdout: &str, want: &[(&str, &str, &str)]) {
-    let got = plan_lines(stdout);
-    let got_pairs: BTreeSet<(&str, &str)> = got
-        .iter()
-        .map(|(a, n, _)| (a.as_str(), n.as_str()))
-        .collect();
-    let want_pairs: BTreeSet<(&str, &str)> = want.iter().map(|(a, n, _)| (*a, *n)).collect();
-    assert_eq!(got_pairs, want_pairs, "{what}: planned actions\n{stdout}");
-    for (action, name, reason) in want {
-        let line = got
-            .iter()
-            .find(|(a, n, _)| a == action && n == name)
-            .unwrap();
-        assert!(
-            line.2.contains(reason),
-            "{what}: {action} {name} should say `{reason}`, says `{}`",
-            line.2
-        );
-    }
-}
-
 /// Runs `pki ARGS` and asserts that it stops (exit 2) saying each of `says` on stderr, and that
 /// it wrote nothing at all.
 fn assert_stops(f: &Fixture, args: &[&str], says: &[&str]) -> Run {

@@ -1,5 +1,7 @@
 //! Reading what the CLI prints.
 
+use std::collections::BTreeSet;
+
 /// The sigils the report puts before each planned item.
 const SIGILS: [&str; 7] = ["+", "!", "~", "?", "=", "x", "-"];
 
@@ -26,4 +28,27 @@ pub fn plan_lines(stdout: &str) -> Vec<(String, String, String)> {
             Some((action, item, reason))
         })
         .collect()
+}
+
+/// The plan in `stdout` is exactly `want`: the same (action, name) lines, each reason containing
+/// the expected text.
+pub fn assert_plan(what: &str, stdout: &str, want: &[(&str, &str, &str)]) {
+    let got = plan_lines(stdout);
+    let got_pairs: BTreeSet<(&str, &str)> = got
+        .iter()
+        .map(|(a, n, _)| (a.as_str(), n.as_str()))
+        .collect();
+    let want_pairs: BTreeSet<(&str, &str)> = want.iter().map(|(a, n, _)| (*a, *n)).collect();
+    assert_eq!(got_pairs, want_pairs, "{what}: planned actions\n{stdout}");
+    for (action, name, reason) in want {
+        let line = got
+            .iter()
+            .find(|(a, n, _)| a == action && n == name)
+            .unwrap();
+        assert!(
+            line.2.contains(reason),
+            "{what}: {action} {name} should say `{reason}`, says `{}`",
+            line.2
+        );
+    }
 }
