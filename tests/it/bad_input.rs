@@ -452,6 +452,28 @@ fn leaf_outliving_its_ca() {
 }
 
 #[test]
+fn defaults_that_make_every_leaf_outlive_its_ca_are_reported_once_in_defaults() {
+    // Line 2 is the default validity; both leaves and the CA inherit theirs.
+    let spec = format!(
+        "{}{SECOND}",
+        base_with(
+            r#"algorithm = "ecdsa-p256""#,
+            "validity = \"20y\"\nca-validity = \"10y\"\nalgorithm = \"ecdsa-p256\""
+        )
+    );
+    check(
+        &spec,
+        &[at(
+            "default `validity` is longer than default `ca-validity` (3650d): 2 certificates would outlive their CA (leaf, other)",
+            2,
+            12,
+            "\"20y\"",
+            Some("set `validity` to at most 3650d in [defaults], or lengthen `ca-validity`"),
+        )],
+    );
+}
+
+#[test]
 fn empty_subject() {
     check(
         &base_with(r#"cn = "leaf""#, r#"cn = """#),

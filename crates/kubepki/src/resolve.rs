@@ -967,23 +967,36 @@ impl Cx {
 
     /// A leaf never outlives its issuer: a declared validity longer than the issuer's is an error.
     fn leaf_lifetimes(&mut self, raw: &Raw, items: &[Item]) {
-        let spans: HashMap<&str, Range<usize>> = raw
+        // Where each entry's validity is set: on the entry, or (None) inherited from [defaults].
+        let own: HashMap<&str, Option<Range<usize>>> = raw
             .certs
             .iter()
             .map(|c| {
                 (
                     c.name.get_ref().as_str(),
-                    c.validity.as_ref().map_or(c.name.span(), |v| v.span()),
+                    c.validity.as_ref().map(|v| v.span()),
                 )
             })
             .chain(raw.cas.iter().map(|c| {
                 (
                     c.name.get_ref().as_str(),
-                    c.validity.as_ref().map_or(c.name.span(), |v| v.span()),
+                    c.validity.as_ref().map(|v| v.span()),
                 )
             }))
             .collect();
+        let names: HashMap<&str, Range<usize>> = raw
+            .certs
+            .iter()
+            .map(|c| (c.name.get_ref().as_str(), c.name.span()))
+            .chain(
+                raw.cas
+                    .iter()
+                    .map(|c| (c.name.get_ref().as_str(), c.name.span())),
+            )
+            .collect();
         let mut reported = BTreeSet::new();
+        let mut from_defaults: Vec<&str> = Vec::new();
+        let mut shortest_issuer: Option<Duration> = None;
         for item in items {
             let ItemKind::Cert(c) = &item.kind else {
                 continue;
@@ -992,19 +1005,53 @@ impl Cx {
             let Some(ic) = items[issuer].kind.as_cert() else {
                 continue;
             };
-            if c.validity > ic.validity && reported.insert(item.base.clone()) {
-                self.err(
-                    format!(
-                        "`{}` would outlive its issuer `{}`: validity {} is longer than the issuer's {}",
-                        item.base,
-                        items[issuer].name,
-                        fmt_duration(c.validity),
-                        fmt_duration(ic.validity)
-                    ),
-                    spans.get(item.base.as_str()).cloned(),
-                    Some(format!("shorten `validity` to at most {}, or lengthen the issuer's", fmt_duration(ic.validity))),
-                );
+            if c.validity <= ic.validity || !reported.insert(item.base.clone()) {
+                continue;
             }
+            let issuer_name = &items[issuer].base;
+            let both_defaulted = own.get(item.base.as_str()).is_some_and(Option::is_none)
+                && own.get(issuer_name.as_str()).is_some_and(Option::is_none)
+                && ic.ca.is_some();
+            if both_defaulted {
+                // One mistake in [defaults]: report it there, once.
+                from_defaults.push(item.base.as_str());
+                shortest_issuer = Some(shortest_issuer.map_or(ic.validity, |d| d.min(ic.validity)));
+                continue;
+            }
+            let span = own
+                .get(item.base.as_str())
+                .cloned()
+                .flatten()
+                .or_else(|| names.get(item.base.as_str()).cloned());
+            self.err(
+                format!(
+                    "`{}` would outlive its issuer `{}`: validity {} is longer than the issuer's {}",
+                    item.base,
+                    items[issuer].name,
+                    fmt_duration(c.validity),
+                    fmt_duration(ic.validity)
+                ),
+                span,
+                Some(format!("shorten `validity` to at most {}, or lengthen the issuer's", fmt_duration(ic.validity))),
+            );
+        }
+        if let (Some(ca), false) = (shortest_issuer, from_defaults.is_empty()) {
+            let d = raw.defaults.as_ref();
+            let span = d
+                .and_then(|d| d.validity.as_ref().or(d.ca_validity.as_ref()))
+                .map(|v| v.span());
+            let n = from_defaults.len();
+            self.err(
+                format!(
+                    "default `validity` is longer than default `ca-validity` ({}): {n} certificate{} would outlive {} CA ({})",
+                    fmt_duration(ca),
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "its" } else { "their" },
+                    from_defaults.join(", ")
+                ),
+                span,
+                Some(format!("set `validity` to at most {} in [defaults], or lengthen `ca-validity`", fmt_duration(ca))),
+            );
         }
     }
 }
