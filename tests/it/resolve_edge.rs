@@ -153,3 +153,52 @@ fn new_folders_follow_the_umask() {
     assert_eq!(mode(&f.path("pki/users/leaf.key")), 0o600);
     assert_eq!(mode(&f.path("pki/users/leaf.crt")), 0o644);
 }
+
+#[test]
+fn every_render_sees_the_file_vars_under_its_own() {
+    let spec = r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[vars]
+server = "https://10.0.0.1:6443"
+cluster = "global"
+
+[[node]]
+name = "w-1"
+ips = ["10.0.0.21"]
+role = "worker"
+
+[[render]]
+name = "plain"
+template = "vars.hbs"
+path = "plain.txt"
+
+[[render]]
+name = "own"
+template = "vars.hbs"
+path = "own.txt"
+vars = { cluster = "mine" }
+
+[[render]]
+name = "per-node"
+template = "vars.hbs"
+path = "{node}.txt"
+for-each-node = "all"
+vars = { cluster = "{node}" }
+"#;
+    let f = Fixture::new(spec);
+    std::fs::write(
+        f.root().join("templates/vars.hbs"),
+        "{{vars.server}} {{vars.cluster}}\n",
+    )
+    .unwrap();
+    f.apply(&[]);
+    assert_eq!(f.read("plain.txt"), "https://10.0.0.1:6443 global\n");
+    assert_eq!(f.read("own.txt"), "https://10.0.0.1:6443 mine\n");
+    assert_eq!(f.read("w-1.txt"), "https://10.0.0.1:6443 w-1\n");
+    // One place to change the API server's address: every file that uses it follows.
+    f.edit_spec("https://10.0.0.1:6443", "https://10.0.0.2:6443");
+    let r = f.apply(&[]);
+    assert!(r.stdout.contains("plan: 3 re-render"), "{}", r.stdout);
+    assert_eq!(f.read("own.txt"), "https://10.0.0.2:6443 mine\n");
+}

@@ -21,6 +21,8 @@ pub struct Raw {
     pub certs: Vec<RawCert>,
     pub keypairs: Vec<RawKeyPair>,
     pub renders: Vec<RawRender>,
+    /// `[vars]`: template variables every `[[render]]` sees, under its own `vars`.
+    pub vars: Option<S<toml::Table>>,
     /// Names of entries that could not be read (already reported): `resolve` does not report a
     /// reference to one of them as unknown, so one mistake is not reported twice.
     pub dropped: Vec<String>,
@@ -120,7 +122,9 @@ pub struct RawRender {
     pub vars: Option<S<toml::Table>>,
 }
 
-const TOP_LEVEL: [&str; 6] = ["defaults", "node", "ca", "cert", "keypair", "render"];
+const TOP_LEVEL: [&str; 7] = [
+    "defaults", "vars", "node", "ca", "cert", "keypair", "render",
+];
 
 /// Parses `src`. On failure, returns every problem found: all syntax errors, or else every
 /// unknown key and one error per otherwise malformed table (each table is checked on its own, so
@@ -153,6 +157,7 @@ pub fn parse_partial(src: &str) -> (Option<Raw>, Vec<Diagnostic>) {
             "cert" => raw.certs = many(name, value, &mut diags, &mut raw.dropped),
             "keypair" => raw.keypairs = many(name, value, &mut diags, &mut raw.dropped),
             "render" => raw.renders = many(name, value, &mut diags, &mut raw.dropped),
+            "vars" => raw.vars = one(value, &mut diags, &mut raw.dropped),
             other => {
                 let mut d =
                     Diagnostic::new(format!("unknown top-level key `{other}`"), Some(key.span()));

@@ -28,6 +28,7 @@ pub type Templates<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, Str
 pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnostic>> {
     let mut cx = Cx {
         dropped: raw.dropped.clone(),
+        global_vars: raw.vars.clone(),
         ..Cx::default()
     };
     let d = cx.defaults(raw);
@@ -129,6 +130,8 @@ struct Cx {
     paths: HashMap<String, Claim>,
     /// Entries the parser could not read (`Raw::dropped`): references to them are not reported.
     dropped: Vec<String>,
+    /// The file's `[vars]`, which every render sees under its own.
+    global_vars: Option<Spanned<toml::Table>>,
 }
 
 /// Who owns an output path.
@@ -883,16 +886,21 @@ impl Cx {
                 }
             }
         }
-        let mut vars = match &raw.vars {
-            Some(t) => serde_json::to_value(t.get_ref()).unwrap_or(serde_json::Value::Null),
-            None => serde_json::Value::Object(Default::default()),
-        };
-        if let Some(t) = &raw.vars {
-            let mut problems = Vec::new();
-            interp_json(&mut vars, node, &mut problems);
-            for (message, help) in problems {
-                self.err(message, Some(t.span()), Some(help));
+        // The file's [vars], then this render's own `vars` over them (a key set here wins).
+        let mut vars = serde_json::Map::new();
+        let global_vars = self.global_vars.clone();
+        let global_vars = global_vars.as_ref();
+        for table in [global_vars, raw.vars.as_ref()].into_iter().flatten() {
+            if let Ok(serde_json::Value::Object(m)) = serde_json::to_value(table.get_ref()) {
+                vars.extend(m);
             }
+        }
+        let mut vars = serde_json::Value::Object(vars);
+        let mut problems = Vec::new();
+        interp_json(&mut vars, node, &mut problems);
+        let span = raw.vars.as_ref().or(global_vars).map(|t| t.span());
+        for (message, help) in problems {
+            self.err(message, span.clone(), Some(help));
         }
         let path = self.path(&name, &raw.path, node, "path");
         Some(Item {
