@@ -801,7 +801,7 @@ impl Cx {
         } else if !templates.contains_key(&template) {
             let known: Vec<&str> = templates.keys().map(String::as_str).collect();
             let mut help = if known.is_empty() {
-                "the templates folder is empty".to_string()
+                "no templates were found: is `--templates` the right folder?".to_string()
             } else {
                 format!("templates found: {}", quote_list(&known))
             };
