@@ -419,13 +419,7 @@ pub fn write(
             fsx::remove(out_dir, o)?;
             w.removed.push(o.clone());
             // Folders the pruned files leave empty go too (a removed node's nodes/<node>/).
-            let mut dir = std::path::Path::new(o.as_str()).parent();
-            while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
-                if std::fs::remove_dir(out_dir.join(d)).is_err() {
-                    break;
-                }
-                dir = d.parent();
-            }
+            fsx::remove_empty_parents(out_dir, o);
         }
     }
     let text = inventory::inventory(spec, &|i| built.materials[i].clone());

@@ -104,6 +104,17 @@ pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io("chmod", &path, e))
 }
 
+/// Removes the folders above `root/rel` that are empty, up to `root` (which stays).
+pub fn remove_empty_parents(root: &Path, rel: &str) {
+    let mut dir = Path::new(rel).parent();
+    while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
+        if fs::remove_dir(root.join(d)).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
 pub fn remove(root: &Path, rel: &str) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))

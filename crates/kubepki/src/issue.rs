@@ -191,14 +191,13 @@ pub fn sign(
 }
 
 /// A certificate signing request for `spec`, for a CA whose key the tool does not hold. It names
-/// the subject and SANs and requests the extended key usages (or, for a CA, basicConstraints
-/// CA:TRUE); the external CA decides what it grants.
+/// the subject and SANs and requests the key usages, extended key usages and, for a CA,
+/// basicConstraints CA:TRUE; the external CA decides what it grants.
 pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
     let mut p = params(spec);
     if spec.ca.is_none() {
         p.is_ca = IsCa::NoCa;
     }
-    p.key_usages.clear();
     let req = p
         .serialize_request(key)
         .map_err(|e| format!("failed to make a CSR: {e}"))?;

@@ -179,11 +179,21 @@ pub fn plan(
         }
     }
     let disk = disk_materials(spec, observed);
+    let claimed = claimed_paths(spec);
     for (id, item) in spec.items.iter().enumerate() {
         let rekey = opts.rekey.contains(&item.name) || opts.rekey.contains(&item.base);
         let (step, k) = match &item.kind {
-            ItemKind::Cert(c) => plan_cert(spec, id, c, observed, now, rekey, &known),
-            ItemKind::KeyPair(kp) => plan_keypair(id, &item.name, kp, observed, rekey),
+            ItemKind::Cert(c) => {
+                let cx = CertInputs {
+                    spec,
+                    observed,
+                    now,
+                    known: &known,
+                    claimed: &claimed,
+                };
+                plan_cert(&cx, id, c, rekey)
+            }
+            ItemKind::KeyPair(kp) => plan_keypair(id, &item.name, kp, (observed, &claimed), rekey),
             ItemKind::Render(r) => {
                 let cx = RenderInputs {
                     spec,
@@ -202,7 +212,6 @@ pub fn plan(
         out.steps.push(step);
         known.push(k);
     }
-    let claimed = claimed_paths(spec);
     // A write through a linked folder would land outside the output folder: refuse up front.
     for d in &observed.linked_dirs {
         let inside = format!("{d}/");
@@ -263,6 +272,31 @@ pub fn plan(
         out.inventory_stale = true;
     }
     out
+}
+
+/// An undeclared private key and an undeclared public key file of the same key: the files of a
+/// key pair that pki.toml no longer names where they are.
+fn undeclared_key_pair(
+    observed: &Observed,
+    claimed: &BTreeSet<String>,
+) -> Option<(String, String)> {
+    let undeclared = || {
+        observed
+            .files
+            .iter()
+            .filter(|(p, f)| !f.symlink && !claimed.contains(p.as_str()))
+    };
+    let publics: Vec<(&String, Vec<u8>)> = undeclared()
+        .filter_map(|(p, f)| x509::parse_public_key(&f.bytes).ok().map(|spki| (p, spki)))
+        .collect();
+    if publics.is_empty() {
+        return None;
+    }
+    undeclared().find_map(|(p, f)| {
+        let key = x509::parse_key(&f.bytes).ok()?;
+        let (public, _) = publics.iter().find(|(_, spki)| *spki == key.spki)?;
+        Some((p.clone(), (*public).clone()))
+    })
 }
 
 /// Whether `spki` is the public key of a declared key pair, as it is on disk.
@@ -369,15 +403,14 @@ fn mode_fixes(observed: &Observed, files: &[(&str, u32)]) -> Vec<(String, u32, u
         .collect()
 }
 
-fn plan_cert(
-    spec: &Spec,
-    id: ItemId,
-    c: &CertSpec,
-    observed: &Observed,
-    now: OffsetDateTime,
-    rekey: bool,
-    known: &[Known],
-) -> (Step, Known) {
+fn plan_cert(cx: &CertInputs<'_>, id: ItemId, c: &CertSpec, rekey: bool) -> (Step, Known) {
+    let CertInputs {
+        spec,
+        observed,
+        now,
+        known,
+        claimed,
+    } = *cx;
     let key = read_key(observed, &c.key_path);
     let cert = read_cert(observed, &c.cert_path);
     let is_ca = c.ca.is_some();
@@ -386,7 +419,19 @@ fn plan_cert(
     // Under a CA that cannot sign here (its key is elsewhere, or it waits for its own CSR),
     // anything that needs signing gets a CSR instead.
     let under_external = issuer.is_some_and(|(ik, _)| ik.external);
-    let mut k = Known::default();
+    let disk_cert = match &cert {
+        Read::Ok(cf) => Some(cf.clone()),
+        _ => None,
+    };
+    let mut k = Known {
+        key_spki: disk_cert.as_ref().map(|c| c.spki.clone()),
+        cert: disk_cert.clone(),
+        ..Known::default()
+    };
+    let blocked = |mut reasons: Vec<String>, help: String, k: Known| {
+        reasons.push(help);
+        (step(id, Action::Blocked, reasons), k)
+    };
 
     // 1. Decide about the key.
     let mut key_reasons = Vec::new();
@@ -403,45 +448,6 @@ fn plan_cert(
             Some(kf)
         }
         Read::Missing => {
-            if is_ca
-                && !rekey
-                && let Read::Ok(cf) = &cert
-            {
-                // Its key is in the output folder, at another path: `key =` changed, or the file
-                // was moved. Say where it is rather than treat the CA as external.
-                let moved = observed.files.iter().find(|(p, f)| {
-                    !f.symlink
-                        && x509::parse_key(&f.bytes).is_ok_and(|kf| kf.spki == cf.spki)
-                        && p.as_str() != c.key_path
-                });
-                if let Some((p, _)) = moved {
-                    let reasons = vec![
-                        format!(
-                            "{} has no key {}, but its key is at {p}",
-                            c.cert_path, c.key_path
-                        ),
-                        format!(
-                            "move {p} to {} (or set `key = \"{p}\"` in pki.toml), then rerun",
-                            c.key_path
-                        ),
-                    ];
-                    k.cert = Some(cf.clone());
-                    k.key_spki = Some(cf.spki.clone());
-                    return (step(id, Action::Blocked, reasons), k);
-                }
-                // External CA mode: the certificate is here, its key is kept elsewhere.
-                let mut reasons = vec![format!(
-                    "{} has no key {}: used as an external CA; what it must sign gets CSRs",
-                    c.cert_path, c.key_path
-                )];
-                reasons.extend(
-                    expiry(c, cf, now).map(|e| format!("{e}: renew it where its key is kept")),
-                );
-                k.cert = Some(cf.clone());
-                k.key_spki = Some(cf.spki.clone());
-                k.external = true;
-                return (step(id, Action::External, reasons), k);
-            }
             key_reasons.push(format!("key {} missing", c.key_path));
             None
         }
@@ -454,77 +460,94 @@ fn plan_cert(
         key_reasons.insert(0, "--rekey".into());
     }
     let key_ok = key_facts.is_some() && key_reasons.is_empty();
-    let disk_cert = match &cert {
-        Read::Ok(cf) => Some(cf.clone()),
-        _ => None,
-    };
 
-    // Keys the cluster depends on are never replaced by accident.
-    let blocked = |mut reasons: Vec<String>, help: String, mut k: Known| {
-        reasons.push(help);
-        k.cert = disk_cert.clone();
-        k.key_spki = disk_cert.as_ref().map(|c| c.spki.clone());
-        (step(id, Action::Blocked, reasons), k)
-    };
-    if !key_ok && is_ca && !rekey && !key_missing {
-        let help = format!(
-            "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {name}` to make a new key (every certificate below it is then re-signed)",
-            c.key_path
-        );
-        return blocked(key_reasons, help, k);
+    // A CA's identity (its key) never changes without --rekey: every decision that would give a
+    // CA a new key, or a new certificate over a key that is not its own, is made here, once.
+    if is_ca && !rekey {
+        let pair = match (&key_facts, &disk_cert) {
+            (Some(kf), Some(cf)) => kf.spki == cf.spki,
+            _ => true,
+        };
+        if key_ok && !pair {
+            let reasons = vec![format!(
+                "{} and {} are not a pair: one of them was replaced",
+                c.cert_path, c.key_path
+            )];
+            let help = format!(
+                "restore the matching pair from a backup; to issue a new CA certificate over {} (every certificate below it is then re-signed), delete {} and rerun; or run with `--rekey {name}` for a new key (an interrupted `--rekey {name}` is finished by running it again)",
+                c.key_path, c.cert_path
+            );
+            return blocked(reasons, help, k);
+        }
+        if !key_ok && !key_missing {
+            let help = format!(
+                "the tool never replaces a CA key by itself; restore {} from a backup, or run with `--rekey {name}` to make a new key (every certificate below it is then re-signed)",
+                c.key_path
+            );
+            return blocked(key_reasons, help, k);
+        }
+        if key_missing && let Some(cf) = &disk_cert {
+            // Its key may sit elsewhere in the output folder (`key =` changed, or the file
+            // moved): say where, rather than treat the CA as external.
+            let moved = observed.files.iter().find(|(p, f)| {
+                !f.symlink
+                    && !claimed.contains(p.as_str())
+                    && x509::parse_key(&f.bytes).is_ok_and(|kf| kf.spki == cf.spki)
+            });
+            if let Some((p, _)) = moved {
+                let reasons = vec![format!(
+                    "{} has no key {}, but its key is at {p}",
+                    c.cert_path, c.key_path
+                )];
+                let help = format!(
+                    "move {p} to {} (or set `key = \"{p}\"` in pki.toml), then rerun",
+                    c.key_path
+                );
+                return blocked(reasons, help, k);
+            }
+            return plan_external(cx, id, c, cf, k);
+        }
+        if key_missing {
+            // No key, and no readable certificate: a new CA, unless certificates below it are
+            // here (its files moved, were lost or damaged): then a new CA needs a decision.
+            let below = signed_below(spec, observed, id);
+            if !below.is_empty() {
+                let n = below.len();
+                let what = if matches!(cert, Read::Missing) {
+                    format!("{} and {} are missing", c.cert_path, c.key_path)
+                } else {
+                    format!("{} is missing and {} unreadable", c.key_path, c.cert_path)
+                };
+                let reasons = vec![format!(
+                    "{what}, but {n} certificate{} below {name} {} in the output folder ({})",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "is" } else { "are" },
+                    below.join(", ")
+                )];
+                let help = format!(
+                    "if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey {name}`"
+                );
+                return blocked(reasons, help, k);
+            }
+        }
     }
     if !key_ok && under_external && key_facts.is_some() {
         // The key in use would stop matching its certificate until the external CA signs again.
         let (_, iitem) = issuer.expect("under an issuer");
         let help = format!(
-            "{name} is signed by {}, whose key is not here: a new key would not match {} until {} signs a new CSR. To rotate it, remove {} and {} and rerun (a new key and CSR are written), then install the signed certificate",
-            iitem.name, c.cert_path, iitem.name, c.cert_path, c.key_path
+            "{name} is signed by {}, whose key is not here: a new key would not match {} until {} signs a new CSR. To rotate it, remove {} and {} and rerun{} (a new key and CSR are written), then install the signed certificate",
+            iitem.name,
+            c.cert_path,
+            iitem.name,
+            c.cert_path,
+            c.key_path,
+            if is_ca {
+                format!(" with `--rekey {name}`")
+            } else {
+                String::new()
+            }
         );
         return blocked(key_reasons, help, k);
-    }
-    if let (true, false, Some(kf), Some(cf)) = (is_ca, rekey, &key_facts, &disk_cert)
-        && kf.spki != cf.spki
-    {
-        // One of the pair was replaced: re-signing would silently make a new CA identity.
-        let reasons = vec![format!(
-            "{} and {} are not a pair: one of them was replaced",
-            c.cert_path, c.key_path
-        )];
-        let help = format!(
-            "restore the matching pair from a backup; to issue a new CA certificate over {} (every certificate below it is then re-signed), delete {} and rerun; or run with `--rekey {name}` for a new key",
-            c.key_path, c.cert_path
-        );
-        return blocked(reasons, help, k);
-    }
-
-    if is_ca && key_missing && matches!(cert, Read::Missing) && !rekey {
-        // Nothing of this CA is here, yet certificates it signed are: its files moved or were
-        // lost. A new CA would re-sign everything below it; that takes a decision.
-        let signed: Vec<&str> = spec
-            .items
-            .iter()
-            .filter(|i| {
-                i.kind.as_cert().is_some_and(|lc| {
-                    lc.issuer == Some(id) && observed.get(&lc.cert_path).is_some()
-                })
-            })
-            .map(|i| i.name.as_str())
-            .collect();
-        if !signed.is_empty() {
-            let reasons = vec![format!(
-                "{} and {} are missing, but {} certificate{} it signed {} in the output folder ({})",
-                c.cert_path,
-                c.key_path,
-                signed.len(),
-                if signed.len() == 1 { "" } else { "s" },
-                if signed.len() == 1 { "is" } else { "are" },
-                signed.join(", ")
-            )];
-            let help = format!(
-                "if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey {name}`"
-            );
-            return blocked(reasons, help, k);
-        }
     }
     if !key_ok {
         let action = if under_external {
@@ -542,12 +565,12 @@ fn plan_cert(
         let mut s = step(id, action, reasons);
         s.csr_new_key = under_external;
         k.new_key = true;
+        k.key_spki = None;
         // A CSR leaves the certificate as it is until the external CA signs it; a CA waiting for
         // its certificate cannot sign either, so what is below it waits too.
         k.rewritten = !under_external;
         k.pending_csr = under_external;
         k.external = under_external && is_ca;
-        k.cert = disk_cert;
         return (s, k);
     }
     let key_facts = key_facts.expect("checked above");
@@ -611,7 +634,11 @@ fn plan_cert(
                     } else {
                         // What the issuer's certificate will say: as on disk, or as it is about to
                         // be re-signed (over the same key, keeping its name and key id if it can).
-                        let (want_name, want_ski) = if ik.rewritten {
+                        // (An issuer still waiting for its own certificate has no name to
+                        // compare with yet.)
+                        let (want_name, want_ski) = if !ik.rewritten && ik.cert.is_none() {
+                            (cf.issuer_raw.clone(), None)
+                        } else if ik.rewritten {
                             let (n, s) =
                                 crate::issue::identity(&ic.subject, ispki, ik.cert.as_ref());
                             (n, Some(s))
@@ -693,6 +720,81 @@ fn plan_cert(
     (s, k)
 }
 
+/// What every certificate decision reads.
+struct CertInputs<'a> {
+    spec: &'a Spec,
+    observed: &'a Observed,
+    now: OffsetDateTime,
+    known: &'a [Known],
+    claimed: &'a BTreeSet<String>,
+}
+
+/// Certificates below CA `id` (transitively) whose files are in the output folder.
+fn signed_below<'s>(spec: &'s Spec, observed: &Observed, id: ItemId) -> Vec<&'s str> {
+    let below = |mut i: ItemId| {
+        while let Some(up) = spec.items[i].kind.as_cert().and_then(|c| c.issuer) {
+            if up == id {
+                return true;
+            }
+            i = up;
+        }
+        false
+    };
+    spec.items
+        .iter()
+        .enumerate()
+        .filter(|(i, item)| {
+            below(*i)
+                && item
+                    .kind
+                    .as_cert()
+                    .is_some_and(|c| observed.get(&c.cert_path).is_some())
+        })
+        .map(|(_, item)| item.name.as_str())
+        .collect()
+}
+
+/// A CA whose certificate is here but whose key is not: used as it is (external-CA mode), unless
+/// its own issuer changed under it, which only the holder of its key can follow.
+fn plan_external(
+    cx: &CertInputs<'_>,
+    id: ItemId,
+    c: &CertSpec,
+    cf: &CertFacts,
+    mut k: Known,
+) -> (Step, Known) {
+    let name = &cx.spec.items[id].base;
+    if let Some(i) = c.issuer {
+        let (ik, iname) = (&cx.known[i], &cx.spec.items[i].name);
+        let stale = ik.new_key
+            || ik.new_key_above.is_some()
+            || ik
+                .key_spki
+                .as_ref()
+                .is_some_and(|spki| !x509::verifies_under(&cf.der, spki));
+        if stale && !ik.external {
+            let reasons = vec![
+                format!(
+                    "{} no longer verifies under {iname}, and {name}'s key {} is not here to sign a CSR",
+                    c.cert_path, c.key_path
+                ),
+                format!(
+                    "bring {} back and rerun, or have {name} re-signed by {iname} where its key is kept",
+                    c.key_path
+                ),
+            ];
+            return (step(id, Action::Blocked, reasons), k);
+        }
+    }
+    let mut reasons = vec![format!(
+        "{} has no key {}: used as an external CA; what it must sign gets CSRs",
+        c.cert_path, c.key_path
+    )];
+    reasons.extend(expiry(c, cf, cx.now).map(|e| format!("{e}: renew it where its key is kept")));
+    k.external = true;
+    (step(id, Action::External, reasons), k)
+}
+
 /// Why a certificate needs renewing at `now`, if it does.
 fn expiry(c: &CertSpec, cf: &CertFacts, now: OffsetDateTime) -> Option<String> {
     if now >= cf.not_after {
@@ -745,7 +847,8 @@ fn fmt_left(d: Duration) -> String {
 }
 
 /// Compares what pki.toml asks for with a certificate's fields. Under an external CA the
-/// usages are the CA's choice (a CSR only requests them), so they are not compared there.
+/// usages and key usages are the CA's choice (a CSR only requests them), so they are not compared
+/// there.
 fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &mut Vec<String>) {
     if !cf.subject.same_as(&c.subject) {
         reasons.push(format!("subject changed: {} -> {}", cf.subject, c.subject));
@@ -764,7 +867,7 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &
         Some(ca) => {
             if !cf.is_ca {
                 reasons.push("not a CA certificate".into());
-            } else if !cf.key_usage.contains(&"keyCertSign") {
+            } else if !cf.key_usage.contains(&"keyCertSign") && !under_external {
                 reasons.push("key usage lacks keyCertSign".into());
             } else if cf.path_len != ca.path_len.map(u32::from) {
                 reasons.push(format!(
@@ -779,8 +882,11 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &
                 reasons.push("is a CA certificate, should be a leaf".into());
             }
             // kubeadm's leaves (keyEncipherment on ECDSA keys too) pass; a leaf that cannot sign
-            // a handshake, or that could sign certificates, does not.
-            if !cf.key_usage.contains(&"digitalSignature") || cf.key_usage.contains(&"keyCertSign")
+            // a handshake, or that could sign certificates, does not. (Under an external CA the
+            // key usage is that CA's choice, like the extended key usage.)
+            if !under_external
+                && (!cf.key_usage.contains(&"digitalSignature")
+                    || cf.key_usage.contains(&"keyCertSign"))
             {
                 reasons.push(format!("key usage changed: {}", cf.key_usage.join("+")));
             }
@@ -814,7 +920,7 @@ fn plan_keypair(
     id: ItemId,
     name: &str,
     kp: &KeyPairSpec,
-    observed: &Observed,
+    (observed, claimed): (&Observed, &BTreeSet<String>),
     rekey: bool,
 ) -> (Step, Known) {
     let mut k = Known::default();
@@ -830,6 +936,23 @@ fn plan_keypair(
                 format!(
                     "a new `{name}` key would invalidate everything signed with the old one (service-account tokens); restore {} from a backup, or run with `--rekey {name}`",
                     kp.private_path
+                ),
+            ];
+            return (step(id, Action::Blocked, reasons), k);
+        }
+        // Another key pair's files, declared by nothing, are in the output folder: this one may
+        // have moved (`private =`/`public =` changed). A new key would replace it for good.
+        Read::Missing
+            if !rekey && let Some((private, public)) = undeclared_key_pair(observed, claimed) =>
+        {
+            let reasons = vec![
+                format!(
+                    "key {} missing, but an undeclared key pair is at {private} and {public}",
+                    kp.private_path
+                ),
+                format!(
+                    "if `{name}` moved, move them to {} and {} (or fix the paths in pki.toml); to make a new key pair on purpose, run with `--rekey {name}`",
+                    kp.private_path, kp.public_path
                 ),
             ];
             return (step(id, Action::Blocked, reasons), k);
@@ -957,6 +1080,22 @@ fn plan_render(
         known,
     } = *cx;
     let mut k = Known::default();
+    // A key granted to the template that is not here and will not be made (an external CA's):
+    // the file could never be rendered, so say so now rather than fail in apply.
+    for var in &r.secrets {
+        let Some(&i) = r.bind.get(var) else { continue };
+        let key_path = match &spec.items[i].kind {
+            ItemKind::Cert(c) => &c.key_path,
+            ItemKind::KeyPair(kp) => &kp.private_path,
+            ItemKind::Render(_) => continue,
+        };
+        if disk[i].key_pem.is_none() && !known[i].new_key {
+            problems.push(format!(
+                "{}: reads the private key of {} (`{var}` in `secrets`), which is not in the output folder ({key_path})",
+                spec.items[id].name, spec.items[i].name
+            ));
+        }
+    }
     let changed: Vec<&str> = r
         .bind
         .values()
