@@ -1745,3 +1745,53 @@ fn prune_removes_the_folder_of_a_node_no_longer_declared() {
     assert!(f.path("nodes/w-1/pki/kubelet-client.crt").exists());
     assert_settled(&f, T0);
 }
+
+#[test]
+fn an_intermediate_an_external_ca_signed_without_certificate_signing_signs_nothing() {
+    let (f, root_key) = external_chain();
+    f.apply(&[]);
+    // The external CA grants a CA certificate whose key usage leaves out keyCertSign.
+    let ext = f.root().join("no-cert-sign.ext");
+    std::fs::write(
+        &ext,
+        "basicConstraints = critical, CA:TRUE, pathlen:0\nkeyUsage = critical, digitalSignature\n",
+    )
+    .unwrap();
+    let root = f.path("pki/root.crt");
+    x509_req(
+        &f.path("pki/inter.csr"),
+        (&root, &root_key),
+        &f.path("pki/inter.crt"),
+        730,
+        Some(&ext),
+    );
+    for run_no in 0..2 {
+        let before = f.hashes();
+        let r = f.pki(&[]);
+        assert_eq!(r.code, 0, "{}", r.all());
+        let lines = plan_lines(&r.stdout);
+        assert!(
+            lines.iter().any(|(a, n, why)| a == "csr"
+                && n == "inter"
+                && why.contains("key usage lacks keyCertSign")),
+            "run {run_no}: inter must ask again:\n{}",
+            r.stdout
+        );
+        // Nothing is signed by a certificate that may not sign.
+        assert!(
+            !lines
+                .iter()
+                .any(|(a, n, _)| n == "client" && (a == "re-sign" || a == "create")),
+            "run {run_no}: client signed by inter:\n{}",
+            r.stdout
+        );
+        assert!(!f.path("pki/client.crt").exists(), "run {run_no}");
+        let changed = changed_files(&before, &f.hashes());
+        assert!(
+            changed
+                .iter()
+                .all(|p| p.ends_with(".csr") || p == "inventory.txt"),
+            "{changed:?}"
+        );
+    }
+}

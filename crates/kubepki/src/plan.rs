@@ -699,14 +699,20 @@ fn plan_cert(cx: &CertInputs<'_>, id: ItemId, c: &CertSpec, rekey: bool) -> (Ste
     // key and CSR, or any run after it until the CA signs): what reads or is signed by this item
     // waits too. A renewal CSR whose certificate still matches its key holds nothing up.
     let unpaired = cf.as_ref().is_none_or(|cf| cf.spki != key_facts.spki);
+    // A CA certificate whose key usage (when it has one) leaves out keyCertSign cannot sign: an
+    // external CA granted less than its CSR asked. What it would sign waits, like for a CSR.
+    let cannot_sign = is_ca
+        && cf
+            .as_ref()
+            .is_some_and(|cf| !cf.key_usage.is_empty() && !cf.key_usage.contains(&"keyCertSign"));
     k.cert = cf;
     if reasons.is_empty() {
         let mut s = keep_or_fix_modes(id, fixes);
         s.reasons.extend(notes);
         return (s, k);
     }
-    k.pending_csr = under_external && unpaired;
-    k.external = under_external && unpaired && is_ca;
+    k.pending_csr = under_external && (unpaired || cannot_sign);
+    k.external = under_external && (unpaired || cannot_sign) && is_ca;
     // Under an external CA the pair on disk stays as it is until it signs.
     k.rewritten = !under_external;
     k.new_key_above = new_key_above;
@@ -867,7 +873,10 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &
         Some(ca) => {
             if !cf.is_ca {
                 reasons.push("not a CA certificate".into());
-            } else if !cf.key_usage.contains(&"keyCertSign") && !under_external {
+            } else if !cf.key_usage.contains(&"keyCertSign")
+                && !(under_external && cf.key_usage.is_empty())
+            {
+                // (An external CA may leave key usage out: then it restricts nothing.)
                 reasons.push("key usage lacks keyCertSign".into());
             } else if cf.path_len != ca.path_len.map(u32::from) {
                 reasons.push(format!(
