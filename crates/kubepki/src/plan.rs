@@ -874,7 +874,7 @@ fn compare_fields(c: &CertSpec, cf: &CertFacts, under_external: bool, reasons: &
             if !cf.is_ca {
                 reasons.push("not a CA certificate".into());
             } else if !cf.key_usage.contains(&"keyCertSign")
-                && !(under_external && cf.key_usage.is_empty())
+                && (!under_external || !cf.key_usage.is_empty())
             {
                 // (An external CA may leave key usage out: then it restricts nothing.)
                 reasons.push("key usage lacks keyCertSign".into());
