@@ -202,3 +202,87 @@ vars = { cluster = "{node}" }
     assert!(r.stdout.contains("plan: 3 re-render"), "{}", r.stdout);
     assert_eq!(f.read("own.txt"), "https://10.0.0.2:6443 mine\n");
 }
+
+#[test]
+fn one_mistake_is_reported_once() {
+    // A bad node address, used through `{node.ip}` by two per-node entries: one error.
+    let spec = r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[[node]]
+name = "w-1"
+ips = ["10.0.0.312"]
+role = "worker"
+
+[[node]]
+name = "w-2"
+ips = ["10.0.0.22"]
+role = "worker"
+
+[[ca]]
+name = "ca"
+cn = "ca"
+cert = "ca.crt"
+key = "ca.key"
+
+[[cert]]
+name = "kubelet"
+issuer = "ca"
+for-each-node = "all"
+cn = "{node}"
+ips = ["{node.ip}"]
+usage = ["server"]
+cert = "{node}/kubelet.crt"
+key = "{node}/kubelet.key"
+
+[[render]]
+name = "info"
+template = "info.hbs"
+path = "{node}/info.txt"
+for-each-node = "all"
+"#;
+    let f = Fixture::new(spec);
+    std::fs::write(f.root().join("templates/info.hbs"), "{{node.name}}\n").unwrap();
+    let r = f.pki(&[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("invalid IP address `10.0.0.312`"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pki.toml has 1 error;"), "{}", r.stderr);
+
+    // A template error shared by every instance of a per-node render: told once, naming them.
+    f.edit_spec("10.0.0.312", "10.0.0.21");
+    std::fs::write(f.root().join("templates/info.hbs"), "{{node.nmae}}\n").unwrap();
+    let r = f.pki(&[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert_eq!(
+        r.stderr.matches("undefined variable `node.nmae`").count(),
+        1,
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("info@w-1, info@w-2: "), "{}", r.stderr);
+    assert!(r.stderr.contains("1 problem stops the run"), "{}", r.stderr);
+}
+
+#[test]
+fn check_names_the_command_that_carries_out_its_plan() {
+    let f = Fixture::new(SPEC);
+    std::fs::write(
+        f.root().join("templates/secret.yaml.hbs"),
+        "{{leaf.cert.pem}}\n",
+    )
+    .unwrap();
+    f.apply(&[]);
+    let r = f.pki(&["--check", "--rekey", "leaf"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert!(
+        r.stdout.contains("run `cargo xtask pki --rekey leaf`"),
+        "{}",
+        r.stdout
+    );
+    let r = f.pki(&["--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}

@@ -504,10 +504,6 @@ fn a_ca_made_by_openssl_keeps_its_encoding_and_key_id_when_re_signed() {
 // ---------------------------------------------------------------------------------------------
 // 3. --prune and private keys still in use.
 
-/// What the plan says about a private key that `--prune` must leave alone.
-const NEVER_PRUNED: &str =
-    "not declared, but the private key of a declared certificate: never pruned";
-
 #[test]
 fn a_cas_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
     let f = fixture(SPEC);
@@ -527,7 +523,10 @@ fn a_cas_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
             all.contains("pki/ca.crt has no key pki/ca-moved.key, but its key is at pki/ca.key"),
             "{all}"
         );
-        assert!(all.contains("move pki/ca.key to pki/ca-moved.key"), "{all}");
+        assert!(
+            all.contains("`mv out/pki/ca.key out/pki/ca-moved.key`"),
+            "{all}"
+        );
         assert_eq!(f.hashes(), before, "{args:?} wrote or pruned something");
     }
     assert_eq!(f.bytes("pki/ca.key"), ca_key, "the CA key was pruned");
@@ -547,23 +546,61 @@ fn a_cas_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
 }
 
 #[test]
-fn prune_keeps_a_leafs_key_at_its_old_path_while_its_certificate_uses_it() {
+fn a_leafs_key_at_its_old_path_stops_the_run_and_is_never_pruned() {
     let f = fixture(SPEC);
     let server_key = f.bytes("pki/server.key");
     f.edit_spec("key = \"pki/server.key\"", "key = \"pki/server-moved.key\"");
-    let plan = [
-        ("re-key", "server", "key pki/server-moved.key missing"),
-        ("orphan", "pki/server.key", NEVER_PRUNED),
-    ];
-    let r = f.pki(&["--now", T0, "--check", "--prune"]);
-    assert_eq!(r.code, 1, "{}", r.all());
-    assert_plan("--check --prune", &r.stdout, &plan);
-    let r = f.apply(&["--now", T0, "--prune"]);
-    assert_plan("--prune", &r.stdout, &plan);
+    let before = f.hashes();
+    for args in [
+        &["--now", T0, "--check", "--prune"][..],
+        &["--now", T0, "--prune"],
+    ] {
+        assert_stops(
+            &f,
+            args,
+            &[
+                "server: pki/server.crt has no key pki/server-moved.key, but its key is at pki/server.key",
+                "`mv out/pki/server.key out/pki/server-moved.key`",
+                "`--rekey server`",
+            ],
+        );
+        assert_eq!(f.hashes(), before, "{args:?} wrote or pruned something");
+    }
     assert_eq!(
         f.bytes("pki/server.key"),
         server_key,
         "the old key was pruned"
+    );
+}
+
+#[test]
+fn a_certificate_whose_paths_changed_is_moved_not_made_anew() {
+    let f = fixture(SPEC);
+    f.edit_spec("cert = \"pki/server.crt\"", "cert = \"nodes/a/server.crt\"");
+    f.edit_spec("key = \"pki/server.key\"", "key = \"nodes/a/server.key\"");
+    let before = f.hashes();
+    assert_stops(
+        &f,
+        &["--now", T0],
+        &[
+            "server: nodes/a/server.crt and nodes/a/server.key are missing, but its certificate and key are at pki/server.crt and pki/server.key",
+            "`mv out/pki/server.crt out/nodes/a/server.crt && mv out/pki/server.key out/nodes/a/server.key`",
+        ],
+    );
+    assert_eq!(f.hashes(), before);
+    // Moved as told: nothing to do but the inventory's paths.
+    std::fs::create_dir_all(f.path("nodes/a")).unwrap();
+    for (from, to) in [
+        ("pki/server.crt", "nodes/a/server.crt"),
+        ("pki/server.key", "nodes/a/server.key"),
+    ] {
+        std::fs::rename(f.path(from), f.path(to)).unwrap();
+    }
+    let r = f.apply(&["--now", T0]);
+    assert_plan(
+        "moved",
+        &r.stdout,
+        &[("re-render", "inventory.txt", "out of date")],
     );
 }
 

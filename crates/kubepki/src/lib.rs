@@ -118,10 +118,19 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         }
         let changed = !plan.changes_nothing(opts.prune);
         if changed {
-            let prune = if opts.prune { " --prune" } else { "" };
-            text.push_str(&format!(
-                "{out}/ is stale: run `cargo xtask pki{prune}` and commit the result\n"
-            ));
+            // The command that carries out this very plan.
+            let mut flags = String::new();
+            if opts.prune {
+                flags.push_str(" --prune");
+            }
+            if !opts.rekey.is_empty() {
+                flags.push_str(" --rekey");
+                for name in &opts.rekey {
+                    flags.push(' ');
+                    flags.push_str(name);
+                }
+            }
+            text.push_str(&format!("{out}/ is stale: run `cargo xtask pki{flags}`\n"));
         } else {
             text.push_str(&format!("{out}/ is up to date\n"));
         }

@@ -261,7 +261,7 @@ pub fn plan(
             out.orphans.push(p.clone())
         }
     }
-    out.problems.dedup();
+    out.problems = group_by_cause(std::mem::take(&mut out.problems));
     if out.steps.iter().all(|s| !s.action.writes()) {
         let text = crate::inventory::inventory(spec, &|id| disk[id].clone());
         let current = observed
@@ -307,6 +307,33 @@ fn public_in_use(spec: &Spec, observed: &Observed, spki: &[u8]) -> bool {
             .is_some_and(|f| x509::parse_public_key(&f.bytes).is_ok_and(|der| der == spki)),
         _ => false,
     })
+}
+
+/// Problems are `item: cause`; one cause shared by several items (a template error in a per-node
+/// render) is told once, naming them all.
+fn group_by_cause(problems: Vec<String>) -> Vec<String> {
+    let mut grouped: Vec<(Vec<String>, String)> = Vec::new();
+    for p in problems {
+        let (item, cause) = match p.split_once(": ") {
+            Some((i, c)) if !i.contains(' ') => (i.to_string(), c.to_string()),
+            _ => (String::new(), p.clone()),
+        };
+        match grouped.iter_mut().find(|(_, c)| *c == cause) {
+            Some((items, _)) if !item.is_empty() => items.push(item),
+            Some(_) => {}
+            None => grouped.push((if item.is_empty() { vec![] } else { vec![item] }, cause)),
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(items, cause)| {
+            if items.is_empty() {
+                cause
+            } else {
+                format!("{}: {cause}", items.join(", "))
+            }
+        })
+        .collect()
 }
 
 /// Every path an item owns (a leaf also owns the CSR it may write).
@@ -433,6 +460,43 @@ fn plan_cert(cx: &CertInputs<'_>, id: ItemId, c: &CertSpec, rekey: bool) -> (Ste
         (step(id, Action::Blocked, reasons), k)
     };
 
+    // 0. Files that moved. A certificate (or its key) missing where pki.toml now says, while an
+    // undeclared file in the output folder holds it (a changed `cert =`/`key =` path, or a moved
+    // file): say where, instead of making a new key and leaving the old one an orphan.
+    if !rekey
+        && matches!(key, Read::Missing)
+        && let Some((cert_at, key_at)) = moved_files(observed, claimed, c, disk_cert.as_ref())
+    {
+        let (what, moves) = match &cert_at {
+            Some(cp) => (
+                format!(
+                    "{} and {} are missing, but its certificate and key are at {cp} and {key_at}",
+                    c.cert_path, c.key_path
+                ),
+                format!(
+                    "mv out/{cp} out/{} && mv out/{key_at} out/{}",
+                    c.cert_path, c.key_path
+                ),
+            ),
+            None => (
+                format!(
+                    "{} has no key {}, but its key is at {key_at}",
+                    c.cert_path, c.key_path
+                ),
+                format!("mv out/{key_at} out/{}", c.key_path),
+            ),
+        };
+        let help = format!(
+            "if they moved, move them where pki.toml says (`{moves}`) or set the paths back, then rerun; to make {} anew, run with `--rekey {name}`",
+            if cert_at.is_some() {
+                "them"
+            } else {
+                "a new key"
+            }
+        );
+        return blocked(vec![what], help, k);
+    }
+
     // 1. Decide about the key.
     let mut key_reasons = Vec::new();
     let key_missing = matches!(key, Read::Missing);
@@ -487,24 +551,6 @@ fn plan_cert(cx: &CertInputs<'_>, id: ItemId, c: &CertSpec, rekey: bool) -> (Ste
             return blocked(key_reasons, help, k);
         }
         if key_missing && let Some(cf) = &disk_cert {
-            // Its key may sit elsewhere in the output folder (`key =` changed, or the file
-            // moved): say where, rather than treat the CA as external.
-            let moved = observed.files.iter().find(|(p, f)| {
-                !f.symlink
-                    && !claimed.contains(p.as_str())
-                    && x509::parse_key(&f.bytes).is_ok_and(|kf| kf.spki == cf.spki)
-            });
-            if let Some((p, _)) = moved {
-                let reasons = vec![format!(
-                    "{} has no key {}, but its key is at {p}",
-                    c.cert_path, c.key_path
-                )];
-                let help = format!(
-                    "move {p} to {} (or set `key = \"{p}\"` in pki.toml), then rerun",
-                    c.key_path
-                );
-                return blocked(reasons, help, k);
-            }
             return plan_external(cx, id, c, cf, k);
         }
         if key_missing {
@@ -724,6 +770,43 @@ fn plan_cert(cx: &CertInputs<'_>, id: ItemId, c: &CertSpec, rekey: bool) -> (Ste
     let mut s = step(id, action, reasons);
     s.fix_modes = fixes;
     (s, k)
+}
+
+/// Where the files of certificate `c` are, when they are not where pki.toml says but undeclared
+/// in the output folder: (the certificate's path if it moved too, the key's path). The key is
+/// recognised by its public key: the certificate's on disk, or else an undeclared certificate's
+/// with the same subject and SANs.
+fn moved_files(
+    observed: &Observed,
+    claimed: &BTreeSet<String>,
+    c: &CertSpec,
+    cert_here: Option<&CertFacts>,
+) -> Option<(Option<String>, String)> {
+    let undeclared = || {
+        observed
+            .files
+            .iter()
+            .filter(|(p, f)| !f.symlink && !claimed.contains(p.as_str()))
+    };
+    let key_of = |spki: &[u8]| {
+        undeclared()
+            .find(|(_, f)| x509::parse_key(&f.bytes).is_ok_and(|k| k.spki == spki))
+            .map(|(p, _)| p.clone())
+    };
+    if let Some(cf) = cert_here {
+        return key_of(&cf.spki).map(|k| (None, k));
+    }
+    if observed.get(&c.cert_path).is_some() {
+        return None;
+    }
+    undeclared().find_map(|(p, f)| {
+        let cf = x509::parse_cert(&f.bytes).ok()?;
+        let same = cf.subject.same_as(&c.subject) && san_set(&cf.sans) == san_set(&c.sans);
+        if !same {
+            return None;
+        }
+        key_of(&cf.spki).map(|k| (Some(p.clone()), k))
+    })
 }
 
 /// What every certificate decision reads.
@@ -1201,7 +1284,7 @@ fn plan_render(
         step(
             id,
             Action::Render,
-            vec!["rendered text differs (template, vars or inputs changed)".into()],
+            vec!["rendered text differs: its template, vars or inputs changed".into()],
         )
     } else {
         keep_or_fix_modes(id, fixes.clone())

@@ -230,10 +230,15 @@ impl Cx {
                     Some(format!("expected one of {}", quote_list(&ROLES))),
                 );
             }
+            // An invalid address is reported here, and stands in as 0.0.0.0 so that what uses
+            // `{node.ip}` does not report the same mistake again (the run fails anyway).
             let ips = n
                 .ips
                 .iter()
-                .filter_map(|ip| self.ip(ip.get_ref(), ip.span()))
+                .map(|ip| {
+                    self.ip(ip.get_ref(), ip.span())
+                        .unwrap_or(IpAddr::from([0, 0, 0, 0]))
+                })
                 .collect();
             out.push((
                 Node {
