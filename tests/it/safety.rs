@@ -1832,3 +1832,91 @@ fn an_intermediate_an_external_ca_signed_without_certificate_signing_signs_nothi
         );
     }
 }
+
+/// The README's recipe for more control-plane nodes, on the default pki.toml.
+#[test]
+fn growing_to_two_control_plane_nodes_keeps_the_first_ones_keys() {
+    let f = Fixture::default_spec();
+    f.apply(&[]);
+    let keys: Vec<(&str, Vec<u8>)> = [
+        "pki/apiserver.key",
+        "pki/etcd/server.key",
+        "pki/etcd/peer.key",
+    ]
+    .into_iter()
+    .map(|k| (k, f.bytes(k)))
+    .collect();
+    let mut spec = f.spec();
+    for n in ["apiserver", "etcd/server", "etcd/peer"] {
+        spec = spec
+            .replace(
+                &format!("cert = \"pki/{n}.crt\""),
+                &format!("cert = \"nodes/{{node}}/pki/{n}.crt\""),
+            )
+            .replace(
+                &format!("key = \"pki/{n}.key\""),
+                &format!("key = \"nodes/{{node}}/pki/{n}.key\""),
+            );
+    }
+    f.set_spec(&spec);
+    let r = assert_stops(
+        &f,
+        &[],
+        &[
+            "`mv out/pki/apiserver.crt out/nodes/cp-1/pki/apiserver.crt && mv out/pki/apiserver.key out/nodes/cp-1/pki/apiserver.key`",
+            "`mv out/pki/etcd/server.crt out/nodes/cp-1/pki/etcd/server.crt && mv out/pki/etcd/server.key out/nodes/cp-1/pki/etcd/server.key`",
+            "`mv out/pki/etcd/peer.crt out/nodes/cp-1/pki/etcd/peer.crt && mv out/pki/etcd/peer.key out/nodes/cp-1/pki/etcd/peer.key`",
+        ],
+    );
+    assert!(r.stderr.contains("3 problems stop the run"), "{}", r.stderr);
+    std::fs::create_dir_all(f.path("nodes/cp-1/pki/etcd")).unwrap();
+    for n in ["apiserver", "etcd/server", "etcd/peer"] {
+        for ext in ["crt", "key"] {
+            std::fs::rename(
+                f.path(&format!("pki/{n}.{ext}")),
+                f.path(&format!("nodes/cp-1/pki/{n}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let r = f.apply(&[]);
+    assert!(r.stdout.contains("plan: 33 keep"), "{}", r.stdout);
+    f.edit_spec(
+        "[[node]]\nname = \"worker-1\"",
+        "[[node]]\nname = \"cp-2\"\nips = [\"10.0.0.12\"]\nrole = \"control-plane\"\n\n[[node]]\nname = \"worker-1\"",
+    );
+    let r = f.pki(&[]);
+    assert_eq!(r.code, 2, "kubelet.conf is per node too:\n{}", r.all());
+    assert!(
+        r.stderr.contains("put `{node}` in the path"),
+        "{}",
+        r.stderr
+    );
+    f.edit_spec(
+        "path = \"kubelet.conf\"",
+        "path = \"nodes/{node}/kubelet.conf\"",
+    );
+    let r = f.apply(&["--prune"]);
+    for item in [
+        "apiserver@cp-2",
+        "etcd-server@cp-2",
+        "etcd-peer@cp-2",
+        "kubelet.conf@cp-2",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("+ create    {item}")),
+            "{item}:\n{}",
+            r.stdout
+        );
+    }
+    for (k, bytes) in keys {
+        let moved = k.replace("pki/", "nodes/cp-1/pki/");
+        assert_eq!(f.bytes(&moved), bytes, "{k} was replaced");
+    }
+    let r = openssl_verifies(
+        &f.path("pki/etcd/ca.crt"),
+        &f.path("nodes/cp-2/pki/etcd/peer.crt"),
+        "sslclient",
+    );
+    assert_eq!(r.code, 0, "{}", r.all());
+}

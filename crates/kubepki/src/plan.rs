@@ -136,6 +136,8 @@ struct Known {
     cert: Option<CertFacts>,
     key_spki: Option<Vec<u8>>,
     external: bool,
+    /// The run stops on it: what depends on it is not judged again.
+    blocked: bool,
     /// A new key and a CSR are written for it: its certificate on disk (if any) no longer matches
     /// its key until an external CA signs.
     pending_csr: bool,
@@ -205,6 +207,8 @@ pub fn plan(
                 plan_render(&cx, id, r, &mut out.problems)
             }
         };
+        let mut k = k;
+        k.blocked = step.action == Action::Blocked;
         if step.action == Action::Blocked {
             out.problems
                 .push(format!("{}: {}", item.name, step.reasons.join("; ")));
@@ -799,14 +803,26 @@ fn moved_files(
     if observed.get(&c.cert_path).is_some() {
         return None;
     }
-    undeclared().find_map(|(p, f)| {
-        let cf = x509::parse_cert(&f.bytes).ok()?;
-        let same = cf.subject.same_as(&c.subject) && san_set(&cf.sans) == san_set(&c.sans);
-        if !same {
-            return None;
-        }
-        key_of(&cf.spki).map(|k| (Some(p.clone()), k))
-    })
+    // Certificates alike in subject and SANs (etcd's server and peer) are told apart by their
+    // usages and, last, by file name.
+    let name = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+    let mut found: Vec<(String, String)> = undeclared()
+        .filter_map(|(p, f)| {
+            let cf = x509::parse_cert(&f.bytes).ok()?;
+            let mut usages = cf.usages.clone();
+            usages.sort();
+            let same = cf.subject.same_as(&c.subject)
+                && san_set(&cf.sans) == san_set(&c.sans)
+                && cf.is_ca == c.ca.is_some()
+                && (c.ca.is_some() || usages == c.usages);
+            if !same {
+                return None;
+            }
+            key_of(&cf.spki).map(|k| (p.clone(), k))
+        })
+        .collect();
+    found.sort_by_key(|(p, _)| name(p) != name(&c.cert_path));
+    found.into_iter().next().map(|(p, k)| (Some(p), k))
 }
 
 /// What every certificate decision reads.
@@ -1181,7 +1197,7 @@ fn plan_render(
             ItemKind::KeyPair(kp) => &kp.private_path,
             ItemKind::Render(_) => continue,
         };
-        if disk[i].key_pem.is_none() && !known[i].new_key {
+        if disk[i].key_pem.is_none() && !known[i].new_key && !known[i].blocked {
             problems.push(format!(
                 "{}: reads the private key of {} (`{var}` in `secrets`), which is not in the output folder ({key_path})",
                 spec.items[id].name, spec.items[i].name
