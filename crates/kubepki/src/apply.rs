@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
-use crate::plan::{Action, CERT_MODE, KEY_MODE, Plan, disk_materials};
+use crate::plan::{Action, CERT_MODE, KEY_MODE, Plan};
 use crate::render::{self, Material};
 use crate::report;
 use crate::scan::{Observed, Sources};
@@ -57,7 +57,7 @@ pub fn build(
     plan: &Plan,
     now: OffsetDateTime,
 ) -> Result<Built, Error> {
-    let disk = disk_materials(spec, observed);
+    let disk = &plan.disk;
     let mut materials = disk.clone();
 
     // Keys: new ones generated in parallel (RSA generation dominates a large run), others read back.
@@ -85,6 +85,7 @@ pub fn build(
             && (plan.steps[id].action.new_key() || plan.steps[id].csr_new_key)
         {
             materials[id].key_pem = Some(issue::key_pem(k));
+            materials[id].key_spki = Some(rcgen::PublicKeyData::subject_public_key_info(k));
         }
     }
 
@@ -295,15 +296,11 @@ pub fn build(
                         .unwrap_or_default();
                     diffs.push(report::Diff {
                         label: r.path.clone(),
-                        old: report::redact(&old, &disk, spec),
+                        old: report::redact(&old, disk, spec),
                         new: report::redact(text, &materials, spec),
                         key_rotated: false,
                     });
-                    let mode = if r.holds_secret() {
-                        KEY_MODE
-                    } else {
-                        CERT_MODE
-                    };
+                    let mode = crate::plan::render_mode(r);
                     files.push(FileWrite {
                         path: r.path.clone(),
                         bytes: text.clone().into_bytes(),

@@ -32,17 +32,14 @@ pub fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
                 }
                 // The key file's own public key: a new key waiting for its certificate (external
                 // CA) shows here before the certificate changes.
-                let key = m
-                    .key_pem
-                    .as_deref()
-                    .and_then(|p| x509::parse_key(p.as_bytes()).ok());
+                let key = m.key_spki.as_deref();
                 let _ = writeln!(
                     s,
                     "key-file: {} {}",
                     c.key_path,
                     key.map_or("missing".to_string(), |k| format!(
                         "public-key-sha256 {}",
-                        x509::sha256_hex(&k.spki)
+                        x509::sha256_hex(k)
                     ))
                 );
             }

@@ -104,6 +104,9 @@ pub struct Plan {
     /// Problems that stop the run; nothing is written while there are any.
     pub problems: Vec<String>,
     pub inventory_stale: bool,
+    /// Every item's certificate and key as the plan read them from the output folder: apply and
+    /// the reports start from these rather than read and parse the folder again.
+    pub disk: Vec<Material>,
 }
 
 impl Plan {
@@ -125,6 +128,15 @@ pub struct Options {
 
 pub const KEY_MODE: u32 = 0o600;
 pub const CERT_MODE: u32 = 0o644;
+
+/// A rendered file that may hold a private key is written like a key.
+pub fn render_mode(r: &RenderSpec) -> u32 {
+    if r.holds_secret() {
+        KEY_MODE
+    } else {
+        CERT_MODE
+    }
+}
 
 /// What the planner knows about an item after deciding it, for the items that depend on it.
 #[derive(Default)]
@@ -275,6 +287,7 @@ pub fn plan(
     } else {
         out.inventory_stale = true;
     }
+    out.disk = disk;
     out
 }
 
@@ -1148,6 +1161,7 @@ pub fn disk_materials(spec: &Spec, observed: &Observed) -> Vec<Material> {
                         && let Ok(k) = x509::parse_key(&f.bytes)
                     {
                         m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        m.key_spki = Some(k.spki);
                     }
                 }
                 ItemKind::KeyPair(kp) => {
@@ -1156,6 +1170,7 @@ pub fn disk_materials(spec: &Spec, observed: &Observed) -> Vec<Material> {
                     {
                         m.key_pem = Some(crate::issue::key_pem(&k.key));
                         m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
+                        m.key_spki = Some(k.spki);
                     }
                 }
                 ItemKind::Render(_) => {}
@@ -1252,11 +1267,7 @@ fn plan_render(
                 .is_some_and(|f| f.bytes == t.as_bytes())
                 && render::render(&sources.templates, &r.template, &ctx).as_deref() == Ok(t)
         });
-    let want_mode = if r.holds_secret() {
-        KEY_MODE
-    } else {
-        CERT_MODE
-    };
+    let want_mode = render_mode(r);
     let fixes = mode_fixes(observed, &[(&r.path, want_mode)]);
     let current = observed.get(&r.path);
     let pending: Vec<&str> = r

@@ -16,6 +16,8 @@ pub struct Material {
     pub cert_pem: Option<String>,
     pub cert: Option<CertFacts>,
     pub key_pem: Option<String>,
+    /// The public key (SubjectPublicKeyInfo DER) of `key_pem`, for fingerprints.
+    pub key_spki: Option<Vec<u8>>,
     pub public_pem: Option<String>,
 }
 

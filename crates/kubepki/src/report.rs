@@ -308,7 +308,7 @@ pub fn planned_description(
 
 /// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
 pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed) -> Vec<Diff> {
-    let disk = crate::plan::disk_materials(spec, observed);
+    let disk = &plan.disk;
     let mut diffs = Vec::new();
     for s in &plan.steps {
         match &spec.items[s.item].kind {
@@ -334,8 +334,8 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed)
                     .unwrap_or_else(|| format!("{}\n", crate::render::PENDING));
                 diffs.push(Diff {
                     label: r.path.clone(),
-                    old: redact(&old, &disk, spec),
-                    new: redact(&new, &disk, spec),
+                    old: redact(&old, disk, spec),
+                    new: redact(&new, disk, spec),
                     key_rotated: false,
                 });
             }
