@@ -130,7 +130,7 @@ fn kill_while_writing(f: &Fixture, args: &[&str], delay: Duration) -> Option<Exi
 }
 
 fn is_temp(path: &Path) -> bool {
-    kubepki::fsx::is_temp_name(&path.file_name().unwrap().to_string_lossy())
+    kubepki::layout::is_temp_name(&path.file_name().unwrap().to_string_lossy())
 }
 
 /// What a killed run may leave: every file present is whole. Returns the temporary files.

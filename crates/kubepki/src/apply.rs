@@ -14,11 +14,12 @@ use time::OffsetDateTime;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
-use crate::plan::{Action, CERT_MODE, KEY_MODE, Plan};
+use crate::layout::{CERT_MODE, INVENTORY, KEY_MODE, csr_path, render_mode};
+use crate::plan::{Action, Plan};
 use crate::render::{self, Material};
 use crate::report;
 use crate::scan::{Observed, Sources};
-use crate::spec::{ItemId, ItemKind, Spec, csr_path};
+use crate::spec::{ItemId, ItemKind, Spec};
 use crate::{inventory, x509};
 
 /// One file to write.
@@ -300,7 +301,7 @@ pub fn build(
                         new: report::redact(text, &materials, spec),
                         key_rotated: false,
                     });
-                    let mode = crate::plan::render_mode(r);
+                    let mode = render_mode(r);
                     files.push(FileWrite {
                         path: r.path.clone(),
                         bytes: text.clone().into_bytes(),
@@ -420,9 +421,9 @@ pub fn write(
         }
     }
     let text = inventory::inventory(spec, &|i| built.materials[i].clone());
-    if observed.get(inventory::FILE).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
-        fsx::write_atomic(out_dir, inventory::FILE, text.as_bytes(), CERT_MODE)?;
-        w.written.push(inventory::FILE.into());
+    if observed.get(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
+        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE)?;
+        w.written.push(INVENTORY.into());
     }
     Ok(w)
 }

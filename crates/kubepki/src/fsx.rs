@@ -7,6 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::layout::{LOCK_FILE, temp_name};
 
 /// Makes sure every folder from `root` down to `rel`'s parent is a real folder (creating missing
 /// ones with the default mode, so the umask applies: a restrictive umask keeps `out/`'s folders
@@ -78,22 +79,6 @@ pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(
     result
 }
 
-/// The temporary file a write of `name` goes through: `.NAME.tmp-PID`.
-pub fn temp_name(name: &str) -> String {
-    format!(".{name}.tmp-{}", std::process::id())
-}
-
-/// Whether `name` is the temporary file of a write (of this or any earlier run): a run that is
-/// killed mid-write leaves one. They are never taken for real files; a run that holds the lock
-/// removes them (no other run can be writing them then).
-pub fn is_temp_name(name: &str) -> bool {
-    name.strip_prefix('.')
-        .and_then(|n| n.rsplit_once(".tmp-"))
-        .is_some_and(|(base, pid)| {
-            !base.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
-        })
-}
-
 pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("chmod", &path, e))?;
@@ -140,9 +125,6 @@ impl Drop for Lock {
         }
     }
 }
-
-/// The lock file's name inside the output folder.
-pub const LOCK_FILE: &str = ".kubepki.lock";
 
 pub fn lock(out_dir: &Path) -> Result<Lock, Error> {
     let created = (!out_dir.exists()).then(|| out_dir.to_path_buf());

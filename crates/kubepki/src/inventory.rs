@@ -8,8 +8,6 @@ use crate::render::Material;
 use crate::spec::{ItemId, ItemKind, Spec};
 use crate::x509;
 
-pub const FILE: &str = "inventory.txt";
-
 pub fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
     let mut entries: Vec<(String, String)> = Vec::new();
     for (id, item) in spec.items.iter().enumerate() {

@@ -21,6 +21,7 @@ pub mod fsx;
 pub mod graph;
 pub mod inventory;
 pub mod issue;
+pub mod layout;
 pub mod plan;
 pub mod render;
 pub mod report;

@@ -6,6 +6,7 @@ use std::fmt;
 
 use time::{Duration, OffsetDateTime};
 
+use crate::layout::{CERT_MODE, KEY_MODE, RESERVED, csr_path, render_mode};
 use crate::render::{self, Material};
 use crate::scan::{Observed, Sources};
 use crate::spec::*;
@@ -124,18 +125,6 @@ impl Plan {
 pub struct Options {
     /// Item names (or base names of per-node items) to give new keys.
     pub rekey: BTreeSet<String>,
-}
-
-pub const KEY_MODE: u32 = 0o600;
-pub const CERT_MODE: u32 = 0o644;
-
-/// A rendered file that may hold a private key is written like a key.
-pub fn render_mode(r: &RenderSpec) -> u32 {
-    if r.holds_secret() {
-        KEY_MODE
-    } else {
-        CERT_MODE
-    }
 }
 
 /// What the planner knows about an item after deciding it, for the items that depend on it.
@@ -264,7 +253,7 @@ pub fn plan(
         .filter_map(|m| m.cert.as_ref().map(|c| c.spki.as_slice()))
         .collect();
     for (p, f) in &observed.files {
-        if claimed.contains(p.as_str()) || crate::resolve::RESERVED.contains(&p.as_str()) {
+        if claimed.contains(p.as_str()) || RESERVED.contains(&p.as_str()) {
             continue;
         }
         let belongs = !f.symlink
@@ -281,7 +270,7 @@ pub fn plan(
     if out.steps.iter().all(|s| !s.action.writes()) {
         let text = crate::inventory::inventory(spec, &|id| disk[id].clone());
         let current = observed
-            .get(crate::inventory::FILE)
+            .get(crate::layout::INVENTORY)
             .map(|f| f.bytes.as_slice());
         out.inventory_stale = current != Some(text.as_bytes());
     } else {

@@ -92,7 +92,7 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             "{}  (out of date)",
             style.paint(
                 "36",
-                &format!("~ {:<9} {}", "re-render", crate::inventory::FILE)
+                &format!("~ {:<9} {}", "re-render", crate::layout::INVENTORY)
             )
         );
     }

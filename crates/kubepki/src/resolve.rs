@@ -12,10 +12,8 @@ use toml::Spanned;
 use crate::config::{Raw, RawCa, RawCert, RawKeyPair, RawNode, RawRender, quote_list};
 use crate::diag::{Diagnostic, nearest};
 use crate::graph;
+use crate::layout::{RESERVED, csr_path, is_temp_name};
 use crate::spec::*;
-
-/// Files the tool owns inside the output folder; no item may claim them.
-pub const RESERVED: [&str; 2] = ["inventory.txt", ".kubepki.lock"];
 
 const ROLES: [&str; 2] = ["control-plane", "worker"];
 
@@ -137,7 +135,7 @@ struct Cx {
 /// Who owns an output path.
 struct Claim {
     item: String,
-    /// The path is the CSR path of `item`'s certificate (`spec::csr_path`), not a path it declares.
+    /// The path is the CSR path of `item`'s certificate (`layout::csr_path`), not a path it declares.
     csr: bool,
 }
 
@@ -520,7 +518,7 @@ impl Cx {
     }
 
     /// A certificate's paths: its certificate and key, and the CSR path that goes with the
-    /// certificate (`spec::csr_path`), claimed too so that no other item writes there.
+    /// certificate (`layout::csr_path`), claimed too so that no other item writes there.
     fn cert_paths(
         &mut self,
         item: &str,
@@ -575,7 +573,7 @@ impl Cx {
             return None;
         }
         let file_name = clean.rsplit('/').next().unwrap_or_default();
-        if crate::fsx::is_temp_name(file_name) {
+        if is_temp_name(file_name) {
             self.err(
                 format!("output path `{clean}` is named like a temporary file of the tool"),
                 Some(s.span()),

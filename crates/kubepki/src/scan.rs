@@ -28,7 +28,7 @@ pub struct Observed {
     pub files: BTreeMap<String, FileObs>,
     /// Relative paths of directories that are symlinks.
     pub linked_dirs: Vec<String>,
-    /// Temporary files left by an interrupted write (`fsx::is_temp_name`): not real files.
+    /// Temporary files left by an interrupted write (`layout::is_temp_name`): not real files.
     pub temps: Vec<String>,
 }
 
@@ -159,7 +159,7 @@ pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
         }
         let rel = rel_path(out_dir, entry.path());
         let ft = entry.file_type();
-        if !ft.is_dir() && crate::fsx::is_temp_name(&entry.file_name().to_string_lossy()) {
+        if !ft.is_dir() && crate::layout::is_temp_name(&entry.file_name().to_string_lossy()) {
             obs.temps.push(rel);
         } else if ft.is_symlink() {
             let target_is_dir = std::fs::metadata(entry.path())

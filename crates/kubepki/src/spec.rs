@@ -219,19 +219,6 @@ impl ItemKind {
     }
 }
 
-/// Where the CSR of a certificate's key goes when its issuer is an external CA (a CA whose key is
-/// not in the output folder): beside the certificate, `.crt` or `.pem` replaced by `.csr`. Every
-/// certificate owns this path, so `resolve` lets no other item claim it.
-pub fn csr_path(cert_path: &str) -> String {
-    match cert_path
-        .strip_suffix(".crt")
-        .or_else(|| cert_path.strip_suffix(".pem"))
-    {
-        Some(stem) => format!("{stem}.csr"),
-        None => format!("{cert_path}.csr"),
-    }
-}
-
 /// Formats a duration the way pki.toml accepts it (`8760h`, `30d`).
 pub fn fmt_duration(d: Duration) -> String {
     let s = d.whole_seconds();
