@@ -97,8 +97,8 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     };
     assert_spec_promises(&spec)?;
     let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
-    let observed = scan::Observed::default();
-    let p = plan::plan(&spec, &sources, &observed, now, &plan::Options::default());
+    let disk = kubepki::disk::Disk::default();
+    let p = plan::plan(&spec, &sources, &disk, now, &plan::Options::default());
     prop_assert_eq!(p.steps.len(), spec.items.len());
     for s in &p.steps {
         if !matches!(spec.items[s.item].kind, ItemKind::Render(_)) {
@@ -109,8 +109,16 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     // --rekey of names that exist and names that do not.
     let mut rekey: BTreeSet<String> = spec.items.iter().take(2).map(|i| i.name.clone()).collect();
     rekey.insert("no-such-item".into());
-    let p = plan::plan(&spec, &sources, &observed, now, &plan::Options { rekey });
-    prop_assert!(p.problems.iter().any(|m| m.contains("no-such-item")));
+    let opts = plan::Options {
+        rekey,
+        out: "out".into(),
+    };
+    let p = plan::plan(&spec, &sources, &disk, now, &opts);
+    prop_assert!(
+        p.problems
+            .iter()
+            .any(|m| m.to_string().contains("no-such-item"))
+    );
     Ok(())
 }
 

@@ -241,13 +241,16 @@ fn debug_of_library_types_never_prints_keys() {
     let sources = f.sources();
     let spec = kubepki::load(&sources).unwrap();
     let observed = scan::observe(&f.out()).unwrap();
+    let shown_observed = format!("{observed:?}");
+    let disk = kubepki::disk::decode(observed);
     let now = time::OffsetDateTime::now_utc();
     // A plan that re-keys, so building it makes new keys in memory.
     let opts = plan::Options {
         rekey: ["client".to_string(), "sa".to_string()].into(),
+        out: "out".into(),
     };
-    let the_plan = plan::plan(&spec, &sources, &observed, now, &opts);
-    let built = apply::build(&spec, &sources, &observed, &the_plan, now).unwrap();
+    let the_plan = plan::plan(&spec, &sources, &disk, now, &opts);
+    let built = apply::build(&spec, &sources, &disk, &the_plan, now).unwrap();
     for w in &built.files {
         if let Ok(text) = std::str::from_utf8(&w.bytes)
             && kubepki::x509::parse_key(text.as_bytes()).is_ok()
@@ -258,7 +261,7 @@ fn debug_of_library_types_never_prints_keys() {
     assert!(keys.len() >= 7, "new keys were made: {}", keys.len());
     let key_facts = key_facts(&f.path("pki/client.key"));
     // The rendered previews in a plan hold keys (kubeconfigs) when nothing they read changes.
-    let the_plan_now = plan::plan(&spec, &sources, &observed, now, &plan::Options::default());
+    let the_plan_now = plan::plan(&spec, &sources, &disk, now, &plan::Options::default());
     assert!(
         the_plan_now.steps.iter().any(|s| s
             .preview
@@ -286,7 +289,8 @@ fn debug_of_library_types_never_prints_keys() {
     let shown = [
         ("Sources", format!("{sources:?}")),
         ("Spec", format!("{spec:?}")),
-        ("Observed", format!("{observed:?}")),
+        ("Observed", shown_observed),
+        ("Disk", format!("{disk:?}")),
         ("Plan", format!("{the_plan:?}")),
         ("Plan (previews)", format!("{the_plan_now:?}")),
         ("Built.files", format!("{:?}", built.files)),
@@ -294,7 +298,7 @@ fn debug_of_library_types_never_prints_keys() {
         ("Built.diffs", format!("{:?}", built.diffs)),
         (
             "disk materials",
-            format!("{:?}", plan::disk_materials(&spec, &observed)),
+            format!("{:?}", plan::current_materials(&spec, &disk)),
         ),
         ("KeyFacts", format!("{key_facts:?}")),
         ("Error", format!("{err:?} {err}")),

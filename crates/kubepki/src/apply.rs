@@ -8,18 +8,19 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rayon::prelude::*;
-use rcgen::KeyPair;
+use rcgen::{KeyPair, PublicKeyData as _};
 use time::OffsetDateTime;
 
+use crate::disk::Disk;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
 use crate::layout::{CERT_MODE, INVENTORY, KEY_MODE, csr_path, render_mode};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Blocker, Plan, Problem, Step};
 use crate::render::{self, Material};
-use crate::report;
-use crate::scan::{Observed, Sources};
-use crate::spec::{ItemId, ItemKind, Spec};
+use crate::report::{self, Diff};
+use crate::scan::Sources;
+use crate::spec::{CertSpec, ItemId, ItemKind, Spec};
 use crate::{inventory, x509};
 
 /// One file to write.
@@ -46,51 +47,110 @@ pub struct Built {
     pub files: Vec<FileWrite>,
     pub materials: Vec<Material>,
     /// Non-secret (old, new) text per changed item, for `--diff`.
-    pub diffs: Vec<report::Diff>,
+    pub diffs: Vec<Diff>,
     /// Leaves whose notAfter was cut to their issuer's.
     pub clamped: Vec<String>,
 }
 
+/// The key an item signs with or is signed over: a new one, or the one on disk.
+enum Key<'d> {
+    New(KeyPair),
+    Disk(&'d KeyPair),
+}
+
+impl Key<'_> {
+    fn pair(&self) -> &KeyPair {
+        match self {
+            Key::New(k) => k,
+            Key::Disk(k) => k,
+        }
+    }
+}
+
+/// Makes everything `plan` asks for, in memory.
 pub fn build(
     spec: &Spec,
     sources: &Sources,
-    observed: &Observed,
+    disk: &Disk,
     plan: &Plan,
     now: OffsetDateTime,
 ) -> Result<Built, Error> {
-    let disk = &plan.disk;
-    let mut materials = disk.clone();
+    let mut materials = plan.current.clone();
+    let keys = keys(spec, disk, plan)?;
+    for (step, key) in plan.steps.iter().zip(&keys) {
+        if let Some(Key::New(k)) = key {
+            let m = &mut materials[step.item];
+            m.key_pem = Some(issue::key_pem(k));
+            m.key_spki = Some(k.subject_public_key_info());
+            if matches!(spec.items[step.item].kind, ItemKind::KeyPair(_)) {
+                m.public_pem = Some(issue::public_key_pem(&k.subject_public_key_info()));
+            }
+        }
+    }
+    let clamped = certificates(spec, plan, &keys, &mut materials, now)?;
+    let csrs = csrs(spec, disk, plan, &keys)?;
+    let renders = renders(spec, sources, plan, &materials)?;
+    let mut files = Vec::new();
+    let mut diffs = Vec::new();
+    for s in &plan.steps {
+        let made = Made {
+            spec,
+            disk,
+            plan,
+            materials: &materials,
+        };
+        let (f, d) = match &spec.items[s.item].kind {
+            ItemKind::Cert(c) => made.cert_files(s, c, csrs.get(&s.item))?,
+            ItemKind::KeyPair(k) => made.keypair_files(s, &k.private_path, &k.public_path)?,
+            ItemKind::Render(r) => match renders.get(&s.item) {
+                Some(text) => made.render_files(&r.path, render_mode(r), text),
+                None => (vec![], vec![]),
+            },
+        };
+        files.extend(f);
+        diffs.extend(d);
+    }
+    Ok(Built {
+        files,
+        materials,
+        diffs,
+        clamped,
+    })
+}
 
-    // Keys: new ones generated in parallel (RSA generation dominates a large run), others read back.
-    let keys: Vec<Option<KeyPair>> = plan
-        .steps
+/// New keys, generated in parallel (RSA generation dominates a large run); the others borrowed
+/// from what the plan read.
+fn keys<'d>(spec: &Spec, disk: &'d Disk, plan: &Plan) -> Result<Vec<Option<Key<'d>>>, Error> {
+    plan.steps
         .par_iter()
-        .map(|s| -> Result<Option<KeyPair>, Error> {
-            let item = &spec.items[s.item];
-            let (alg, path) = match &item.kind {
+        .map(|s| {
+            let (alg, path) = match &spec.items[s.item].kind {
                 ItemKind::Cert(c) => (c.alg, &c.key_path),
                 ItemKind::KeyPair(k) => (k.alg, &k.private_path),
                 ItemKind::Render(_) => return Ok(None),
             };
-            if s.action.new_key() || s.csr_new_key {
-                return issue::generate_key(alg).map(Some).map_err(Error::Crypto);
+            if s.new_key() {
+                return issue::generate_key(alg)
+                    .map(|k| Some(Key::New(k)))
+                    .map_err(Error::Crypto);
             }
-            Ok(observed
+            Ok(disk
                 .get(path)
-                .and_then(|f| x509::parse_key(&f.bytes).ok())
-                .map(|k| k.key))
+                .and_then(|f| f.as_key())
+                .map(|k| Key::Disk(&k.key)))
         })
-        .collect::<Result<_, _>>()?;
-    for (id, k) in keys.iter().enumerate() {
-        if let Some(k) = k
-            && (plan.steps[id].action.new_key() || plan.steps[id].csr_new_key)
-        {
-            materials[id].key_pem = Some(issue::key_pem(k));
-            materials[id].key_spki = Some(rcgen::PublicKeyData::subject_public_key_info(k));
-        }
-    }
+        .collect()
+}
 
-    // Certificates: by depth in the issuer tree, each level in parallel.
+/// Signs every certificate the plan signs, by depth in the issuer tree, each level in parallel
+/// (an issuer is signed before what it signs). Returns the leaves cut to their issuer's notAfter.
+fn certificates(
+    spec: &Spec,
+    plan: &Plan,
+    keys: &[Option<Key<'_>>],
+    materials: &mut [Material],
+    now: OffsetDateTime,
+) -> Result<Vec<String>, Error> {
     let depth = depths(spec);
     let max_depth = depth.iter().copied().max().unwrap_or(0);
     let mut clamped = Vec::new();
@@ -98,36 +158,15 @@ pub fn build(
         let signed: Vec<(ItemId, Result<issue::Signed, String>)> = plan
             .steps
             .par_iter()
-            .filter(|s| {
-                depth[s.item] == level
-                    && matches!(s.action, Action::Create | Action::Rekey | Action::Resign)
-            })
+            .filter(|s| depth[s.item] == level && s.action.signs())
             .filter_map(|s| {
                 let ItemKind::Cert(c) = &spec.items[s.item].kind else {
                     return None;
                 };
-                let old = disk[s.item].cert.as_ref();
-                let r = match (keys[s.item].as_ref(), c.issuer) {
-                    (None, _) => Err("no key to sign over".to_string()),
-                    (Some(key), None) => issue::sign(c, key, &Signer::SelfSigned, now, old),
-                    (Some(key), Some(i)) => match (&materials[i].cert, &keys[i]) {
-                        (Some(icf), Some(ikey)) => issue::sign(
-                            c,
-                            key,
-                            &Signer::Ca {
-                                cert: icf,
-                                key: ikey,
-                            },
-                            now,
-                            old,
-                        ),
-                        _ => Err(format!(
-                            "issuer {} has no usable certificate and key",
-                            spec.items[i].name
-                        )),
-                    },
-                };
-                Some((s.item, r))
+                Some((
+                    s.item,
+                    sign_one(spec, s.item, c, plan, keys, materials, now),
+                ))
             })
             .collect();
         for (id, r) in signed {
@@ -140,183 +179,213 @@ pub fn build(
             materials[id].cert = Some(cf);
         }
     }
+    Ok(clamped)
+}
 
-    // Public keys of key pairs.
-    for s in &plan.steps {
-        if let (ItemKind::KeyPair(_), Some(k)) = (&spec.items[s.item].kind, &keys[s.item]) {
-            materials[s.item].public_pem = Some(issue::public_key_pem(
-                &rcgen::PublicKeyData::subject_public_key_info(k),
-            ));
+/// Signs certificate `id` over its key, by itself or by its issuer as this run leaves it.
+fn sign_one(
+    spec: &Spec,
+    id: ItemId,
+    c: &CertSpec,
+    plan: &Plan,
+    keys: &[Option<Key<'_>>],
+    materials: &[Material],
+    now: OffsetDateTime,
+) -> Result<issue::Signed, String> {
+    let old = plan.current[id].cert.as_ref();
+    let key = keys[id].as_ref().ok_or("no key to sign over")?.pair();
+    let Some(i) = c.issuer else {
+        return issue::sign(c, key, &Signer::SelfSigned, now, old);
+    };
+    match (&materials[i].cert, &keys[i]) {
+        (Some(cert), Some(ikey)) => {
+            let signer = Signer::Ca {
+                cert,
+                key: ikey.pair(),
+            };
+            issue::sign(c, key, &signer, now, old)
         }
+        _ => Err(format!(
+            "issuer {} has no usable certificate and key",
+            spec.items[i].name
+        )),
     }
+}
 
-    // CSRs for leaves under external CAs.
-    let mut csrs: BTreeMap<ItemId, String> = BTreeMap::new();
+/// CSRs for certificates under external CAs. A CSR on disk that asks for exactly the same (same
+/// request body, valid signature) is kept byte for byte: an ECDSA signature differs on every run,
+/// and a rerun that changes nothing must write nothing.
+fn csrs(
+    spec: &Spec,
+    disk: &Disk,
+    plan: &Plan,
+    keys: &[Option<Key<'_>>],
+) -> Result<BTreeMap<ItemId, String>, Error> {
+    let mut csrs = BTreeMap::new();
     for s in plan.steps.iter().filter(|s| s.action == Action::Csr) {
         let ItemKind::Cert(c) = &spec.items[s.item].kind else {
             continue;
         };
+        let name = &spec.items[s.item].name;
         let key = keys[s.item]
             .as_ref()
-            .ok_or_else(|| Error::Crypto(format!("{}: no key", spec.items[s.item].name)))?;
-        let fresh = issue::csr(c, key).map_err(Error::Crypto)?;
-        // A CSR on disk that asks for exactly the same (same request body, valid signature) is
-        // kept byte for byte: an ECDSA signature differs on every run, and a rerun that changes
-        // nothing must write nothing.
-        let on_disk = observed
-            .get(&csr_path(&c.cert_path))
-            .filter(|f| !f.symlink && !s.csr_new_key);
+            .ok_or_else(|| Error::Crypto(format!("{name}: no key")))?;
+        let fresh = issue::csr(c, key.pair()).map_err(Error::Crypto)?;
+        let on_disk = disk
+            .obs(&csr_path(&c.cert_path))
+            .filter(|f| !f.symlink && !s.new_key());
         let csr = match on_disk {
-            Some(f)
-                if csr_request_info(&f.bytes).is_some_and(|old| {
-                    csr_request_info(fresh.as_bytes()).is_some_and(|new| new == old)
-                }) =>
-            {
+            Some(f) if same_request(&f.bytes, fresh.as_bytes()) => {
                 String::from_utf8_lossy(&f.bytes).into_owned()
             }
             _ => fresh,
         };
         csrs.insert(s.item, csr);
     }
+    Ok(csrs)
+}
 
-    // Rendered files, from the final materials.
-    let rendered: Vec<(ItemId, Result<String, String>)> = plan
+fn same_request(old: &[u8], new: &[u8]) -> bool {
+    csr_request_info(old).is_some_and(|o| csr_request_info(new).is_some_and(|n| n == o))
+}
+
+/// Rendered files, from the final materials, in parallel. A value that is still unknown after
+/// apply means an input is missing: never write a placeholder where a certificate or key belongs.
+fn renders(
+    spec: &Spec,
+    sources: &Sources,
+    plan: &Plan,
+    materials: &[Material],
+) -> Result<BTreeMap<ItemId, String>, Error> {
+    let rendered: Vec<(ItemId, Result<String, Blocker>)> = plan
         .steps
         .par_iter()
-        .filter(|s| {
-            matches!(s.action, Action::Create | Action::Render)
-                && matches!(spec.items[s.item].kind, ItemKind::Render(_))
+        .filter(|s| matches!(s.action, Action::Create | Action::Render))
+        .filter_map(|s| match &spec.items[s.item].kind {
+            ItemKind::Render(r) => Some((s.item, r)),
+            _ => None,
         })
-        .map(|s| {
-            let ItemKind::Render(r) = &spec.items[s.item].kind else {
-                unreachable!()
-            };
+        .map(|(id, r)| {
             let ctx = render::context(spec, r, &|i| materials[i].clone());
-            (
-                s.item,
-                render::render(&sources.templates, &r.template, &ctx)
-                    .map_err(|e| format!("{}: {e}", spec.items[s.item].name)),
-            )
+            let text = match render::render(&sources.templates, &r.template, &ctx) {
+                Ok(t) if t.contains(render::PENDING) => Err(Blocker::RenderInputMissing),
+                Ok(t) => Ok(t),
+                Err(e) => Err(Blocker::Template(e)),
+            };
+            (id, text)
         })
         .collect();
     let mut renders = BTreeMap::new();
-    let mut errors = Vec::new();
+    let mut problems = Vec::new();
     for (id, r) in rendered {
         match r {
-            // A value that is still unknown after apply means an input is missing: never write
-            // a placeholder where a certificate or key belongs.
-            Ok(t) if t.contains(render::PENDING) => errors.push(format!(
-                "{}: an input it reads has no certificate or key yet; nothing was rendered",
-                spec.items[id].name
-            )),
             Ok(t) => {
                 renders.insert(id, t);
             }
-            Err(e) => errors.push(e),
+            Err(blocker) => problems.push(Problem {
+                items: vec![spec.items[id].name.clone()],
+                blocker,
+            }),
         }
     }
-    if !errors.is_empty() {
-        return Err(Error::Blocked(errors));
+    if !problems.is_empty() {
+        return Err(Error::Blocked(problems));
+    }
+    Ok(renders)
+}
+
+/// What `build` made, turned into the files of each step and their diffs.
+struct Made<'a> {
+    spec: &'a Spec,
+    disk: &'a Disk,
+    plan: &'a Plan,
+    materials: &'a [Material],
+}
+
+type FilesAndDiffs = (Vec<FileWrite>, Vec<Diff>);
+
+impl Made<'_> {
+    fn name(&self, s: &Step) -> &str {
+        &self.spec.items[s.item].name
     }
 
-    // The files, in dependency order, and the diffs.
-    let mut files = Vec::new();
-    let mut diffs = Vec::new();
-    for s in &plan.steps {
-        let item = &spec.items[s.item];
-        let m = &materials[s.item];
-        match &item.kind {
-            ItemKind::Cert(c) => {
-                if s.action.new_key() || s.csr_new_key {
-                    files.push(FileWrite {
-                        path: c.key_path.clone(),
-                        bytes: made(&m.key_pem, &item.name)?,
-                        mode: KEY_MODE,
-                    });
-                }
-                if matches!(s.action, Action::Create | Action::Rekey | Action::Resign) {
-                    files.push(FileWrite {
-                        path: c.cert_path.clone(),
-                        bytes: made(&m.cert_pem, &item.name)?,
-                        mode: CERT_MODE,
-                    });
-                    diffs.push(report::Diff {
-                        label: c.cert_path.clone(),
-                        old: disk[s.item]
-                            .cert
-                            .as_ref()
-                            .map(x509::describe)
-                            .unwrap_or_default(),
-                        new: m.cert.as_ref().map(x509::describe).unwrap_or_default(),
-                        key_rotated: s.action.new_key(),
-                    });
-                }
-                if let Some(csr) = csrs.get(&s.item) {
-                    files.push(FileWrite {
-                        path: csr_path(&c.cert_path),
-                        bytes: csr.clone().into_bytes(),
-                        mode: CERT_MODE,
-                    });
-                }
-            }
-            ItemKind::KeyPair(k) => {
-                if s.action.new_key() {
-                    files.push(FileWrite {
-                        path: k.private_path.clone(),
-                        bytes: made(&m.key_pem, &item.name)?,
-                        mode: KEY_MODE,
-                    });
-                }
-                if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
-                    files.push(FileWrite {
-                        path: k.public_path.clone(),
-                        bytes: made(&m.public_pem, &item.name)?,
-                        mode: CERT_MODE,
-                    });
-                    diffs.push(report::Diff {
-                        label: k.public_path.clone(),
-                        old: disk[s.item]
-                            .public_pem
-                            .as_deref()
-                            .map(public_summary)
-                            .unwrap_or_default(),
-                        new: m
-                            .public_pem
-                            .as_deref()
-                            .map(public_summary)
-                            .unwrap_or_default(),
-                        key_rotated: s.action.new_key(),
-                    });
-                }
-            }
-            ItemKind::Render(r) => {
-                if let Some(text) = renders.get(&s.item) {
-                    let old = observed
-                        .get(&r.path)
-                        .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-                        .unwrap_or_default();
-                    diffs.push(report::Diff {
-                        label: r.path.clone(),
-                        old: report::redact(&old, disk, spec),
-                        new: report::redact(text, &materials, spec),
-                        key_rotated: false,
-                    });
-                    let mode = render_mode(r);
-                    files.push(FileWrite {
-                        path: r.path.clone(),
-                        bytes: text.clone().into_bytes(),
-                        mode,
-                    });
-                }
-            }
+    fn cert_files(
+        &self,
+        s: &Step,
+        c: &CertSpec,
+        csr: Option<&String>,
+    ) -> Result<FilesAndDiffs, Error> {
+        let m = &self.materials[s.item];
+        let (mut files, mut diffs) = (Vec::new(), Vec::new());
+        if s.new_key() {
+            files.push(file(&c.key_path, made(&m.key_pem, self.name(s))?, KEY_MODE));
         }
+        if s.action.signs() {
+            files.push(file(
+                &c.cert_path,
+                made(&m.cert_pem, self.name(s))?,
+                CERT_MODE,
+            ));
+            let describe = |m: &Material| m.cert.as_ref().map(x509::describe).unwrap_or_default();
+            diffs.push(Diff {
+                label: c.cert_path.clone(),
+                old: describe(&self.plan.current[s.item]),
+                new: describe(m),
+                key_rotated: s.new_key(),
+            });
+        }
+        if let Some(csr) = csr {
+            files.push(file(&csr_path(&c.cert_path), csr.clone(), CERT_MODE));
+        }
+        Ok((files, diffs))
     }
-    Ok(Built {
-        files,
-        materials,
-        diffs,
-        clamped,
-    })
+
+    fn keypair_files(&self, s: &Step, private: &str, public: &str) -> Result<FilesAndDiffs, Error> {
+        let m = &self.materials[s.item];
+        let (mut files, mut diffs) = (Vec::new(), Vec::new());
+        if s.new_key() {
+            files.push(file(private, made(&m.key_pem, self.name(s))?, KEY_MODE));
+        }
+        if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
+            files.push(file(public, made(&m.public_pem, self.name(s))?, CERT_MODE));
+            let summary = |m: &Material| {
+                m.public_pem
+                    .as_deref()
+                    .map(public_summary)
+                    .unwrap_or_default()
+            };
+            diffs.push(Diff {
+                label: public.to_string(),
+                old: summary(&self.plan.current[s.item]),
+                new: summary(m),
+                key_rotated: s.new_key(),
+            });
+        }
+        Ok((files, diffs))
+    }
+
+    fn render_files(&self, path: &str, mode: u32, text: &str) -> FilesAndDiffs {
+        let old = self
+            .disk
+            .obs(path)
+            .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+            .unwrap_or_default();
+        let diff = Diff {
+            label: path.to_string(),
+            old: report::redact(&old, &self.plan.current, self.spec),
+            new: report::redact(text, self.materials, self.spec),
+            key_rotated: false,
+        };
+        (vec![file(path, text.to_string(), mode)], vec![diff])
+    }
+}
+
+fn file(path: &str, text: String, mode: u32) -> FileWrite {
+    FileWrite {
+        path: path.to_string(),
+        bytes: text.into_bytes(),
+        mode,
+    }
 }
 
 /// The signed part of a PEM certificate request, if it parses and its signature verifies.
@@ -333,14 +402,12 @@ fn csr_request_info(pem: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// What `build` made for a file it must write; its absence is a bug, never an empty file.
-fn made(text: &Option<String>, item: &str) -> Result<Vec<u8>, Error> {
-    text.as_ref()
-        .map(|t| t.clone().into_bytes())
-        .ok_or_else(|| {
-            Error::Crypto(format!(
-                "{item}: nothing was made for a file the plan writes"
-            ))
-        })
+fn made(text: &Option<String>, item: &str) -> Result<String, Error> {
+    text.clone().ok_or_else(|| {
+        Error::Crypto(format!(
+            "{item}: nothing was made for a file the plan writes"
+        ))
+    })
 }
 
 fn public_summary(pem: &str) -> String {
@@ -369,11 +436,11 @@ fn depths(spec: &Spec) -> Vec<usize> {
 
 /// Removes what an interrupted run (killed mid-write) left: temporary files, never taken for real
 /// files. The caller holds the lock, so no other run is writing them.
-pub fn remove_temps(out_dir: &Path, observed: &Observed) -> Result<Vec<String>, Error> {
-    for t in &observed.temps {
+pub fn remove_temps(out_dir: &Path, disk: &Disk) -> Result<Vec<String>, Error> {
+    for t in &disk.temps {
         fsx::remove(out_dir, t)?;
     }
-    Ok(observed.temps.clone())
+    Ok(disk.temps.clone())
 }
 
 /// What apply changed on disk.
@@ -388,15 +455,15 @@ pub struct Written {
 pub fn write(
     out_dir: &Path,
     spec: &Spec,
-    observed: &Observed,
+    disk: &Disk,
     plan: &Plan,
     built: &Built,
     prune: bool,
 ) -> Result<Written, Error> {
     let mut w = Written::default();
     for f in &built.files {
-        let unchanged = observed
-            .get(&f.path)
+        let unchanged = disk
+            .obs(&f.path)
             .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode);
         if unchanged {
             continue;
@@ -404,12 +471,10 @@ pub fn write(
         fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode)?;
         w.written.push(f.path.clone());
     }
-    for s in &plan.steps {
-        for (path, _, want) in &s.fix_modes {
-            if !w.written.contains(path) {
-                fsx::set_mode(out_dir, path, *want)?;
-                w.modes_fixed.push(path.clone());
-            }
+    for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {
+        if !w.written.contains(&fix.path) {
+            fsx::set_mode(out_dir, &fix.path, fix.want)?;
+            w.modes_fixed.push(fix.path.clone());
         }
     }
     if prune {
@@ -421,7 +486,7 @@ pub fn write(
         }
     }
     let text = inventory::inventory(spec, &|i| built.materials[i].clone());
-    if observed.get(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
+    if disk.obs(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
         fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE)?;
         w.written.push(INVENTORY.into());
     }

@@ -53,7 +53,7 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", crate::report::error_text(&e));
             ExitCode::from(2)
         }
     }

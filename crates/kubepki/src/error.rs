@@ -1,26 +1,35 @@
 //! The library's error type. Messages are lowercase, name the operation and the path, then the
-//! cause: `failed to write out/pki/ca.key: permission denied`.
+//! cause: `failed to write out/pki/ca.key: permission denied`. `Display` is the message alone (an
+//! embedder prints it as it likes); `report::error_text` is what the command line prints.
 
 use std::fmt;
 use std::path::Path;
 
 use crate::diag::Diagnostic;
+use crate::plan::Problem;
 
+/// Everything that can stop a run.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// pki.toml (or a template it names) is wrong; already rendered with file, line and column.
+    /// pki.toml (or a template it names) is wrong.
     Spec {
+        /// The spec file as the user names it.
         file: String,
+        /// Every diagnostic, rendered with file, line, column and the offending line.
         rendered: String,
+        /// The diagnostics themselves.
         diagnostics: Vec<Diagnostic>,
     },
     /// The plan cannot be carried out as it stands (a damaged CA, a template error).
-    Blocked(Vec<String>),
+    Blocked(Vec<Problem>),
     /// Reading or writing a file failed.
     Io {
+        /// What was being done (`read`, `write`, `create`...).
         op: &'static str,
+        /// The file it was done to.
         path: String,
+        /// What went wrong, in lowercase words.
         cause: String,
     },
     /// Another run holds the output folder.
@@ -32,6 +41,7 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error of `op` on `path`, its cause without the OS error number.
     pub fn io(op: &'static str, path: &Path, e: std::io::Error) -> Error {
         let cause = e.to_string();
         let cause = cause
@@ -50,26 +60,30 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Spec { rendered, .. } => f.write_str(rendered.trim_end()),
-            Error::Blocked(problems) => {
-                for p in problems {
-                    writeln!(f, "error: {p}")?;
+            Error::Spec {
+                file, diagnostics, ..
+            } => {
+                let n = diagnostics.len();
+                write!(f, "{file} has {n} error{}", if n == 1 { "" } else { "s" })?;
+                for d in diagnostics {
+                    write!(f, "; {}", d.message)?;
                 }
+                Ok(())
+            }
+            Error::Blocked(problems) => {
+                let n = problems.len();
                 write!(
                     f,
-                    "error: {} problem{} the run; nothing was written",
-                    problems.len(),
-                    if problems.len() == 1 {
-                        " stops"
-                    } else {
-                        "s stop"
-                    }
-                )
+                    "{n} problem{} the run",
+                    if n == 1 { " stops" } else { "s stop" }
+                )?;
+                for p in problems {
+                    write!(f, "; {p}")?;
+                }
+                Ok(())
             }
-            Error::Io { op, path, cause } => write!(f, "error: failed to {op} {path}: {cause}"),
-            Error::Locked(msg) => write!(f, "error: {msg}"),
-            Error::Usage(msg) => write!(f, "error: {msg}"),
-            Error::Crypto(msg) => write!(f, "error: {msg}"),
+            Error::Io { op, path, cause } => write!(f, "failed to {op} {path}: {cause}"),
+            Error::Locked(msg) | Error::Usage(msg) | Error::Crypto(msg) => f.write_str(msg),
         }
     }
 }

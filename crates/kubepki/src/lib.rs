@@ -16,6 +16,7 @@ pub mod apply;
 pub mod cli;
 pub mod config;
 pub mod diag;
+pub mod disk;
 pub mod error;
 pub mod fsx;
 pub mod graph;
@@ -99,86 +100,50 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     } else {
         Some(fsx::lock(&opts.out_dir)?)
     };
-    let observed = scan::observe(&opts.out_dir)?;
+    let disk = disk::decode(scan::observe(&opts.out_dir)?);
+    let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Options {
         rekey: opts.rekey.clone(),
+        out: out.clone(),
     };
-    let plan = plan::plan(&spec, &sources, &observed, opts.now, &plan_opts);
+    let plan = plan::plan(&spec, &sources, &disk, opts.now, &plan_opts);
     let style = report::Style { color: opts.color };
     let mut text = report::plan_text(&spec, &plan, style);
     if !plan.problems.is_empty() {
-        return Err(Error::Blocked(plan.problems.clone()));
+        return Err(Error::Blocked(plan.problems));
     }
-    let out = scan::shown(&opts.out_dir);
     if opts.check {
         if opts.diff {
-            text.push_str(&report::diff_text(
-                &report::planned_diffs(&spec, &plan, &observed),
-                style,
-            ));
+            let diffs = report::planned_diffs(&spec, &plan, &disk);
+            text.push_str(&report::diff_text(&diffs, style));
         }
         let changed = !plan.changes_nothing(opts.prune);
-        if changed {
-            // The command that carries out this very plan.
-            let mut flags = String::new();
-            if opts.prune {
-                flags.push_str(" --prune");
-            }
-            if !opts.rekey.is_empty() {
-                flags.push_str(" --rekey");
-                for name in &opts.rekey {
-                    flags.push(' ');
-                    flags.push_str(name);
-                }
-            }
-            text.push_str(&format!("{out}/ is stale: run `cargo xtask pki{flags}`\n"));
-        } else {
-            text.push_str(&format!("{out}/ is up to date\n"));
-        }
-        for t in &observed.temps {
-            text.push_str(&format!(
-                "note: {out}/{t} is a temporary file of an interrupted run; the next run removes it\n"
-            ));
-        }
+        text.push_str(&report::check_summary(
+            &out,
+            changed,
+            opts.prune,
+            &opts.rekey,
+            &disk.temps,
+        ));
         return Ok(Outcome { text, changed });
     }
     // What an interrupted run (killed mid-write) left: never taken for real files. This run holds
     // the lock, so no other run is writing them.
-    for t in apply::remove_temps(&opts.out_dir, &observed)? {
-        text.push_str(&format!(
-            "removed {out}/{t}: a temporary file of an interrupted run\n"
-        ));
-    }
+    let removed = apply::remove_temps(&opts.out_dir, &disk)?;
+    text.push_str(&report::removed_temps(&out, &removed));
     if plan.changes_nothing(opts.prune) {
-        text.push_str(&format!("{out}/ is up to date; nothing written\n"));
+        text.push_str(&report::nothing_written(&out));
         return Ok(Outcome {
             text,
             changed: false,
         });
     }
-    let built = apply::build(&spec, &sources, &observed, &plan, opts.now)?;
-    let written = apply::write(&opts.out_dir, &spec, &observed, &plan, &built, opts.prune)?;
+    let built = apply::build(&spec, &sources, &disk, &plan, opts.now)?;
+    let written = apply::write(&opts.out_dir, &spec, &disk, &plan, &built, opts.prune)?;
     if opts.diff {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
-    for name in &built.clamped {
-        text.push_str(&format!(
-            "note: {name}: notAfter cut to its issuer's notAfter (a leaf never outlives its CA)\n"
-        ));
-    }
-    text.push_str(&format!(
-        "wrote {} file{}, fixed {} mode{}, removed {} orphan{} in {out}/\n",
-        written.written.len(),
-        if written.written.len() == 1 { "" } else { "s" },
-        written.modes_fixed.len(),
-        if written.modes_fixed.len() == 1 {
-            ""
-        } else {
-            "s"
-        },
-        written.removed.len(),
-        if written.removed.len() == 1 { "" } else { "s" },
-    ));
+    text.push_str(&report::applied(&out, &built.clamped, &written));
     Ok(Outcome {
         text,
         changed: true,

@@ -2,8 +2,11 @@
 //! diffs of non-secret text. Private keys never appear: rotated keys show as `key: rotated`, and
 //! key material inside rendered files is replaced before any diff is made.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use crate::disk::Disk;
+use crate::error::Error;
 use crate::plan::{Action, Plan};
 use crate::render::{Material, b64};
 use crate::spec::{ItemKind, Spec};
@@ -60,15 +63,17 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
     for s in plan
         .steps
         .iter()
-        .filter(|s| s.action != Action::Keep || !s.reasons.is_empty())
+        .filter(|s| s.action != Action::Keep || !s.reasons.is_empty() || s.blocker.is_some())
     {
         let (sig, color) = sigil(s.action);
         let name = &spec.items[s.item].name;
         let head = format!("{sig} {:<9} {name:<width$}", s.action.label());
-        let reason = if s.reasons.is_empty() {
+        let mut why: Vec<String> = s.reasons.iter().map(ToString::to_string).collect();
+        why.extend(s.blocker.iter().map(ToString::to_string));
+        let reason = if why.is_empty() {
             String::new()
         } else {
-            format!("  ({})", s.reasons.join("; "))
+            format!("  ({})", why.join("; "))
         };
         let _ = writeln!(out, "{}{}", style.paint(color, head.trim_end()), reason);
     }
@@ -307,25 +312,23 @@ pub fn planned_description(
 }
 
 /// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
-pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed) -> Vec<Diff> {
-    let disk = &plan.disk;
+pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
+    let current = &plan.current;
     let mut diffs = Vec::new();
     for s in &plan.steps {
         match &spec.items[s.item].kind {
-            ItemKind::Cert(c)
-                if matches!(s.action, Action::Create | Action::Rekey | Action::Resign) =>
-            {
-                let old = disk[s.item].cert.as_ref();
+            ItemKind::Cert(c) if s.action.signs() => {
+                let old = current[s.item].cert.as_ref();
                 diffs.push(Diff {
                     label: c.cert_path.clone(),
                     old: old.map(x509::describe).unwrap_or_default(),
-                    new: planned_description(spec, s.item, old, s.action.new_key()),
-                    key_rotated: s.action.new_key(),
+                    new: planned_description(spec, s.item, old, s.new_key()),
+                    key_rotated: s.new_key(),
                 });
             }
             ItemKind::Render(r) if matches!(s.action, Action::Create | Action::Render) => {
-                let old = observed
-                    .get(&r.path)
+                let old = disk
+                    .obs(&r.path)
                     .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
                     .unwrap_or_default();
                 let new = s
@@ -334,8 +337,8 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed)
                     .unwrap_or_else(|| format!("{}\n", crate::render::PENDING));
                 diffs.push(Diff {
                     label: r.path.clone(),
-                    old: redact(&old, disk, spec),
-                    new: redact(&new, disk, spec),
+                    old: redact(&old, current, spec),
+                    new: redact(&new, current, spec),
                     key_rotated: false,
                 });
             }
@@ -343,4 +346,95 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, observed: &crate::scan::Observed)
         }
     }
     diffs
+}
+
+/// The last line of `--check`: whether the output folder is up to date, and if not the command
+/// that carries out this very plan; then a note per temporary file an interrupted run left.
+pub fn check_summary(
+    out: &str,
+    changed: bool,
+    prune: bool,
+    rekey: &BTreeSet<String>,
+    temps: &[String],
+) -> String {
+    let mut text = String::new();
+    if changed {
+        let mut flags = String::new();
+        if prune {
+            flags.push_str(" --prune");
+        }
+        if !rekey.is_empty() {
+            flags.push_str(" --rekey");
+            for name in rekey {
+                flags.push(' ');
+                flags.push_str(name);
+            }
+        }
+        let _ = writeln!(text, "{out}/ is stale: run `cargo xtask pki{flags}`");
+    } else {
+        let _ = writeln!(text, "{out}/ is up to date");
+    }
+    for t in temps {
+        let _ = writeln!(
+            text,
+            "note: {out}/{t} is a temporary file of an interrupted run; the next run removes it"
+        );
+    }
+    text
+}
+
+/// What a writing run did before planning: the temporary files of an interrupted run it removed.
+pub fn removed_temps(out: &str, removed: &[String]) -> String {
+    removed
+        .iter()
+        .map(|t| format!("removed {out}/{t}: a temporary file of an interrupted run\n"))
+        .collect()
+}
+
+/// The line of a writing run that finds nothing to do.
+pub fn nothing_written(out: &str) -> String {
+    format!("{out}/ is up to date; nothing written\n")
+}
+
+/// What a writing run did: notes on certificates cut to their issuer's lifetime, then counts.
+pub fn applied(out: &str, clamped: &[String], w: &crate::apply::Written) -> String {
+    let mut text = String::new();
+    for name in clamped {
+        let _ = writeln!(
+            text,
+            "note: {name}: notAfter cut to its issuer's notAfter (a leaf never outlives its CA)"
+        );
+    }
+    let n =
+        |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
+    let _ = writeln!(
+        text,
+        "wrote {}, fixed {}, removed {} in {out}/",
+        n(w.written.len(), "file"),
+        n(w.modes_fixed.len(), "mode"),
+        n(w.removed.len(), "orphan"),
+    );
+    text
+}
+
+/// An error as the command line prints it: every diagnostic or problem on its own `error:` line,
+/// then what that means for the run.
+pub fn error_text(e: &Error) -> String {
+    match e {
+        Error::Spec { rendered, .. } => rendered.trim_end().to_string(),
+        Error::Blocked(problems) => {
+            let mut text = String::new();
+            for p in problems {
+                let _ = writeln!(text, "error: {p}");
+            }
+            let n = problems.len();
+            let _ = write!(
+                text,
+                "error: {n} problem{} the run; nothing was written",
+                if n == 1 { " stops" } else { "s stop" }
+            );
+            text
+        }
+        other => format!("error: {other}"),
+    }
 }

@@ -195,7 +195,13 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
 pub fn parse_public_key(bytes: &[u8]) -> Result<Vec<u8>, String> {
     let p = ::pem::parse(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
     if p.tag() != "PUBLIC KEY" {
-        return Err(format!("expected a PUBLIC KEY, found a {}", p.tag()));
+        // Never echo a private key's label, as for certificates.
+        let found = if p.tag().contains("PRIVATE") {
+            "a private key".to_string()
+        } else {
+            format!("a {}", p.tag())
+        };
+        return Err(format!("expected a PUBLIC KEY, found {found}"));
     }
     Ok(p.into_contents())
 }

@@ -1,0 +1,162 @@
+//! Stage 2b, DISK (pure): what the output folder holds, each file decoded once. `scan::observe`
+//! reads the bytes; `decode` turns every file into what it can be (a certificate, a private key,
+//! a public key) with the reason it is not, so `plan`, `apply` and `report` never parse a file
+//! again. Links are recorded, never followed, and are none of these.
+
+use std::collections::BTreeMap;
+
+use rayon::prelude::*;
+
+use crate::scan::{FileObs, Observed};
+use crate::x509::{self, CertFacts, KeyFacts};
+
+/// The output folder, decoded.
+#[derive(Debug, Default)]
+pub struct Disk {
+    files: BTreeMap<String, DiskFile>,
+    /// Relative paths of folders that are symlinks.
+    pub linked_dirs: Vec<String>,
+    /// Temporary files left by an interrupted write (`layout::is_temp_name`): not real files.
+    pub temps: Vec<String>,
+}
+
+/// One file of the output folder, with every reading of it.
+pub struct DiskFile {
+    /// The raw file, as `scan` read it.
+    pub obs: FileObs,
+    cert: Result<CertFacts, String>,
+    key: Result<KeyFacts, String>,
+    public: Result<Vec<u8>, String>,
+}
+
+/// What reading a file as one kind of thing gave.
+pub enum Read<'d, T> {
+    /// No file at that path.
+    Missing,
+    /// A file that is not a usable `T`, with why (a link, a damaged file, another kind).
+    Bad(String),
+    /// The decoded file.
+    Ok(&'d T),
+}
+
+impl<T> Read<'_, T> {
+    /// Whether there is no file at all.
+    pub fn is_missing(&self) -> bool {
+        matches!(self, Read::Missing)
+    }
+}
+
+/// Decodes every file of `observed`, in parallel (RSA keys are slow to load).
+pub fn decode(observed: Observed) -> Disk {
+    let files = observed
+        .files
+        .into_par_iter()
+        .map(|(path, obs)| {
+            let file = decode_file(obs);
+            (path, file)
+        })
+        .collect();
+    Disk {
+        files,
+        linked_dirs: observed.linked_dirs,
+        temps: observed.temps,
+    }
+}
+
+const LINK: &str = "is a symlink (the tool never follows links in the output folder)";
+
+fn decode_file(obs: FileObs) -> DiskFile {
+    if obs.symlink {
+        return DiskFile {
+            obs,
+            cert: Err(LINK.into()),
+            key: Err(LINK.into()),
+            public: Err(LINK.into()),
+        };
+    }
+    DiskFile {
+        cert: x509::parse_cert(&obs.bytes),
+        key: x509::parse_key(&obs.bytes),
+        public: x509::parse_public_key(&obs.bytes),
+        obs,
+    }
+}
+
+impl Disk {
+    /// Every file, by relative path (with `/`), sorted.
+    pub fn files(&self) -> impl Iterator<Item = (&str, &DiskFile)> {
+        self.files.iter().map(|(p, f)| (p.as_str(), f))
+    }
+
+    /// The file at `path`, if there is one (a link included).
+    pub fn get(&self, path: &str) -> Option<&DiskFile> {
+        self.files.get(path)
+    }
+
+    /// The bytes and mode of the regular file at `path`.
+    pub fn obs(&self, path: &str) -> Option<&FileObs> {
+        self.get(path).map(|f| &f.obs)
+    }
+
+    /// The certificate at `path`.
+    pub fn cert(&self, path: &str) -> Read<'_, CertFacts> {
+        self.read(path, |f| &f.cert)
+    }
+
+    /// The private key at `path`.
+    pub fn key(&self, path: &str) -> Read<'_, KeyFacts> {
+        self.read(path, |f| &f.key)
+    }
+
+    /// The public key (SubjectPublicKeyInfo DER) at `path`.
+    pub fn public_key(&self, path: &str) -> Read<'_, Vec<u8>> {
+        self.read(path, |f| &f.public)
+    }
+
+    fn read<'d, T>(
+        &'d self,
+        path: &str,
+        pick: impl Fn(&'d DiskFile) -> &'d Result<T, String>,
+    ) -> Read<'d, T> {
+        match self.files.get(path).map(pick) {
+            None => Read::Missing,
+            // A link's reason already says what it is; a decoding error is told with the path.
+            Some(Err(e)) if e == LINK => Read::Bad(format!("{path} {e}")),
+            Some(Err(e)) => Read::Bad(format!("{path}: {e}")),
+            Some(Ok(v)) => Read::Ok(v),
+        }
+    }
+}
+
+impl std::fmt::Debug for DiskFile {
+    /// What the file is, never what it holds (it may be a private key).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.cert.is_ok() {
+            "certificate"
+        } else if self.key.is_ok() {
+            "private key"
+        } else if self.public.is_ok() {
+            "public key"
+        } else {
+            "other"
+        };
+        write!(f, "DiskFile {{ {:?}, {kind} }}", self.obs)
+    }
+}
+
+impl DiskFile {
+    /// The certificate this file holds, if it is one.
+    pub fn as_cert(&self) -> Option<&CertFacts> {
+        self.cert.as_ref().ok()
+    }
+
+    /// The private key this file holds, if it is one.
+    pub fn as_key(&self) -> Option<&KeyFacts> {
+        self.key.as_ref().ok()
+    }
+
+    /// The public key this file holds, if it is one.
+    pub fn as_public_key(&self) -> Option<&[u8]> {
+        self.public.as_deref().ok()
+    }
+}

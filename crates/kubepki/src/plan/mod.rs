@@ -1,0 +1,450 @@
+//! Stage 3, PLAN (pure): compares what pki.toml asks for with what is on disk, field by field, and
+//! decides per item what to do and why. No filesystem, no clock (`now` is a parameter), no RNG.
+//!
+//! Each kind of item has its module (`cert`, `keypair`, `renders`); what an item decided is its
+//! `Fate`, which the items planned after it read; why is a `Reason`, and what stops the run a
+//! `Problem` (`why`). Files that moved are recognised in `moved`, the run-wide checks (flags,
+//! folders, orphans) are here.
+
+mod cert;
+mod fate;
+mod keypair;
+mod moved;
+mod renders;
+#[cfg(test)]
+mod tests;
+mod why;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use time::OffsetDateTime;
+
+use crate::disk::Disk;
+use crate::layout::{RESERVED, csr_path};
+use crate::render::Material;
+use crate::scan::Sources;
+use crate::spec::{Item, ItemId, ItemKind, Spec};
+
+pub(crate) use fate::{Fate, Known};
+pub use why::{Blocker, Problem, Reason};
+
+/// What a step does to its item's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Action {
+    /// Nothing there yet: new key, new certificate (or file).
+    Create,
+    /// A new key, then a new certificate.
+    Rekey,
+    /// A new certificate over the existing key.
+    Resign,
+    /// Rewrite a file derived from others (a rendered file, a public key).
+    Render,
+    /// A leaf under a CA whose key the tool does not hold: write its key (if missing) and a CSR.
+    Csr,
+    /// A CA whose certificate exists but whose key does not: used as it is (external CA mode).
+    External,
+    /// Only file permissions are wrong; they are fixed.
+    FixMode,
+    /// Nothing changes.
+    Keep,
+    /// Something the tool must not fix by itself (a damaged CA key): the run stops.
+    Blocked,
+}
+
+impl Action {
+    /// The word the plan shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Rekey => "re-key",
+            Action::Resign => "re-sign",
+            Action::Render => "re-render",
+            Action::Csr => "csr",
+            Action::External => "external",
+            Action::FixMode => "fix-mode",
+            Action::Keep => "keep",
+            Action::Blocked => "blocked",
+        }
+    }
+
+    /// Whether a new certificate is signed here.
+    pub fn signs(self) -> bool {
+        matches!(self, Action::Create | Action::Rekey | Action::Resign)
+    }
+
+    /// Whether the step writes anything.
+    pub fn writes(self) -> bool {
+        !matches!(self, Action::Keep | Action::External | Action::Blocked)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A file whose permissions are looser than they should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModeFix {
+    pub path: String,
+    pub found: u32,
+    pub want: u32,
+}
+
+/// What to do with one item, and why.
+#[derive(Clone)]
+pub struct Step {
+    pub item: ItemId,
+    pub action: Action,
+    pub reasons: Vec<Reason>,
+    /// Why the run stops here, for an `Action::Blocked` step.
+    pub blocker: Option<Blocker>,
+    /// Files whose mode is wrong.
+    pub fix_modes: Vec<ModeFix>,
+    pub(crate) fate: Fate,
+    /// For renders: the text as it would be rendered now, when it can be known before apply.
+    pub preview: Option<String>,
+}
+
+impl Step {
+    fn new(item: ItemId, action: Action, reasons: Vec<Reason>, fate: Fate) -> Step {
+        Step {
+            item,
+            action,
+            reasons,
+            blocker: None,
+            fix_modes: Vec::new(),
+            fate,
+            preview: None,
+        }
+    }
+
+    fn blocked(item: ItemId, blocker: Blocker) -> Step {
+        Step {
+            blocker: Some(blocker),
+            ..Step::new(item, Action::Blocked, vec![], Fate::Blocked)
+        }
+    }
+
+    /// `keep`, or `fix-mode` when only permissions are wrong.
+    fn keep(item: ItemId, fixes: Vec<ModeFix>) -> Step {
+        let action = if fixes.is_empty() {
+            Action::Keep
+        } else {
+            Action::FixMode
+        };
+        let reasons = fixes
+            .iter()
+            .map(|m| Reason::ModeLoose {
+                path: m.path.clone(),
+                found: m.found,
+                want: m.want,
+            })
+            .collect();
+        Step {
+            fix_modes: fixes,
+            ..Step::new(item, action, reasons, Fate::Kept)
+        }
+    }
+
+    /// Whether a new private key is written for the item (a new certificate's, or a CSR's).
+    pub fn new_key(&self) -> bool {
+        self.fate.new_key()
+    }
+}
+
+impl fmt::Debug for Step {
+    /// The preview is a rendered file, which may hold a private key: never printed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Step")
+            .field("item", &self.item)
+            .field("action", &self.action)
+            .field("reasons", &self.reasons)
+            .field("blocker", &self.blocker)
+            .field("fix_modes", &self.fix_modes)
+            .field("fate", &self.fate)
+            .field(
+                "preview",
+                &self.preview.as_ref().map(|_| "[rendered text elided]"),
+            )
+            .finish()
+    }
+}
+
+/// The whole decision: one step per item in dependency order, and what else the run found.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub steps: Vec<Step>,
+    pub orphans: Vec<String>,
+    /// Undeclared files that are private keys of certificates or key pairs still declared
+    /// (a `key =` path was changed): reported, never pruned.
+    pub kept_keys: Vec<String>,
+    /// Problems that stop the run; nothing is written while there are any.
+    pub problems: Vec<Problem>,
+    pub inventory_stale: bool,
+    /// Every item's certificate and key as they are in the output folder now: apply and the
+    /// reports start from these.
+    pub current: Vec<Material>,
+}
+
+impl Plan {
+    /// Whether carrying out the plan changes nothing in the output folder. Orphans are deleted
+    /// only with `--prune`: without it they are reported, left alone, and change nothing.
+    pub fn changes_nothing(&self, prune: bool) -> bool {
+        self.problems.is_empty()
+            && !self.inventory_stale
+            && (!prune || self.orphans.is_empty())
+            && self.steps.iter().all(|s| !s.action.writes())
+    }
+}
+
+/// What the user asked of this plan beyond pki.toml.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Item names (or base names of per-node items) to give new keys.
+    pub rekey: BTreeSet<String>,
+    /// The output folder as the user names it (`out`, or what `--out` says), for the commands
+    /// a problem tells the user to run.
+    pub out: String,
+}
+
+/// Plans every item of `spec` against `disk`, at `now`.
+pub fn plan(
+    spec: &Spec,
+    sources: &Sources,
+    disk: &Disk,
+    now: OffsetDateTime,
+    opts: &Options,
+) -> Plan {
+    let mut problems = rekey_problems(spec, &opts.rekey);
+    let current = current_materials(spec, disk);
+    let claimed = claimed_paths(spec);
+    let undeclared = moved::Undeclared::new(disk, &claimed);
+    let mut known: Vec<Known<'_>> = Vec::with_capacity(spec.items.len());
+    let mut steps = Vec::with_capacity(spec.items.len());
+    for (id, item) in spec.items.iter().enumerate() {
+        let rekey = opts.rekey.contains(&item.name) || opts.rekey.contains(&item.base);
+        let (step, k) = match &item.kind {
+            ItemKind::Cert(c) => {
+                let cx = cert::Inputs {
+                    spec,
+                    out: &opts.out,
+                    disk,
+                    now,
+                    known: &known,
+                    undeclared: &undeclared,
+                };
+                cert::plan(&cx, id, c, rekey)
+            }
+            ItemKind::KeyPair(kp) => keypair::plan(id, &item.name, kp, disk, &undeclared, rekey),
+            ItemKind::Render(r) => {
+                let cx = renders::Inputs {
+                    spec,
+                    sources,
+                    disk,
+                    current: &current,
+                    known: &known,
+                };
+                renders::plan(&cx, id, r, &mut problems)
+            }
+        };
+        if let Some(b) = &step.blocker {
+            problems.push(Problem {
+                items: vec![item.name.clone()],
+                blocker: b.clone(),
+            });
+        }
+        steps.push(step);
+        known.push(k);
+    }
+    problems.extend(folder_problems(disk, &claimed));
+    let (kept_keys, orphans) = undeclared_files(spec, disk, &claimed, &current);
+    let inventory_stale =
+        steps.iter().any(|s| s.action.writes()) || inventory_differs(spec, disk, &current);
+    Plan {
+        steps,
+        orphans,
+        kept_keys,
+        problems: why::group(problems),
+        inventory_stale,
+        current,
+    }
+}
+
+/// `--rekey` names that match no item, or only rendered files (which have no key).
+fn rekey_problems(spec: &Spec, rekey: &BTreeSet<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in rekey {
+        let named: Vec<&Item> = spec
+            .items
+            .iter()
+            .filter(|i| &i.name == name || &i.base == name)
+            .collect();
+        let blocker = if named.is_empty() {
+            let keyed = spec
+                .items
+                .iter()
+                .filter(|i| !matches!(i.kind, ItemKind::Render(_)));
+            let names: BTreeSet<&str> = keyed
+                .flat_map(|i| [i.name.as_str(), i.base.as_str()])
+                .collect();
+            Blocker::RekeyUnknown {
+                name: name.clone(),
+                nearest: crate::diag::nearest(name, names.iter().copied()).map(String::from),
+            }
+        } else if named.iter().all(|i| matches!(i.kind, ItemKind::Render(_))) {
+            Blocker::RekeyRender { name: name.clone() }
+        } else {
+            continue;
+        };
+        problems.push(Problem {
+            items: vec![],
+            blocker,
+        });
+    }
+    problems
+}
+
+/// Folders the run cannot write into: a linked folder (the write would land outside the output
+/// folder) or a file where a folder must be (the write would fail halfway through the run).
+fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let whole_run = |blocker| Problem {
+        items: vec![],
+        blocker,
+    };
+    for d in &disk.linked_dirs {
+        let inside = format!("{d}/");
+        if let Some(p) = claimed.iter().find(|p| p.starts_with(&inside)) {
+            problems.push(whole_run(Blocker::LinkedFolder {
+                dir: d.clone(),
+                path: p.clone(),
+            }));
+        }
+    }
+    for p in claimed {
+        let folders = p.match_indices('/').map(|(i, _)| &p[..i]);
+        for ancestor in folders {
+            if disk.get(ancestor).is_some() {
+                problems.push(whole_run(Blocker::FileWhereFolder {
+                    file: ancestor.to_string(),
+                    path: p.clone(),
+                }));
+            }
+        }
+    }
+    problems
+}
+
+/// Files in the output folder that no item declares: (private keys still in use, which are never
+/// pruned, orphans). A private key that belongs to a certificate or public key still declared is
+/// kept even when its own path changed (a renamed `key =`): it is the only copy of that key.
+fn undeclared_files(
+    spec: &Spec,
+    disk: &Disk,
+    claimed: &BTreeSet<String>,
+    current: &[Material],
+) -> (Vec<String>, Vec<String>) {
+    let mut in_use: BTreeSet<&[u8]> = current
+        .iter()
+        .filter_map(|m| m.cert.as_ref().map(|c| c.spki.as_slice()))
+        .collect();
+    for item in &spec.items {
+        if let ItemKind::KeyPair(kp) = &item.kind
+            && let Some(spki) = disk.get(&kp.public_path).and_then(|f| f.as_public_key())
+        {
+            in_use.insert(spki);
+        }
+    }
+    let (mut kept, mut orphans) = (Vec::new(), Vec::new());
+    for (p, f) in disk.files() {
+        if claimed.contains(p) || RESERVED.contains(&p) {
+            continue;
+        }
+        match f.as_key() {
+            Some(k) if in_use.contains(k.spki.as_slice()) => kept.push(p.to_string()),
+            _ => orphans.push(p.to_string()),
+        }
+    }
+    (kept, orphans)
+}
+
+/// Whether the inventory on disk is not what this plan's state would write (checked when no
+/// step writes; any write rewrites it).
+fn inventory_differs(spec: &Spec, disk: &Disk, current: &[Material]) -> bool {
+    let text = crate::inventory::inventory(spec, &|id| current[id].clone());
+    disk.obs(crate::layout::INVENTORY)
+        .map(|f| f.bytes.as_slice())
+        != Some(text.as_bytes())
+}
+
+/// Every path an item owns (a leaf also owns the CSR it may write).
+pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for item in &spec.items {
+        match &item.kind {
+            ItemKind::Cert(c) => {
+                set.insert(c.cert_path.clone());
+                set.insert(c.key_path.clone());
+                set.insert(csr_path(&c.cert_path));
+            }
+            ItemKind::KeyPair(k) => {
+                set.insert(k.private_path.clone());
+                set.insert(k.public_path.clone());
+            }
+            ItemKind::Render(r) => {
+                set.insert(r.path.clone());
+            }
+        }
+    }
+    set
+}
+
+/// Materials for every item as they are on disk now.
+pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
+    spec.items
+        .iter()
+        .map(|item| {
+            let mut m = Material::default();
+            match &item.kind {
+                ItemKind::Cert(c) => {
+                    if let Some(cf) = disk.get(&c.cert_path).and_then(|f| f.as_cert()) {
+                        m.cert_pem = Some(crate::issue::pem_encode("CERTIFICATE", &cf.der));
+                        m.cert = Some(cf.clone());
+                    }
+                    if let Some(k) = disk.get(&c.key_path).and_then(|f| f.as_key()) {
+                        m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        m.key_spki = Some(k.spki.clone());
+                    }
+                }
+                ItemKind::KeyPair(kp) => {
+                    if let Some(k) = disk.get(&kp.private_path).and_then(|f| f.as_key()) {
+                        m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
+                        m.key_spki = Some(k.spki.clone());
+                    }
+                }
+                ItemKind::Render(_) => {}
+            }
+            m
+        })
+        .collect()
+}
+
+/// Files of `wanted` (path, mode) whose permissions are looser than wanted. A stricter mode (a
+/// 0400 key) is the owner's choice and stays.
+fn mode_fixes(disk: &Disk, wanted: &[(&str, u32)]) -> Vec<ModeFix> {
+    wanted
+        .iter()
+        .filter_map(|&(path, want)| {
+            let f = disk.obs(path)?;
+            (!f.symlink && f.mode & !want != 0).then(|| ModeFix {
+                path: path.to_string(),
+                found: f.mode,
+                want,
+            })
+        })
+        .collect()
+}

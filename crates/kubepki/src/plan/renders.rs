@@ -1,0 +1,185 @@
+//! A rendered file (a kubeconfig, a Secret): re-rendered when what it reads changes, or when the
+//! text it would have differs from the file. It is rendered here already, with placeholders for
+//! what apply will make, so template errors stop the run before anything is written.
+
+use std::collections::BTreeMap;
+
+use super::{Action, Blocker, Fate, Known, Problem, Reason, Step, mode_fixes};
+use crate::disk::Disk;
+use crate::layout::render_mode;
+use crate::render::{self, Material};
+use crate::scan::Sources;
+use crate::spec::{ItemId, ItemKind, RenderSpec, Spec};
+
+/// What every render decision reads.
+pub(super) struct Inputs<'a, 'd> {
+    pub(super) spec: &'a Spec,
+    pub(super) sources: &'a Sources,
+    pub(super) disk: &'d Disk,
+    pub(super) current: &'a [Material],
+    pub(super) known: &'a [Known<'d>],
+}
+
+pub(super) fn plan<'d>(
+    cx: &Inputs<'_, 'd>,
+    id: ItemId,
+    r: &RenderSpec,
+    problems: &mut Vec<Problem>,
+) -> (Step, Known<'d>) {
+    let name = &cx.spec.items[id].name;
+    let problem = |blocker| Problem {
+        items: vec![name.clone()],
+        blocker,
+    };
+    problems.extend(missing_secrets(cx, r).into_iter().map(problem));
+    let changed: Vec<ItemId> = r
+        .bind
+        .values()
+        .copied()
+        .filter(|&i| cx.known[i].fate.rewritten())
+        .collect();
+    let text = match preview(cx, r) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            problems.push(problem(Blocker::Template(e)));
+            None
+        }
+    };
+    let fixes = mode_fixes(cx.disk, &[(&r.path, render_mode(r))]);
+    let mut step = decide(cx, id, r, &changed, text.as_deref(), fixes.clone());
+    step.fix_modes = fixes;
+    if changed.is_empty() {
+        step.preview = text;
+    }
+    let fate = if step.action.writes() && step.action != Action::FixMode {
+        Fate::Rendered
+    } else {
+        Fate::Kept
+    };
+    step.fate = fate.clone();
+    let known = Known {
+        fate,
+        cert: None,
+        key_spki: None,
+    };
+    (step, known)
+}
+
+/// The action for a render, first match wins.
+fn decide(
+    cx: &Inputs<'_, '_>,
+    id: ItemId,
+    r: &RenderSpec,
+    changed: &[ItemId],
+    text: Option<&str>,
+    fixes: Vec<super::ModeFix>,
+) -> Step {
+    let names = |ids: &[ItemId]| -> Vec<String> {
+        ids.iter().map(|&i| cx.spec.items[i].name.clone()).collect()
+    };
+    let current = cx.disk.obs(&r.path);
+    let pending: Vec<ItemId> = r
+        .bind
+        .values()
+        .copied()
+        .filter(|&i| cx.known[i].fate.awaits_csr())
+        .collect();
+    let render = |reason| Step::new(id, Action::Render, vec![reason], Fate::Rendered);
+    if !pending.is_empty() {
+        // Rendering now would pair a new key with the old certificate (or a placeholder): the
+        // file waits, as it is, until the external CA has signed.
+        let items = names(&pending);
+        return Step::new(
+            id,
+            Action::Keep,
+            vec![Reason::WaitsForCsr { items }],
+            Fate::Kept,
+        );
+    }
+    let Some(current) = current else {
+        return Step::new(id, Action::Create, vec![Reason::New], Fate::Rendered);
+    };
+    if current.symlink {
+        return render(Reason::LinkReplaced {
+            path: r.path.clone(),
+        });
+    }
+    if !changed.is_empty() && !unaffected(cx, r, changed, text) {
+        return render(Reason::InputChanges {
+            items: names(changed),
+        });
+    }
+    if text.is_some_and(|t| current.bytes != t.as_bytes()) {
+        return render(Reason::RenderedTextDiffers);
+    }
+    Step::keep(id, fixes)
+}
+
+/// Keys granted to the template that are not here and will not be made (an external CA's): the
+/// file could never be rendered, so say so now rather than fail in apply.
+fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
+    let mut missing = Vec::new();
+    for var in &r.secrets {
+        let Some(&i) = r.bind.get(var) else { continue };
+        let path = match &cx.spec.items[i].kind {
+            ItemKind::Cert(c) => &c.key_path,
+            ItemKind::KeyPair(kp) => &kp.private_path,
+            ItemKind::Render(_) => continue,
+        };
+        let fate = &cx.known[i].fate;
+        if cx.current[i].key_pem.is_none() && !fate.new_key() && *fate != Fate::Blocked {
+            missing.push(Blocker::SecretMissing {
+                item: cx.spec.items[i].name.clone(),
+                var: var.clone(),
+                path: path.clone(),
+            });
+        }
+    }
+    missing
+}
+
+/// The file as it would be rendered now, from what is on disk, with placeholders for what apply
+/// will make: this catches template errors before anything is written, and gives the new text
+/// when nothing it reads changes.
+fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
+    let materials: BTreeMap<ItemId, Material> = r
+        .bind
+        .values()
+        .map(|&i| {
+            let m = if cx.known[i].fate.rewritten() {
+                Material::default()
+            } else {
+                cx.current[i].clone()
+            };
+            (i, m)
+        })
+        .collect();
+    let ctx = render::context(cx.spec, r, &|i| {
+        materials.get(&i).cloned().unwrap_or_default()
+    });
+    render::render(&cx.sources.templates, &r.template, &ctx)
+}
+
+/// Whether the file does not depend on the inputs that change (a template that names a
+/// certificate's path but not its contents). When every changing input is complete on disk, and
+/// rendering with its current contents gives the same text as with placeholders and as the file
+/// holds, there is nothing to re-render.
+fn unaffected(cx: &Inputs<'_, '_>, r: &RenderSpec, changed: &[ItemId], text: Option<&str>) -> bool {
+    let complete = changed.iter().all(|&i| {
+        let m = &cx.current[i];
+        match &cx.spec.items[i].kind {
+            ItemKind::Cert(_) => m.cert_pem.is_some() && m.key_pem.is_some(),
+            ItemKind::KeyPair(_) => m.key_pem.is_some() && m.public_pem.is_some(),
+            ItemKind::Render(_) => false,
+        }
+    });
+    complete
+        && text.is_some_and(|t| {
+            let on_disk = cx
+                .disk
+                .obs(&r.path)
+                .is_some_and(|f| f.bytes == t.as_bytes());
+            let ctx = render::context(cx.spec, r, &|i| cx.current[i].clone());
+            on_disk && render::render(&cx.sources.templates, &r.template, &ctx).as_deref() == Ok(t)
+        })
+}

@@ -1,0 +1,292 @@
+//! The planner on in-memory trees: each case builds a tree with `apply::build` (no disk), changes
+//! it or pki.toml, and compares the plan as the user reads it. No temporary folders, no CLI.
+
+use std::collections::BTreeMap;
+
+use time::{Duration, OffsetDateTime};
+
+use super::{Options, plan};
+use crate::disk;
+use crate::scan::{FileObs, Observed, Sources};
+
+const SPEC: &str = r#"
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
+
+[[ca]]
+name = "mid"
+cn = "mid"
+issuer = "root"
+cert = "mid.crt"
+key = "mid.key"
+
+[[cert]]
+name = "server"
+cn = "server"
+issuer = "mid"
+usage = ["server"]
+dns = ["a.example"]
+cert = "server.crt"
+key = "server.key"
+
+[[keypair]]
+name = "sa"
+private = "sa.key"
+public = "sa.pub"
+
+[[render]]
+name = "bundle"
+template = "bundle.hbs"
+path = "bundle.pem"
+bind = { s = "server" }
+"#;
+
+const TEMPLATE: &str = "{{s.cert.pem}}";
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+}
+
+fn sources(spec: &str) -> Sources {
+    Sources {
+        spec_path: "pki.toml".into(),
+        spec_text: spec.into(),
+        templates: BTreeMap::from([("bundle.hbs".to_string(), TEMPLATE.to_string())]),
+        unusable_templates: BTreeMap::new(),
+    }
+}
+
+/// The tree `spec` makes on an empty folder at `T0`, as `scan` would observe it.
+fn tree(spec: &str) -> Observed {
+    let sources = sources(spec);
+    let spec = crate::load(&sources).expect("the base spec resolves");
+    let empty = disk::Disk::default();
+    let p = plan(&spec, &sources, &empty, t0(), &Options::default());
+    let built = crate::apply::build(&spec, &sources, &empty, &p, t0()).expect("build");
+    let mut obs = Observed::default();
+    for f in built.files {
+        let file = FileObs {
+            bytes: f.bytes,
+            mode: f.mode,
+            symlink: false,
+        };
+        obs.files.insert(f.path, file);
+    }
+    let inventory = crate::inventory::inventory(&spec, &|i| built.materials[i].clone());
+    obs.files.insert(
+        crate::layout::INVENTORY.into(),
+        FileObs {
+            bytes: inventory.into_bytes(),
+            mode: 0o644,
+            symlink: false,
+        },
+    );
+    obs
+}
+
+/// One case: how pki.toml and the tree change after the first run, when the next run plans,
+/// with which `--rekey`, and the plan it must print.
+struct Case {
+    name: &'static str,
+    spec: fn(&str) -> String,
+    disk: fn(&mut Observed),
+    later: Duration,
+    rekey: &'static [&'static str],
+    expect: &'static str,
+}
+
+fn check(case: &Case) -> String {
+    let mut obs = tree(SPEC);
+    (case.disk)(&mut obs);
+    let spec_text = (case.spec)(SPEC);
+    let sources = sources(&spec_text);
+    let spec = crate::load(&sources).expect("the changed spec resolves");
+    let opts = Options {
+        rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
+        out: "out".into(),
+    };
+    let disk = disk::decode(obs);
+    let p = plan(&spec, &sources, &disk, t0() + case.later, &opts);
+    let mut got = crate::report::plan_text(&spec, &p, crate::report::Style { color: false });
+    for problem in &p.problems {
+        got.push_str(&format!("problem: {problem}\n"));
+    }
+    got.trim().to_string()
+}
+
+fn same(s: &str) -> String {
+    s.to_string()
+}
+
+fn untouched(_: &mut Observed) {}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "nothing changed",
+        spec: same,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "plan: 5 keep",
+    },
+    Case {
+        name: "a SAN added re-signs the leaf and re-renders what reads it",
+        spec: |s| s.replace(r#"dns = ["a.example"]"#, r#"dns = ["a.example", "b.example"]"#),
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-sign   server  (SANs changed: +DNS:b.example)
+~ re-render bundle  (input changes: server)
+plan: 1 re-sign, 1 re-render, 3 keep",
+    },
+    Case {
+        name: "a new root key re-signs everything below it, transitively",
+        spec: same,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &["root"],
+        expect: "
+! re-key    root  (--rekey)
+~ re-sign   mid  (issuer root gets a new key)
+~ re-sign   server  (issuer mid is re-signed under root's new key)
+~ re-render bundle  (input changes: server)
+plan: 1 re-key, 2 re-sign, 1 re-render, 1 keep",
+    },
+    Case {
+        name: "a CA certificate lost over its key is re-signed and keeps what it signed",
+        spec: same,
+        disk: |o| {
+            o.files.remove("mid.crt");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-sign   mid  (certificate mid.crt missing)
+plan: 1 re-sign, 4 keep",
+    },
+    Case {
+        name: "the renewal window re-signs the leaf only",
+        spec: same,
+        disk: untouched,
+        later: Duration::days(340),
+        rekey: &[],
+        expect: "
+~ re-sign   server  (expires in 25d (renew-before 30d))
+~ re-render bundle  (input changes: server)
+plan: 1 re-sign, 1 re-render, 3 keep",
+    },
+    Case {
+        name: "a CA without its key is external; a leaf without its key gets a CSR",
+        spec: same,
+        disk: |o| {
+            o.files.remove("mid.key");
+            o.files.remove("server.key");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+= external  mid  (mid.crt has no key mid.key: used as an external CA; what it must sign gets CSRs)
+? csr       server  (key server.key missing)
+= keep      bundle  (waits for the certificate of server from its external CA)
+plan: 1 csr, 1 external, 3 keep",
+    },
+    Case {
+        name: "a vanished CA with certificates below it stops the run",
+        spec: same,
+        disk: |o| {
+            o.files.remove("mid.crt");
+            o.files.remove("mid.key");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   mid  (mid.crt and mid.key are missing, but 1 certificate below mid is in the output folder (server); if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey mid`)
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: mid: mid.crt and mid.key are missing, but 1 certificate below mid is in the output folder (server); if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey mid`",
+    },
+    Case {
+        name: "a lost service-account key is never made anew by itself",
+        spec: same,
+        disk: |o| {
+            o.files.remove("sa.key");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   sa  (key sa.key missing, but its public key sa.pub is here; a new `sa` key would invalidate everything signed with the old one (service-account tokens); restore sa.key from a backup, or run with `--rekey sa`)
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: sa: key sa.key missing, but its public key sa.pub is here; a new `sa` key would invalidate everything signed with the old one (service-account tokens); restore sa.key from a backup, or run with `--rekey sa`",
+    },
+    Case {
+        name: "a moved leaf is named, with the commands that put it back",
+        spec: |s| s.replace(r#"cert = "server.crt""#, r#"cert = "srv/server.crt""#).replace(r#"key = "server.key""#, r#"key = "srv/server.key""#),
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
+~ re-render bundle  (rendered text differs: its template, vars or inputs changed)
+- orphan    server.crt  (not declared in pki.toml; --prune deletes it)
+- orphan    server.key  (not declared in pki.toml; --prune deletes it)
+plan: 1 re-render, 1 blocked, 3 keep, 2 orphan
+problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
+    },
+    Case {
+        name: "a loose key mode is fixed and said",
+        spec: same,
+        disk: |o| {
+            o.files.get_mut("server.key").unwrap().mode = 0o644;
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ fix-mode  server  (server.key mode 0644, should be 0600)
+plan: 1 fix-mode, 4 keep",
+    },
+    Case {
+        name: "a missing public key is derived again from the private key",
+        spec: same,
+        disk: |o| {
+            o.files.remove("sa.pub");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-render sa  (public key sa.pub missing or does not match)
+plan: 1 re-render, 4 keep",
+    },
+    Case {
+        name: "an undeclared file is an orphan",
+        spec: same,
+        disk: |o| {
+            let f = FileObs { bytes: b"x".to_vec(), mode: 0o644, symlink: false };
+            o.files.insert("stray.txt".into(), f);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+- orphan    stray.txt  (not declared in pki.toml; --prune deletes it)
+plan: 5 keep, 1 orphan",
+    },
+];
+
+#[test]
+fn every_case_plans_as_expected() {
+    let mut failed = Vec::new();
+    for case in CASES {
+        let got = check(case);
+        if got != case.expect.trim() {
+            failed.push(format!("case `{}`:\n{got}\n", case.name));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

@@ -1,0 +1,534 @@
+//! Why the plan decided what it did, as data: `Reason` for a step's action, `Blocker` for what
+//! stops the run, `Problem` for a blocker with the items it stops. Every word the user reads
+//! about a decision is written here, in the `Display` impls, and nowhere else.
+
+use std::fmt;
+
+use time::{Duration, OffsetDateTime};
+
+use crate::spec::{KeyAlg, Subject, Usage, fmt_duration};
+use crate::x509::fmt_time;
+
+/// Why a step does what it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// Nothing is on disk yet.
+    New,
+    /// `--rekey` names the item.
+    RekeyFlag,
+    KeyMissing {
+        path: String,
+    },
+    /// The key file is there but cannot be used (damaged, a link, not a key).
+    KeyUnreadable(String),
+    KeyAlgChanged {
+        disk: Option<KeyAlg>,
+        spec: KeyAlg,
+    },
+    CertMissing {
+        path: String,
+    },
+    CertUnreadable(String),
+    CertKeyMismatch {
+        cert: String,
+        key: String,
+    },
+    SubjectChanged {
+        disk: Subject,
+        spec: Subject,
+    },
+    /// SAN entries to add and remove (`DNS:x`, `IP:y`), and SANs of other kinds on disk.
+    SansChanged {
+        added: Vec<String>,
+        removed: Vec<String>,
+        others: usize,
+    },
+    NotCa,
+    NoKeyCertSign,
+    PathLenChanged {
+        disk: Option<u32>,
+        spec: Option<u8>,
+    },
+    LeafIsCa,
+    KeyUsageChanged(Vec<&'static str>),
+    UsagesChanged {
+        disk: Vec<Usage>,
+        spec: Vec<Usage>,
+    },
+    NotSelfSigned,
+    ValidityChanged {
+        disk: Duration,
+        spec: Duration,
+    },
+    IssuerNewKey {
+        issuer: String,
+    },
+    /// The issuer is re-signed because a CA further up gets a new key.
+    IssuerCascade {
+        issuer: String,
+        top: String,
+    },
+    NotSignedByIssuer {
+        path: String,
+        issuer: String,
+    },
+    IssuerNameDiffers {
+        issuer: String,
+    },
+    AuthorityKeyIdDiffers {
+        issuer: String,
+    },
+    Expired {
+        at: OffsetDateTime,
+    },
+    ExpiresSoon {
+        left: Duration,
+        renew_before: Duration,
+    },
+    /// A renewal that cannot help: the certificate was cut to its issuer's notAfter.
+    ClampedToIssuer {
+        expiry: Box<Reason>,
+        issuer: String,
+        at: OffsetDateTime,
+    },
+    NotYetValid {
+        at: OffsetDateTime,
+    },
+    /// A CA whose key is not in the output folder.
+    ExternalCa {
+        cert: String,
+        key: String,
+    },
+    /// An external CA's own expiry, which only the holder of its key can renew.
+    ExternalExpiry(Box<Reason>),
+    ModeLoose {
+        path: String,
+        found: u32,
+        want: u32,
+    },
+    PublicKeyStale {
+        path: String,
+    },
+    WaitsForCsr {
+        items: Vec<String>,
+    },
+    LinkReplaced {
+        path: String,
+    },
+    InputChanges {
+        items: Vec<String>,
+    },
+    RenderedTextDiffers,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Reason::*;
+        match self {
+            New => f.write_str("new"),
+            RekeyFlag => f.write_str("--rekey"),
+            KeyMissing { path } => write!(f, "key {path} missing"),
+            KeyUnreadable(e) => write!(f, "key unreadable: {e}"),
+            KeyAlgChanged { disk, spec } => write!(
+                f,
+                "key algorithm changed: {} on disk, {spec} in pki.toml",
+                disk.map_or("unknown", |a| a.name())
+            ),
+            CertMissing { path } => write!(f, "certificate {path} missing"),
+            CertUnreadable(e) => write!(f, "certificate unreadable: {e}"),
+            CertKeyMismatch { cert, key } => {
+                write!(f, "certificate {cert} does not match its key {key}")
+            }
+            SubjectChanged { disk, spec } => write!(f, "subject changed: {disk} -> {spec}"),
+            SansChanged {
+                added,
+                removed,
+                others,
+            } => {
+                let mut d: Vec<String> = added.iter().map(|s| format!("+{s}")).collect();
+                d.extend(removed.iter().map(|s| format!("-{s}")));
+                if *others > 0 {
+                    d.push(format!("-{others} other"));
+                }
+                write!(f, "SANs changed: {}", d.join(" "))
+            }
+            NotCa => f.write_str("not a CA certificate"),
+            NoKeyCertSign => f.write_str("key usage lacks keyCertSign"),
+            PathLenChanged { disk, spec } => write!(
+                f,
+                "path length changed: {} -> {}",
+                disk.map_or("none".into(), |p| p.to_string()),
+                spec.map_or("none".into(), |p| p.to_string())
+            ),
+            LeafIsCa => f.write_str("is a CA certificate, should be a leaf"),
+            KeyUsageChanged(have) => write!(f, "key usage changed: {}", have.join("+")),
+            UsagesChanged { disk, spec } => {
+                let n = |v: &[Usage]| v.iter().map(|u| u.name()).collect::<Vec<_>>().join("+");
+                let disk = if disk.is_empty() {
+                    "none".into()
+                } else {
+                    n(disk)
+                };
+                write!(f, "usages changed: {disk} -> {}", n(spec))
+            }
+            NotSelfSigned => f.write_str("not self-signed by its key"),
+            ValidityChanged { disk, spec } => write!(
+                f,
+                "validity changed: {} on disk, {} in pki.toml",
+                fmt_span(*disk),
+                fmt_duration(*spec)
+            ),
+            IssuerNewKey { issuer } => write!(f, "issuer {issuer} gets a new key"),
+            IssuerCascade { issuer, top } => {
+                write!(f, "issuer {issuer} is re-signed under {top}'s new key")
+            }
+            NotSignedByIssuer { path, issuer } => {
+                write!(f, "{path} is not signed by the key of issuer {issuer}")
+            }
+            IssuerNameDiffers { issuer } => {
+                write!(f, "issuer name differs from {issuer}'s subject")
+            }
+            AuthorityKeyIdDiffers { issuer } => {
+                write!(f, "authority key id differs from {issuer}'s key id")
+            }
+            Expired { at } => write!(f, "expired on {}", fmt_time(*at)),
+            ExpiresSoon { left, renew_before } => write!(
+                f,
+                "expires in {} (renew-before {})",
+                fmt_left(*left),
+                fmt_duration(*renew_before)
+            ),
+            ClampedToIssuer { expiry, issuer, at } => write!(
+                f,
+                "{expiry}, cut to the notAfter of {issuer} ({}): renew {issuer} first",
+                fmt_time(*at)
+            ),
+            NotYetValid { at } => write!(f, "not valid before {}", fmt_time(*at)),
+            ExternalCa { cert, key } => write!(
+                f,
+                "{cert} has no key {key}: used as an external CA; what it must sign gets CSRs"
+            ),
+            ExternalExpiry(e) => write!(f, "{e}: renew it where its key is kept"),
+            ModeLoose { path, found, want } => {
+                write!(f, "{path} mode {found:04o}, should be {want:04o}")
+            }
+            PublicKeyStale { path } => write!(f, "public key {path} missing or does not match"),
+            WaitsForCsr { items } => write!(
+                f,
+                "waits for the certificate of {} from its external CA",
+                items.join(", ")
+            ),
+            LinkReplaced { path } => {
+                write!(f, "{path} is a symlink; it is replaced by a regular file")
+            }
+            InputChanges { items } => write!(f, "input changes: {}", items.join(", ")),
+            RenderedTextDiffers => {
+                f.write_str("rendered text differs: its template, vars or inputs changed")
+            }
+        }
+    }
+}
+
+/// Something the tool must not fix by itself: the run stops, writes nothing and says what to do.
+/// Paths are relative to the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocker {
+    /// `--rekey` names nothing in pki.toml.
+    RekeyUnknown {
+        name: String,
+        nearest: Option<String>,
+    },
+    /// `--rekey` names a rendered file.
+    RekeyRender { name: String },
+    /// A folder in the output folder is a link, and a declared file would be written through it.
+    LinkedFolder { dir: String, path: String },
+    /// A file sits where a declared path needs a folder.
+    FileWhereFolder { file: String, path: String },
+    /// A key pair's private key is gone while its public key remains.
+    KeyPairKeyLost {
+        name: String,
+        private: String,
+        public: String,
+    },
+    /// A key pair's key is missing while undeclared files hold a key pair.
+    KeyPairMoved {
+        name: String,
+        private: String,
+        public: String,
+        private_at: String,
+        public_at: String,
+    },
+    /// A key pair's key is damaged.
+    KeyPairKeyUnreadable {
+        name: String,
+        path: String,
+        cause: String,
+    },
+    /// A key pair's algorithm changed in pki.toml.
+    KeyPairAlgChanged {
+        name: String,
+        disk: Option<KeyAlg>,
+        spec: KeyAlg,
+    },
+    /// A certificate's files are missing where pki.toml says, but undeclared files hold them.
+    Moved {
+        name: String,
+        /// The output folder as the user names it, for the commands to run.
+        out: String,
+        cert: String,
+        key: String,
+        /// Where the certificate is, when it moved too.
+        cert_at: Option<String>,
+        key_at: String,
+    },
+    /// A CA's certificate and key are no longer a pair.
+    CaNotAPair {
+        name: String,
+        cert: String,
+        key: String,
+    },
+    /// A CA's key is unusable (damaged, or its algorithm changed).
+    CaKeyUnusable {
+        name: String,
+        key: String,
+        reasons: Vec<Reason>,
+    },
+    /// A CA has no key and no readable certificate, but certificates below it are there.
+    CaVanished {
+        name: String,
+        cert: String,
+        key: String,
+        cert_missing: bool,
+        below: Vec<String>,
+    },
+    /// A certificate under an external CA needs a new key while its certificate is in use.
+    ExternalKeyInUse {
+        name: String,
+        issuer: String,
+        cert: String,
+        key: String,
+        is_ca: bool,
+        reasons: Vec<Reason>,
+    },
+    /// An external intermediate no longer verifies under its issuer.
+    ExternalStale {
+        name: String,
+        issuer: String,
+        cert: String,
+        key: String,
+    },
+    /// A template is granted a key that is not in the output folder.
+    SecretMissing {
+        item: String,
+        var: String,
+        path: String,
+    },
+    /// A template does not render (syntax, undefined variable), already described.
+    Template(String),
+    /// A rendered file reads an input that has no certificate or key after apply.
+    RenderInputMissing,
+}
+
+impl Blocker {
+    /// What happened, and what to do about it.
+    fn cause(&self) -> String {
+        use Blocker::*;
+        match self {
+            RekeyUnknown { name, nearest } => format!(
+                "--rekey names `{name}`, which is not in pki.toml{}",
+                nearest
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
+            ),
+            RekeyRender { name } => {
+                format!("--rekey names `{name}`, a rendered file: it has no key of its own")
+            }
+            LinkedFolder { dir, path } => format!(
+                "{dir} is a symlink to a folder, and {path} would be written through it; the tool never writes through links: replace {dir} with a real folder, then rerun"
+            ),
+            FileWhereFolder { file, path } => format!(
+                "{file} is a file, but {path} must be written inside a folder of that name: move the file away, then rerun"
+            ),
+            KeyPairKeyLost {
+                name,
+                private,
+                public,
+            } => format!(
+                "key {private} missing, but its public key {public} is here; a new `{name}` key would invalidate everything signed with the old one (service-account tokens); restore {private} from a backup, or run with `--rekey {name}`"
+            ),
+            KeyPairMoved {
+                name,
+                private,
+                public,
+                private_at,
+                public_at,
+            } => format!(
+                "key {private} missing, but an undeclared key pair is at {private_at} and {public_at}; if `{name}` moved, move them to {private} and {public} (or fix the paths in pki.toml); to make a new key pair on purpose, run with `--rekey {name}`"
+            ),
+            KeyPairKeyUnreadable { name, path, cause } => format!(
+                "key unreadable: {cause}; a new `{name}` key would invalidate everything signed with it (service-account tokens); restore {path} from a backup, or run with `--rekey {name}`"
+            ),
+            KeyPairAlgChanged { name, disk, spec } => format!(
+                "{}; run with `--rekey {name}` to replace the key (this invalidates everything signed with it)",
+                Reason::KeyAlgChanged {
+                    disk: *disk,
+                    spec: *spec
+                }
+            ),
+            Moved {
+                name,
+                out,
+                cert,
+                key,
+                cert_at,
+                key_at,
+            } => {
+                let (what, moves) = match cert_at {
+                    Some(cp) => (
+                        format!(
+                            "{cert} and {key} are missing, but its certificate and key are at {cp} and {key_at}"
+                        ),
+                        format!("mv {out}/{cp} {out}/{cert} && mv {out}/{key_at} {out}/{key}"),
+                    ),
+                    None => (
+                        format!("{cert} has no key {key}, but its key is at {key_at}"),
+                        format!("mv {out}/{key_at} {out}/{key}"),
+                    ),
+                };
+                format!(
+                    "{what}; if they moved, move them where pki.toml says (`{moves}`) or set the paths back, then rerun; to make {} anew, run with `--rekey {name}`",
+                    if cert_at.is_some() {
+                        "them"
+                    } else {
+                        "a new key"
+                    }
+                )
+            }
+            CaNotAPair { name, cert, key } => format!(
+                "{cert} and {key} are not a pair: one of them was replaced; restore the matching pair from a backup; to issue a new CA certificate over {key} (every certificate below it is then re-signed), delete {cert} and rerun; or run with `--rekey {name}` for a new key (an interrupted `--rekey {name}` is finished by running it again)"
+            ),
+            CaKeyUnusable { name, key, reasons } => format!(
+                "{}; the tool never replaces a CA key by itself; restore {key} from a backup, or run with `--rekey {name}` to make a new key (every certificate below it is then re-signed)",
+                join(reasons)
+            ),
+            CaVanished {
+                name,
+                cert,
+                key,
+                cert_missing,
+                below,
+            } => {
+                let n = below.len();
+                let what = if *cert_missing {
+                    format!("{cert} and {key} are missing")
+                } else {
+                    format!("{key} is missing and {cert} unreadable")
+                };
+                format!(
+                    "{what}, but {n} certificate{} below {name} {} in the output folder ({}); if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey {name}`",
+                    if n == 1 { "" } else { "s" },
+                    if n == 1 { "is" } else { "are" },
+                    below.join(", ")
+                )
+            }
+            ExternalKeyInUse {
+                name,
+                issuer,
+                cert,
+                key,
+                is_ca,
+                reasons,
+            } => format!(
+                "{}; {name} is signed by {issuer}, whose key is not here: a new key would not match {cert} until {issuer} signs a new CSR. To rotate it, remove {cert} and {key} and rerun{} (a new key and CSR are written), then install the signed certificate",
+                join(reasons),
+                if *is_ca {
+                    format!(" with `--rekey {name}`")
+                } else {
+                    String::new()
+                }
+            ),
+            ExternalStale {
+                name,
+                issuer,
+                cert,
+                key,
+            } => format!(
+                "{cert} no longer verifies under {issuer}, and {name}'s key {key} is not here to sign a CSR; bring {key} back and rerun, or have {name} re-signed by {issuer} where its key is kept"
+            ),
+            SecretMissing { item, var, path } => format!(
+                "reads the private key of {item} (`{var}` in `secrets`), which is not in the output folder ({path})"
+            ),
+            Template(e) => e.clone(),
+            RenderInputMissing => {
+                "an input it reads has no certificate or key yet; nothing was rendered".into()
+            }
+        }
+    }
+}
+
+fn join(reasons: &[Reason]) -> String {
+    reasons
+        .iter()
+        .map(Reason::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A blocker and the items it stops; one cause shared by several items (a template error in a
+/// per-node render) is one problem naming them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The items it stops; empty for a problem of the whole run (a flag, a linked folder).
+    pub items: Vec<String>,
+    pub blocker: Blocker,
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.cause())
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.items.is_empty() {
+            write!(f, "{}: ", self.items.join(", "))?;
+        }
+        write!(f, "{}", self.blocker)
+    }
+}
+
+/// Groups problems with the same blocker into one, keeping the first one's place.
+pub fn group(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut grouped: Vec<Problem> = Vec::new();
+    for p in problems {
+        match grouped.iter_mut().find(|g| g.blocker == p.blocker) {
+            Some(g) => g.items.extend(p.items),
+            None => grouped.push(p),
+        }
+    }
+    grouped
+}
+
+/// A lifetime read from a certificate, to the hour (certificates made elsewhere are rarely whole
+/// days).
+fn fmt_span(d: Duration) -> String {
+    let (days, hours) = (d.whole_days(), d.whole_hours() % 24);
+    match (days, hours) {
+        (0, _) => fmt_duration(d.max(Duration::seconds(1))),
+        (_, 0) => format!("{days}d"),
+        _ => format!("{days}d{hours}h"),
+    }
+}
+
+/// Time left before expiry, in the largest whole unit.
+fn fmt_left(d: Duration) -> String {
+    if d.whole_days() >= 1 {
+        format!("{}d", d.whole_days())
+    } else if d.whole_hours() >= 1 {
+        format!("{}h", d.whole_hours())
+    } else {
+        // Under an hour left: "0h" would read as already expired.
+        format!("{}m", d.whole_minutes().max(0))
+    }
+}
