@@ -98,7 +98,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     assert_spec_promises(&spec)?;
     let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let disk = kubepki::disk::Disk::default();
-    let p = plan::plan(&spec, &sources, &disk, now, &plan::Options::default());
+    let p = plan::plan(&spec, &sources, &disk, now, &plan::Request::default());
     prop_assert_eq!(p.steps.len(), spec.items.len());
     for s in &p.steps {
         if !matches!(spec.items[s.item].kind, ItemKind::Render(_)) {
@@ -109,7 +109,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     // --rekey of names that exist and names that do not.
     let mut rekey: BTreeSet<String> = spec.items.iter().take(2).map(|i| i.name.clone()).collect();
     rekey.insert("no-such-item".into());
-    let opts = plan::Options {
+    let opts = plan::Request {
         rekey,
         out: "out".into(),
     };

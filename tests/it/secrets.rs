@@ -245,7 +245,7 @@ fn debug_of_library_types_never_prints_keys() {
     let disk = kubepki::disk::decode(observed);
     let now = time::OffsetDateTime::now_utc();
     // A plan that re-keys, so building it makes new keys in memory.
-    let opts = plan::Options {
+    let opts = plan::Request {
         rekey: ["client".to_string(), "sa".to_string()].into(),
         out: "out".into(),
     };
@@ -261,7 +261,7 @@ fn debug_of_library_types_never_prints_keys() {
     assert!(keys.len() >= 7, "new keys were made: {}", keys.len());
     let key_facts = key_facts(&f.path("pki/client.key"));
     // The rendered previews in a plan hold keys (kubeconfigs) when nothing they read changes.
-    let the_plan_now = plan::plan(&spec, &sources, &disk, now, &plan::Options::default());
+    let the_plan_now = plan::plan(&spec, &sources, &disk, now, &plan::Request::default());
     assert!(
         the_plan_now.steps.iter().any(|s| s
             .preview

@@ -80,10 +80,10 @@ pub fn build(
     for (step, key) in plan.steps.iter().zip(&keys) {
         if let Some(Key::New(k)) = key {
             let m = &mut materials[step.item];
-            m.key_pem = Some(issue::key_pem(k));
+            m.key_pem = Some(x509::key_pem(k));
             m.key_spki = Some(k.subject_public_key_info());
             if matches!(spec.items[step.item].kind, ItemKind::KeyPair(_)) {
-                m.public_pem = Some(issue::public_key_pem(&k.subject_public_key_info()));
+                m.public_pem = Some(x509::public_key_pem(&k.subject_public_key_info()));
             }
         }
     }
@@ -175,7 +175,7 @@ fn certificates(
                 clamped.push(spec.items[id].name.clone());
             }
             let cf = x509::parse_cert_der(&signed.der).map_err(Error::Crypto)?;
-            materials[id].cert_pem = Some(issue::pem_encode("CERTIFICATE", &signed.der));
+            materials[id].cert_pem = Some(x509::pem_encode("CERTIFICATE", &signed.der));
             materials[id].cert = Some(cf);
         }
     }

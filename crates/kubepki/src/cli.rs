@@ -72,6 +72,8 @@ fn latest() -> OffsetDateTime {
         .assume_utc()
 }
 
+/// The run's options from the command line, paths taken from `root`, the clock from `--now`,
+/// `SOURCE_DATE_EPOCH` or the system.
 pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
     let now = match (&args.now, std::env::var("SOURCE_DATE_EPOCH")) {
         (Some(t), _) => OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339)

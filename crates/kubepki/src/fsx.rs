@@ -12,7 +12,7 @@ use crate::layout::{LOCK_FILE, temp_name};
 /// Makes sure every folder from `root` down to `rel`'s parent is a real folder (creating missing
 /// ones with the default mode, so the umask applies: a restrictive umask keeps `out/`'s folders
 /// private), so a planted symlink can never redirect a write outside `root`.
-pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
+pub(crate) fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
     let mut dir = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
     for part in &parts[..parts.len() - 1] {
@@ -45,7 +45,7 @@ pub fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
 
 /// Writes `bytes` to `root/rel` atomically with `mode`. A symlink at the target is replaced by
 /// the new file, never followed.
-pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Error> {
+pub(crate) fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     let dir = path.parent().unwrap_or(root).to_path_buf();
     let name = path
@@ -79,7 +79,7 @@ pub fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(
     result
 }
 
-pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
+pub(crate) fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("chmod", &path, e))?;
     if meta.file_type().is_symlink() {
@@ -90,7 +90,7 @@ pub fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
 }
 
 /// Removes the folders above `root/rel` that are empty, up to `root` (which stays).
-pub fn remove_empty_parents(root: &Path, rel: &str) {
+pub(crate) fn remove_empty_parents(root: &Path, rel: &str) {
     let mut dir = Path::new(rel).parent();
     while let Some(d) = dir.filter(|d| !d.as_os_str().is_empty()) {
         if fs::remove_dir(root.join(d)).is_err() {
@@ -100,13 +100,13 @@ pub fn remove_empty_parents(root: &Path, rel: &str) {
     }
 }
 
-pub fn remove(root: &Path, rel: &str) -> Result<(), Error> {
+pub(crate) fn remove(root: &Path, rel: &str) -> Result<(), Error> {
     let path = ensure_parent(root, rel)?;
     fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
 }
 
 /// An exclusive lock on the output folder, held for the whole apply and released on drop.
-pub struct Lock {
+pub(crate) struct Lock {
     _file: File,
     /// The output folder, when taking the lock created it.
     created: Option<PathBuf>,
@@ -126,7 +126,7 @@ impl Drop for Lock {
     }
 }
 
-pub fn lock(out_dir: &Path) -> Result<Lock, Error> {
+pub(crate) fn lock(out_dir: &Path) -> Result<Lock, Error> {
     let created = (!out_dir.exists()).then(|| out_dir.to_path_buf());
     fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
     let path = out_dir.join(LOCK_FILE);

@@ -2,7 +2,7 @@
 
 /// Orders `n` nodes so that each comes after its parent. `parent[i]` is the index of the node that
 /// must come first. Returns the order, or the nodes of one cycle in order (`a -> b -> a`).
-pub fn order(parent: &[Option<usize>]) -> Result<Vec<usize>, Vec<usize>> {
+pub(crate) fn order(parent: &[Option<usize>]) -> Result<Vec<usize>, Vec<usize>> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,

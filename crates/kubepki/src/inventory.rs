@@ -8,7 +8,7 @@ use crate::render::Material;
 use crate::spec::{ItemId, ItemKind, Spec};
 use crate::x509;
 
-pub fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
+pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
     let mut entries: Vec<(String, String)> = Vec::new();
     for (id, item) in spec.items.iter().enumerate() {
         let m = material(id);

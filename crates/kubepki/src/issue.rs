@@ -9,11 +9,11 @@ use rcgen::{
 use ring::rand::SecureRandom;
 use time::OffsetDateTime;
 
-use crate::spec::{BACKDATE, CertSpec, KeyAlg, Subject, Usage};
+use crate::spec::{BACKDATE, CertSpec, KeyAlg, Usage};
 use crate::x509::{self, CertFacts};
 
 /// Generates a fresh private key.
-pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
+pub(crate) fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
     let r = match alg {
         KeyAlg::Rsa2048 => {
             KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, rcgen::RsaKeySize::_2048)
@@ -32,7 +32,7 @@ pub fn generate_key(alg: KeyAlg) -> Result<KeyPair, String> {
 }
 
 /// Who signs a certificate.
-pub enum Signer<'a> {
+pub(crate) enum Signer<'a> {
     /// A root signs itself with its own key.
     SelfSigned,
     /// A CA signs with its key; `cert` is its current certificate, whose subject becomes the
@@ -44,7 +44,7 @@ pub enum Signer<'a> {
 }
 
 /// The result of signing: DER, and whether notAfter was cut to the issuer's notAfter.
-pub struct Signed {
+pub(crate) struct Signed {
     pub der: Vec<u8>,
     pub clamped: bool,
 }
@@ -52,7 +52,7 @@ pub struct Signed {
 /// A random positive 16-byte serial (126 random bits: the top bit is clear so it is positive, the
 /// next set so its length never varies). RFC 5280 asks for at most 20 octets, unique per issuer;
 /// CA/Browser Forum practice, for at least 64 bits of randomness.
-pub fn random_serial() -> Vec<u8> {
+pub(crate) fn random_serial() -> Vec<u8> {
     let mut s = [0u8; 16];
     ring::rand::SystemRandom::new()
         .fill(&mut s)
@@ -114,33 +114,9 @@ fn params(spec: &CertSpec) -> CertificateParams {
     p
 }
 
-/// The subject name (DER) and subject key identifier of a certificate for `subject` over the key
-/// `spki`. When it replaces `old`, a certificate over the same key with the same subject, the old
-/// encoding and identifier are kept: whatever `old` signed keeps chaining to the new certificate
-/// (issuer name and authority key identifier match byte for byte), even for a CA that another
-/// tool made (openssl and Go use SHA-1 identifiers and other string types).
-pub fn identity(subject: &Subject, spki: &[u8], old: Option<&CertFacts>) -> (Vec<u8>, Vec<u8>) {
-    match old.filter(|o| o.spki == spki) {
-        Some(o) => (
-            if o.subject.same_as(subject) {
-                o.subject_raw.clone()
-            } else {
-                x509::encode_name(subject)
-            },
-            o.ski.clone().unwrap_or_else(|| key_id(spki)),
-        ),
-        None => (x509::encode_name(subject), key_id(spki)),
-    }
-}
-
-/// A new key identifier: SHA-256 of the SubjectPublicKeyInfo, first 20 bytes (RFC 7093, method 1).
-pub fn key_id(spki: &[u8]) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20].to_vec()
-}
-
 /// Signs a certificate for `spec` over `key` at time `now`. `old` is the certificate it
-/// replaces, if any (see [`identity`]).
-pub fn sign(
+/// replaces, if any (see [`x509::identity`]).
+pub(crate) fn sign(
     spec: &CertSpec,
     key: &KeyPair,
     signer: &Signer<'_>,
@@ -168,7 +144,7 @@ pub fn sign(
         clamped = true;
     }
     p.serial_number = Some(SerialNumber::from_slice(&random_serial()));
-    let (subject, ski) = identity(&spec.subject, &key.subject_public_key_info(), old);
+    let (subject, ski) = x509::identity(&spec.subject, &key.subject_public_key_info(), old);
     p.key_identifier_method = KeyIdMethod::PreSpecified(ski);
     let fail = |e: rcgen::Error| format!("failed to sign: {e}");
     let der = match signer {
@@ -193,7 +169,7 @@ pub fn sign(
 /// A certificate signing request for `spec`, for a CA whose key the tool does not hold. It names
 /// the subject and SANs and requests the key usages, extended key usages and, for a CA,
 /// basicConstraints CA:TRUE; the external CA decides what it grants.
-pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
+pub(crate) fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
     let mut p = params(spec);
     if spec.ca.is_none() {
         p.is_ca = IsCa::NoCa;
@@ -202,51 +178,5 @@ pub fn csr(spec: &CertSpec, key: &KeyPair) -> Result<String, String> {
         .serialize_request(key)
         .map_err(|e| format!("failed to make a CSR: {e}"))?;
     let der = x509::resign(req.der(), &[(1, &x509::encode_name(&spec.subject))], key)?;
-    Ok(pem_encode("CERTIFICATE REQUEST", &der))
-}
-
-/// PEM with LF line endings on every platform, so files and diffs are stable.
-pub fn pem_encode(tag: &str, der: &[u8]) -> String {
-    pem::encode_config(
-        &pem::Pem::new(tag, der.to_vec()),
-        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
-    )
-}
-
-/// The private key in PKCS#8 PEM.
-pub fn key_pem(key: &KeyPair) -> String {
-    if key.algorithm() == &rcgen::PKCS_ED25519
-        && let Some(v1) = ed25519_pkcs8_v1(key.serialized_der())
-    {
-        return pem_encode("PRIVATE KEY", &v1);
-    }
-    pem_encode("PRIVATE KEY", key.serialized_der())
-}
-
-/// aws-lc writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key inside), which
-/// OpenSSL 3.0 refuses to load. RFC 8410's v1 form carries the same private key and is read by
-/// every implementation, so that is what goes to disk.
-fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
-    let (alg, private) = yasna::parse_der(der, |r| {
-        r.read_sequence(|r| {
-            let _version = r.next().read_u8()?;
-            let alg = r.next().read_der()?;
-            let private = r.next().read_der()?;
-            // The optional attributes and [1] public key follow; they are dropped.
-            while r.read_optional(|r| r.read_der())?.is_some() {}
-            Ok((alg, private))
-        })
-    })
-    .ok()?;
-    Some(yasna::construct_der(|w| {
-        w.write_sequence(|w| {
-            w.next().write_u8(0);
-            w.next().write_der(&alg);
-            w.next().write_der(&private);
-        })
-    }))
-}
-
-pub fn public_key_pem(spki: &[u8]) -> String {
-    pem_encode("PUBLIC KEY", spki)
+    Ok(x509::pem_encode("CERTIFICATE REQUEST", &der))
 }

@@ -12,38 +12,63 @@
 //! clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
 //! [`run`] wires the stages together; other repositories' xtasks call it (or `cli::main`).
 
-pub mod apply;
+#![warn(missing_docs, unreachable_pub)]
+
+// The API an embedding xtask needs: `cli` (the whole command), or `run` with `Options`, and the
+// types of what comes back.
 pub mod cli;
+
+pub use diag::Diagnostic;
+pub use error::Error;
+pub use plan::{Blocker, Problem, Reason};
+
+// The stages themselves. Public for the repository's own tests (which drive them on in-memory
+// inputs) and hidden from the documentation: they are not a stable API.
+#[doc(hidden)]
+pub mod apply;
+#[doc(hidden)]
 pub mod config;
+#[doc(hidden)]
 pub mod diag;
+#[doc(hidden)]
 pub mod disk;
-pub mod error;
-pub mod fsx;
-pub mod graph;
-pub mod inventory;
-pub mod issue;
+#[doc(hidden)]
 pub mod layout;
+#[doc(hidden)]
 pub mod plan;
+#[doc(hidden)]
 pub mod render;
+#[doc(hidden)]
 pub mod report;
+#[doc(hidden)]
 pub mod resolve;
+#[doc(hidden)]
 pub mod scan;
+#[doc(hidden)]
 pub mod spec;
+#[doc(hidden)]
 pub mod x509;
+
+mod error;
+mod fsx;
+mod graph;
+mod inventory;
+mod issue;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use time::OffsetDateTime;
 
-pub use error::Error;
-
 /// Everything a run needs, explicit: paths are absolute or relative to the caller's working
 /// directory (the CLI makes them relative to the repository root), and `now` is given.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// pki.toml.
     pub spec_file: PathBuf,
+    /// The folder of the templates pki.toml names.
     pub templates_dir: PathBuf,
+    /// The output folder.
     pub out_dir: PathBuf,
     /// Plan and report only; write nothing.
     pub check: bool,
@@ -53,7 +78,9 @@ pub struct Options {
     pub prune: bool,
     /// Items to give new keys.
     pub rekey: BTreeSet<String>,
+    /// The clock for planning and signing.
     pub now: OffsetDateTime,
+    /// Colour the report (ANSI escapes).
     pub color: bool,
 }
 
@@ -102,7 +129,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     };
     let disk = disk::decode(scan::observe(&opts.out_dir)?);
     let out = scan::shown(&opts.out_dir);
-    let plan_opts = plan::Options {
+    let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
         out: out.clone(),
     };

@@ -382,3 +382,74 @@ pub fn fmt_sans(sans: &Sans) -> String {
         v.join(", ")
     }
 }
+
+/// The subject name (DER) and subject key identifier of a certificate for `subject` over the key
+/// `spki`. When it replaces `old`, a certificate over the same key with the same subject, the old
+/// encoding and identifier are kept: whatever `old` signed keeps chaining to the new certificate
+/// (issuer name and authority key identifier match byte for byte), even for a CA that another
+/// tool made (openssl and Go use SHA-1 identifiers and other string types).
+pub fn identity(subject: &Subject, spki: &[u8], old: Option<&CertFacts>) -> (Vec<u8>, Vec<u8>) {
+    match old.filter(|o| o.spki == spki) {
+        Some(o) => (
+            if o.subject.same_as(subject) {
+                o.subject_raw.clone()
+            } else {
+                encode_name(subject)
+            },
+            o.ski.clone().unwrap_or_else(|| key_id(spki)),
+        ),
+        None => (encode_name(subject), key_id(spki)),
+    }
+}
+
+/// A new key identifier: SHA-256 of the SubjectPublicKeyInfo, first 20 bytes (RFC 7093, method 1).
+pub fn key_id(spki: &[u8]) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, spki).as_ref()[..20].to_vec()
+}
+
+/// PEM with LF line endings on every platform, so files and diffs are stable.
+pub fn pem_encode(tag: &str, der: &[u8]) -> String {
+    ::pem::encode_config(
+        &::pem::Pem::new(tag, der.to_vec()),
+        ::pem::EncodeConfig::new().set_line_ending(::pem::LineEnding::LF),
+    )
+}
+
+/// The private key in PKCS#8 PEM.
+pub fn key_pem(key: &KeyPair) -> String {
+    if key.algorithm() == &rcgen::PKCS_ED25519
+        && let Some(v1) = ed25519_pkcs8_v1(key.serialized_der())
+    {
+        return pem_encode("PRIVATE KEY", &v1);
+    }
+    pem_encode("PRIVATE KEY", key.serialized_der())
+}
+
+/// aws-lc writes Ed25519 keys as PKCS#8 v2 (RFC 5958, with the public key inside), which
+/// OpenSSL 3.0 refuses to load. RFC 8410's v1 form carries the same private key and is read by
+/// every implementation, so that is what goes to disk.
+fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
+    let (alg, private) = yasna::parse_der(der, |r| {
+        r.read_sequence(|r| {
+            let _version = r.next().read_u8()?;
+            let alg = r.next().read_der()?;
+            let private = r.next().read_der()?;
+            // The optional attributes and [1] public key follow; they are dropped.
+            while r.read_optional(|r| r.read_der())?.is_some() {}
+            Ok((alg, private))
+        })
+    })
+    .ok()?;
+    Some(yasna::construct_der(|w| {
+        w.write_sequence(|w| {
+            w.next().write_u8(0);
+            w.next().write_der(&alg);
+            w.next().write_der(&private);
+        })
+    }))
+}
+
+/// A public key (SubjectPublicKeyInfo DER) in PEM.
+pub fn public_key_pem(spki: &[u8]) -> String {
+    pem_encode("PUBLIC KEY", spki)
+}

@@ -451,7 +451,7 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
     // certificate has no name to compare with yet.
     let ic = iitem.kind.as_cert().expect("issuers are certificates");
     let (want_name, want_ski) = if ik.fate.rewritten() {
-        let (n, s) = crate::issue::identity(&ic.subject, ispki, ik.cert);
+        let (n, s) = crate::x509::identity(&ic.subject, ispki, ik.cert);
         (n, Some(s))
     } else if let Some(icf) = ik.cert {
         (icf.subject_raw.clone(), icf.ski.clone())

@@ -200,9 +200,9 @@ impl Plan {
     }
 }
 
-/// What the user asked of this plan beyond pki.toml.
+/// What the user asked of this plan beyond pki.toml (the command line's part of it).
 #[derive(Debug, Clone, Default)]
-pub struct Options {
+pub struct Request {
     /// Item names (or base names of per-node items) to give new keys.
     pub rekey: BTreeSet<String>,
     /// The output folder as the user names it (`out`, or what `--out` says), for the commands
@@ -216,7 +216,7 @@ pub fn plan(
     sources: &Sources,
     disk: &Disk,
     now: OffsetDateTime,
-    opts: &Options,
+    opts: &Request,
 ) -> Plan {
     let mut problems = rekey_problems(spec, &opts.rekey);
     let current = current_materials(spec, disk);
@@ -411,18 +411,18 @@ pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
             match &item.kind {
                 ItemKind::Cert(c) => {
                     if let Some(cf) = disk.get(&c.cert_path).and_then(|f| f.as_cert()) {
-                        m.cert_pem = Some(crate::issue::pem_encode("CERTIFICATE", &cf.der));
+                        m.cert_pem = Some(crate::x509::pem_encode("CERTIFICATE", &cf.der));
                         m.cert = Some(cf.clone());
                     }
                     if let Some(k) = disk.get(&c.key_path).and_then(|f| f.as_key()) {
-                        m.key_pem = Some(crate::issue::key_pem(&k.key));
+                        m.key_pem = Some(crate::x509::key_pem(&k.key));
                         m.key_spki = Some(k.spki.clone());
                     }
                 }
                 ItemKind::KeyPair(kp) => {
                     if let Some(k) = disk.get(&kp.private_path).and_then(|f| f.as_key()) {
-                        m.key_pem = Some(crate::issue::key_pem(&k.key));
-                        m.public_pem = Some(crate::issue::public_key_pem(&k.spki));
+                        m.key_pem = Some(crate::x509::key_pem(&k.key));
+                        m.public_pem = Some(crate::x509::public_key_pem(&k.spki));
                         m.key_spki = Some(k.spki.clone());
                     }
                 }

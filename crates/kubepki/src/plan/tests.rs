@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use time::{Duration, OffsetDateTime};
 
-use super::{Options, plan};
+use super::{Request, plan};
 use crate::disk;
 use crate::scan::{FileObs, Observed, Sources};
 
@@ -67,7 +67,7 @@ fn tree(spec: &str) -> Observed {
     let sources = sources(spec);
     let spec = crate::load(&sources).expect("the base spec resolves");
     let empty = disk::Disk::default();
-    let p = plan(&spec, &sources, &empty, t0(), &Options::default());
+    let p = plan(&spec, &sources, &empty, t0(), &Request::default());
     let built = crate::apply::build(&spec, &sources, &empty, &p, t0()).expect("build");
     let mut obs = Observed::default();
     for f in built.files {
@@ -107,7 +107,7 @@ fn check(case: &Case) -> String {
     let spec_text = (case.spec)(SPEC);
     let sources = sources(&spec_text);
     let spec = crate::load(&sources).expect("the changed spec resolves");
-    let opts = Options {
+    let opts = Request {
         rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
         out: "out".into(),
     };

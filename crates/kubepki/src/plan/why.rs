@@ -499,7 +499,7 @@ impl fmt::Display for Problem {
 }
 
 /// Groups problems with the same blocker into one, keeping the first one's place.
-pub fn group(problems: Vec<Problem>) -> Vec<Problem> {
+pub(super) fn group(problems: Vec<Problem>) -> Vec<Problem> {
     let mut grouped: Vec<Problem> = Vec::new();
     for p in problems {
         match grouped.iter_mut().find(|g| g.blocker == p.blocker) {
