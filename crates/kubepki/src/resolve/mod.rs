@@ -15,6 +15,8 @@ mod names;
 mod nodes;
 mod paths;
 mod renders;
+#[cfg(test)]
+mod tests;
 mod values;
 
 use std::collections::{BTreeMap, HashMap};
