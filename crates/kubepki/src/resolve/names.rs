@@ -1,7 +1,6 @@
 //! Names: every entry's name is valid and declared once, and an issuer names a CA.
 
-use std::collections::{BTreeSet, HashMap};
-use std::ops::Range;
+use std::collections::{BTreeSet, HashSet};
 
 use toml::Spanned;
 
@@ -13,7 +12,7 @@ use crate::spec::ItemId;
 impl Cx {
     /// Every name is declared once, across all kinds of entries.
     pub(super) fn names(&mut self, raw: &Raw) {
-        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        let mut seen: HashSet<&str> = HashSet::new();
         let all = raw
             .cas
             .iter()
@@ -30,14 +29,12 @@ impl Cx {
                     Some("names are non-empty and contain no spaces or `@`".into()),
                 );
             }
-            if seen.contains_key(n) {
+            if !seen.insert(n.as_str()) {
                 self.err(
                     format!("duplicate name `{n}`"),
                     Some(name.span()),
                     Some("every [[ca]], [[cert]], [[keypair]] and [[render]] needs a name of its own".into()),
                 );
-            } else {
-                seen.insert(n.clone(), name.span());
             }
         }
     }

@@ -2,7 +2,6 @@
 //! instance (`name@node`), and the `{node}`, `{node.ip}` and `{node.ips}` placeholders.
 
 use std::net::IpAddr;
-use std::ops::Range;
 
 use toml::Spanned;
 
@@ -14,10 +13,10 @@ use crate::spec::Node;
 const ROLES: [&str; 2] = ["control-plane", "worker"];
 
 impl Cx {
-    /// The declared nodes, each with the span of its name, every one checked; an invalid node is
-    /// kept (with its bad values stood in for) so that what expands over it is still checked.
-    pub(super) fn nodes(&mut self, raw: &[RawNode]) -> Vec<(Node, Range<usize>)> {
-        let mut out: Vec<(Node, Range<usize>)> = Vec::new();
+    /// The declared nodes, every one checked; an invalid node is kept (an invalid address stood
+    /// in for) so that what expands over it is still checked.
+    pub(super) fn nodes(&mut self, raw: &[RawNode]) -> Vec<Node> {
+        let mut out: Vec<Node> = Vec::new();
         for n in raw {
             let name = n.name.get_ref();
             if !is_dns_name(name) || name.contains('*') {
@@ -27,7 +26,7 @@ impl Cx {
                     Some("node names are DNS names: lowercase letters, digits, `-` and `.`".into()),
                 );
             }
-            if out.iter().any(|(o, _)| o.name == *name) {
+            if out.iter().any(|o| o.name == *name) {
                 self.err(
                     format!("duplicate node `{name}`"),
                     Some(n.name.span()),
@@ -52,14 +51,11 @@ impl Cx {
                         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
                 })
                 .collect();
-            out.push((
-                Node {
-                    name: name.clone(),
-                    ips,
-                    role: role.clone(),
-                },
-                n.name.span(),
-            ));
+            out.push(Node {
+                name: name.clone(),
+                ips,
+                role: role.clone(),
+            });
         }
         out
     }
@@ -88,7 +84,7 @@ impl Cx {
         &mut self,
         role: Option<&Spanned<String>>,
         names: Option<&Vec<Spanned<String>>>,
-        nodes: &'n [(Node, Range<usize>)],
+        nodes: &'n [Node],
     ) -> Vec<Option<&'n Node>> {
         match (role, names) {
             (None, None) => vec![None],
@@ -102,47 +98,60 @@ impl Cx {
                 );
                 vec![]
             }
-            (Some(r), None) => {
-                let role = r.get_ref().as_str();
-                if role != "all" && !ROLES.contains(&role) {
+            (Some(role), None) => self.nodes_with_role(role, nodes),
+            (None, Some(names)) => self.listed_nodes(names, nodes),
+        }
+    }
+
+    /// `for-each-node = ROLE`: the nodes of that role (`all`: every node), in declared order.
+    fn nodes_with_role<'n>(
+        &mut self,
+        r: &Spanned<String>,
+        nodes: &'n [Node],
+    ) -> Vec<Option<&'n Node>> {
+        let role = r.get_ref().as_str();
+        if role != "all" && !ROLES.contains(&role) {
+            self.err(
+                format!("unknown node role `{role}`"),
+                Some(r.span()),
+                Some("expected `all`, `control-plane` or `worker`".into()),
+            );
+            return vec![];
+        }
+        nodes
+            .iter()
+            .filter(|n| role == "all" || n.role == role)
+            .map(Some)
+            .collect()
+    }
+
+    /// `nodes = [...]`: the nodes named, in the list's order; a name that is not declared is
+    /// reported (unless its `[[node]]` did not parse, which is reported already).
+    fn listed_nodes<'n>(
+        &mut self,
+        names: &[Spanned<String>],
+        nodes: &'n [Node],
+    ) -> Vec<Option<&'n Node>> {
+        let mut out = Vec::new();
+        for name in names {
+            match nodes.iter().find(|n| n.name == *name.get_ref()) {
+                Some(n) => out.push(Some(n)),
+                None if self.dropped.contains(name.get_ref()) => {}
+                None => {
+                    let declared: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
                     self.err(
-                        format!("unknown node role `{role}`"),
-                        Some(r.span()),
-                        Some("expected `all`, `control-plane` or `worker`".into()),
+                        format!("node `{}` is not declared", name.get_ref()),
+                        Some(name.span()),
+                        Some(if declared.is_empty() {
+                            "declare it in a [[node]] table".to_string()
+                        } else {
+                            format!("declared nodes: {}", quote_list(&declared))
+                        }),
                     );
-                    return vec![];
                 }
-                let out: Vec<_> = nodes
-                    .iter()
-                    .filter(|(n, _)| role == "all" || n.role == role)
-                    .map(|(n, _)| Some(n))
-                    .collect();
-                out
-            }
-            (None, Some(list)) => {
-                let mut out = Vec::new();
-                for name in list {
-                    match nodes.iter().find(|(n, _)| n.name == *name.get_ref()) {
-                        Some((n, _)) => out.push(Some(n)),
-                        None if self.dropped.contains(name.get_ref()) => {}
-                        None => {
-                            let declared: Vec<&str> =
-                                nodes.iter().map(|(n, _)| n.name.as_str()).collect();
-                            self.err(
-                                format!("node `{}` is not declared", name.get_ref()),
-                                Some(name.span()),
-                                Some(if declared.is_empty() {
-                                    "declare it in a [[node]] table".to_string()
-                                } else {
-                                    format!("declared nodes: {}", quote_list(&declared))
-                                }),
-                            );
-                        }
-                    }
-                }
-                out
             }
         }
+        out
     }
 }
 
