@@ -516,3 +516,55 @@ key = "leaf.key"
 "#,
     );
 }
+
+/// FIXME: the second instance reports "no SANs" after the first reported the invalid name:
+/// `leaf` tells that a SAN was reported by counting diagnostics, and `Cx::err` does not count a
+/// mistake it has said already. Only `web@w-1`'s invalid name should be reported.
+#[test]
+fn an_invalid_san_of_a_per_node_server_certificate() {
+    check(
+        &format!(
+            r#"{NODES}
+[[cert]]
+name = "web"
+issuer = "root"
+for-each-node = "worker"
+cn = "web"
+dns = ["bad_name"]
+usage = ["server"]
+cert = "{{node}}/web.crt"
+key = "{{node}}/web.key"
+"#
+        ),
+        r#"
+28:8 invalid DNS name `bad_name`
+    help: a DNS name is dot-separated labels of letters, digits and `-` (a leading `*.` is allowed)
+29:9 server certificate `web@w-2` has no SANs
+    help: clients match the server's name against `dns` and `ips`, never the CN; add them
+"#,
+    );
+}
+
+/// FIXME: a render is declared, but binding one by its name says "unknown item" (renders are not
+/// indexed by name), while an instance of a per-node render (`first@node`) can be bound. Either
+/// both should be bindable, or the message should say that a render cannot be bound.
+#[test]
+fn binding_a_render_by_name() {
+    check(
+        r#"
+[[render]]
+name = "first"
+template = "conf.hbs"
+path = "first.conf"
+
+[[render]]
+name = "second"
+template = "conf.hbs"
+bind = { other = "first" }
+path = "second.conf"
+"#,
+        r#"
+10:18 `second` binds `other` to unknown item `first`
+"#,
+    );
+}
