@@ -1,5 +1,7 @@
-//! Diagnostics for `pki.toml`: a message, an optional byte span and a help line, rendered the way
-//! rustc and cargo render theirs (`--> pki.toml:14:10`, the source line, a caret underline).
+//! Diagnostics for the files a user writes (`pki.toml`, the templates): a message, where it points
+//! and a help line, rendered the way rustc and cargo render theirs (`--> pki.toml:14:10`, the
+//! source line, a caret underline). `snippet` is the one renderer of a position in a file;
+//! `render` uses it for pki.toml's diagnostics, `render::render` for template errors.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -44,41 +46,69 @@ fn floor_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// Renders diagnostics for `file` (its display name) whose text is `src`.
+/// Where a caret goes in a file: a line and a column (both 1-based, the column counted in
+/// characters), and how many characters it underlines. Diagnostics of pki.toml get it from a byte
+/// span (`Position::of_span`); template errors from the line and column handlebars reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub col: usize,
+    pub width: usize,
+}
+
+impl Position {
+    /// The position of `span` in `src`: its start, underlined to its end if that is on the same
+    /// line, else one character.
+    pub fn of_span(src: &str, span: &Range<usize>) -> Position {
+        let (line, col) = line_col(src, span.start);
+        let text = src.lines().nth(line - 1).unwrap_or("");
+        let (_, end_col) = line_col(src, span.end.max(span.start));
+        let on_line = text.chars().count() + 1;
+        let width = if end_col > col && end_col <= on_line {
+            end_col - col
+        } else {
+            1
+        };
+        let width = width.min(on_line.saturating_sub(col).max(1));
+        Position { line, col, width }
+    }
+}
+
+/// What follows a diagnostic's `error:` line: `--> FILE:LINE:COL`, the line of `src` with the
+/// caret under `at`, and `= help: HELP`; without a position, the file name and the help only.
+/// `file` is the name the user knows the file by (`pki.toml`, `templates/NAME`). Lines are joined
+/// by `\n`, with none at the end.
+pub fn snippet(file: &str, src: &str, at: Option<Position>, help: Option<&str>) -> String {
+    let mut lines = Vec::new();
+    let gutter = match at {
+        Some(Position { line, col, width }) => {
+            let text = src.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            let gutter = " ".repeat(line.to_string().len());
+            let caret = format!("{}{}", " ".repeat(col.saturating_sub(1)), "^".repeat(width));
+            lines.push(format!("{gutter}--> {file}:{line}:{col}"));
+            lines.push(format!("{gutter} |"));
+            lines.push(format!("{line} | {text}"));
+            lines.push(format!("{gutter} | {caret}"));
+            gutter
+        }
+        None => {
+            lines.push(format!("  --> {file}"));
+            " ".to_string()
+        }
+    };
+    if let Some(help) = help {
+        lines.push(format!("{gutter} = help: {help}"));
+    }
+    lines.join("\n")
+}
+
+/// Renders diagnostics for `file` (its display name) whose text is `src`, and the count.
 pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
     let mut out = String::new();
     for d in diags {
+        let at = d.span.as_ref().map(|span| Position::of_span(src, span));
         let _ = writeln!(out, "error: {}", d.message);
-        if let Some(span) = &d.span {
-            let (line, col) = line_col(src, span.start);
-            let text = src.lines().nth(line - 1).unwrap_or("");
-            let gutter = " ".repeat(line.to_string().len());
-            let (_, end_col) = line_col(src, span.end.max(span.start));
-            let on_line = text.chars().count() + 1;
-            let width = if end_col > col && end_col <= on_line {
-                end_col - col
-            } else {
-                1
-            };
-            let width = width.min(on_line.saturating_sub(col).max(1));
-            let _ = writeln!(out, "{gutter}--> {file}:{line}:{col}");
-            let _ = writeln!(out, "{gutter} |");
-            let _ = writeln!(out, "{line} | {text}");
-            let _ = writeln!(
-                out,
-                "{gutter} | {}{}",
-                " ".repeat(col - 1),
-                "^".repeat(width)
-            );
-            if let Some(help) = &d.help {
-                let _ = writeln!(out, "{gutter} = help: {help}");
-            }
-        } else {
-            let _ = writeln!(out, "  --> {file}");
-            if let Some(help) = &d.help {
-                let _ = writeln!(out, "  = help: {help}");
-            }
-        }
+        let _ = writeln!(out, "{}", snippet(file, src, at, d.help.as_deref()));
     }
     let n = diags.len();
     let _ = writeln!(
@@ -136,6 +166,39 @@ mod tests {
         assert!(
             text.contains("pki.toml has 1 error; nothing was written"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn snippet_renders_any_file_at_a_position() {
+        let src = "a: {{vars.a}}\nb: {{vars.b}}\n";
+        let at = Position {
+            line: 2,
+            col: 4,
+            width: 11,
+        };
+        let text = snippet("templates/t.hbs", src, Some(at), Some("check it"));
+        assert_eq!(
+            text,
+            " --> templates/t.hbs:2:4\n  |\n2 | b: {{vars.b}}\n  |    ^^^^^^^^^^^\n  = help: check it"
+        );
+        assert_eq!(
+            snippet("templates/t.hbs", src, None, Some("check it")),
+            "  --> templates/t.hbs\n  = help: check it"
+        );
+    }
+
+    #[test]
+    fn a_span_over_lines_is_underlined_on_its_first() {
+        let src = "x = [\n  1,\n]\n";
+        let at = Position::of_span(src, &(4..12));
+        assert_eq!(
+            at,
+            Position {
+                line: 1,
+                col: 5,
+                width: 1
+            }
         );
     }
 

@@ -176,15 +176,11 @@ pub fn render(
             }
             other => (format!("template `templates/{template}`: {other}"), None),
         };
-        let mut msg = what;
-        if let Some(line) = e.line_no {
-            msg.push_str(&snippet(template, text, line, e.column_no.unwrap_or(1)));
-        }
-        if let Some(help) = help {
-            let pad = " ".repeat(e.line_no.map_or(1, |l| l.to_string().len()));
-            msg.push_str(&format!("\n{pad} = help: {help}"));
-        }
-        msg
+        let at = e
+            .line_no
+            .map(|line| expression_at(text, line, e.column_no.unwrap_or(1)));
+        let file = format!("templates/{template}");
+        format!("{what}\n{}", crate::diag::snippet(&file, text, at, help))
     })?;
     // Keep the template's final newline, which handlebars drops after a closing expression.
     if text.ends_with('\n') && !rendered.ends_with('\n') {
@@ -193,9 +189,9 @@ pub fn render(
     Ok(rendered)
 }
 
-/// The template's position as diagnostics show it: `--> templates/NAME:LINE:COL`, the line, and
-/// a caret under the expression.
-fn snippet(template: &str, text: &str, line: usize, col: usize) -> String {
+/// Where handlebars reports a problem (`line` and `col` 1-based), as a diagnostic shows it: the
+/// caret under the whole `{{...}}` expression that starts there, or under one character.
+fn expression_at(text: &str, line: usize, col: usize) -> crate::diag::Position {
     let src = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
     let col = col.max(1);
     let rest: String = src.chars().skip(col - 1).collect();
@@ -203,22 +199,15 @@ fn snippet(template: &str, text: &str, line: usize, col: usize) -> String {
         Some(end) if rest.starts_with("{{") => rest[..end + 2].chars().count(),
         _ => 1,
     };
-    let n = line.to_string();
-    let pad = " ".repeat(n.len());
-    format!(
-        "\n{pad}--> templates/{template}:{line}:{col}\n{pad} |\n{n} | {src}\n{pad} | {}{}",
-        " ".repeat(col - 1),
-        "^".repeat(width)
-    )
+    crate::diag::Position { line, col, width }
 }
 
 fn describe_template_error(template: &str, text: &str, e: &handlebars::TemplateError) -> String {
-    let mut msg = format!(
-        "syntax error in template `templates/{template}`: {}",
-        e.reason()
-    );
-    if let Some((line, col)) = e.pos() {
-        msg.push_str(&snippet(template, text, line, col));
-    }
-    msg
+    let at = e.pos().map(|(line, col)| expression_at(text, line, col));
+    let file = format!("templates/{template}");
+    format!(
+        "syntax error in template `templates/{template}`: {}\n{}",
+        e.reason(),
+        crate::diag::snippet(&file, text, at, None)
+    )
 }

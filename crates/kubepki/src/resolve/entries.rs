@@ -1,0 +1,210 @@
+//! A `[[ca]]`, `[[cert]]` or `[[keypair]]` entry (one instance of it, for a per-node entry) made
+//! into an `Item`: its subject, usages, durations and paths, defaults applied.
+
+use time::Duration;
+use toml::Spanned;
+
+use crate::config::{RawCa, RawCert, RawKeyPair};
+use crate::resolve::Cx;
+use crate::resolve::nodes::instance_name;
+use crate::resolve::values::Defaults;
+use crate::spec::{
+    CaSpec, CertSpec, Item, ItemId, ItemKind, KeyPairSpec, Node, Sans, Subject, Usage,
+};
+
+impl Cx {
+    /// The subject of a CA or leaf, placeholders replaced and empty values left out; it must not
+    /// end up empty, since Kubernetes reads the CN as the user and each O as a group.
+    fn subject(
+        &mut self,
+        name: &Spanned<String>,
+        cn: Option<&Spanned<String>>,
+        o: &[Spanned<String>],
+        ou: &[Spanned<String>],
+        node: Option<&Node>,
+    ) -> Subject {
+        // A placeholder that failed is reported already: "empty subject" would only repeat it.
+        let mut failed = false;
+        let mut values = |field: &str, vs: &mut dyn Iterator<Item = &Spanned<String>>| {
+            let mut out = Vec::new();
+            for v in vs {
+                match self.interp(v, node, field) {
+                    Some(v) if !v.is_empty() => out.push(v),
+                    Some(_) => {}
+                    None => failed = true,
+                }
+            }
+            out
+        };
+        let s = Subject {
+            cn: values("cn", &mut cn.into_iter()).pop(),
+            o: values("o", &mut o.iter()),
+            ou: values("ou", &mut ou.iter()),
+        };
+        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() && !failed {
+            self.err(
+                format!("`{}` has an empty subject", name.get_ref()),
+                Some(cn.map_or(name.span(), |c| c.span())),
+                Some("set `cn` (Kubernetes reads it as the user name)".into()),
+            );
+        }
+        s
+    }
+
+    /// A `[[ca]]` entry; `issuer` is `None` for a root (or an issuer already reported). Its
+    /// problems are reported in the order: subject, SANs, paths, durations, algorithm.
+    pub(super) fn ca(&mut self, raw: &RawCa, issuer: Option<ItemId>, d: &Defaults) -> Item {
+        let name = raw.name.get_ref().clone();
+        let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, None);
+        let sans = self.sans(&raw.dns, &raw.ips, None);
+        let (cert_path, key_path) = self.cert_paths(&name, &raw.cert, &raw.key, None);
+        let (validity, renew_before) = self.lifetime(
+            &raw.name,
+            (raw.validity.as_ref(), d.ca_validity),
+            (raw.renew_before.as_ref(), d.renew_before),
+        );
+        let spec = CertSpec {
+            issuer,
+            ca: Some(CaSpec {
+                path_len: raw.path_len.as_ref().map(|p| *p.get_ref()),
+            }),
+            subject,
+            sans,
+            usages: vec![],
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            validity,
+            renew_before,
+            cert_path,
+            key_path,
+            node: None,
+        };
+        Item {
+            base: name.clone(),
+            name,
+            kind: ItemKind::Cert(spec),
+        }
+    }
+
+    /// One instance of a `[[cert]]` entry (`node` is `None` for a plain entry). Everything is
+    /// checked even when the issuer did not resolve; then the instance is left out (`None`), its
+    /// issuer's problem already reported.
+    pub(super) fn leaf(
+        &mut self,
+        raw: &RawCert,
+        issuer: Option<ItemId>,
+        d: &Defaults,
+        node: Option<&Node>,
+    ) -> Option<Item> {
+        let base = raw.name.get_ref().clone();
+        let name = instance_name(&base, node);
+        let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, node);
+        let before = self.diags.len();
+        let sans = self.sans(&raw.dns, &raw.ips, node);
+        // An invalid SAN is reported already; "no SANs" would only repeat it.
+        let bad_sans = self.diags.len() > before;
+        let usages = self.usages(raw, &name, &sans, bad_sans);
+        let (validity, renew_before) = self.lifetime(
+            &raw.name,
+            (raw.validity.as_ref(), d.validity),
+            (raw.renew_before.as_ref(), d.renew_before),
+        );
+        let (cert_path, key_path) = self.cert_paths(&name, &raw.cert, &raw.key, node);
+        let spec = CertSpec {
+            issuer,
+            ca: None,
+            subject,
+            sans,
+            usages,
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            validity,
+            renew_before,
+            cert_path,
+            key_path,
+            node: node.cloned(),
+        };
+        issuer?;
+        Some(Item {
+            base,
+            name,
+            kind: ItemKind::Cert(spec),
+        })
+    }
+
+    /// The extended key usages of a leaf, each once, sorted. A server certificate needs SANs, since
+    /// clients never match the CN; `bad_sans` says that an invalid SAN was reported already, and
+    /// "no SANs" would only repeat it.
+    fn usages(&mut self, raw: &RawCert, name: &str, sans: &Sans, bad_sans: bool) -> Vec<Usage> {
+        let base = raw.name.get_ref();
+        let mut usages = Vec::new();
+        for u in raw.usage.get_ref() {
+            let v = match u.get_ref().as_str() {
+                "server" => Usage::Server,
+                "client" => Usage::Client,
+                other => {
+                    self.err(
+                        format!("unknown usage `{other}`"),
+                        Some(u.span()),
+                        Some("expected `server` (serverAuth) or `client` (clientAuth)".into()),
+                    );
+                    continue;
+                }
+            };
+            if !usages.contains(&v) {
+                usages.push(v);
+            }
+        }
+        if raw.usage.get_ref().is_empty() {
+            self.err(
+                format!("`{base}` has no usage"),
+                Some(raw.usage.span()),
+                Some("set `usage = [\"server\"]`, `[\"client\"]` or both".into()),
+            );
+        }
+        if usages.contains(&Usage::Server)
+            && sans.dns.is_empty()
+            && sans.ips.is_empty()
+            && !bad_sans
+        {
+            self.err(
+            format!("server certificate `{name}` has no SANs"),
+            Some(raw.usage.span()),
+            Some("clients match the server's name against `dns` and `ips`, never the CN; add them".into()),
+        );
+        }
+        usages.sort();
+        usages
+    }
+
+    /// An entry's `validity` and `renew-before`, each its own or its default, checked together.
+    fn lifetime(
+        &mut self,
+        name: &Spanned<String>,
+        (validity, default_validity): (Option<&Spanned<String>>, Duration),
+        (renew_before, default_renew_before): (Option<&Spanned<String>>, Duration),
+    ) -> (Duration, Duration) {
+        let validity_value = self.duration(validity, default_validity);
+        let renew_before_value = self.duration(renew_before, default_renew_before);
+        self.renewal(
+            name,
+            (validity_value, validity),
+            (renew_before_value, renew_before),
+        );
+        (validity_value, renew_before_value)
+    }
+
+    /// A `[[keypair]]` entry: a key and its public half, with no certificate (the service-account
+    /// key).
+    pub(super) fn keypair(&mut self, raw: &RawKeyPair, d: &Defaults) -> Item {
+        let name = raw.name.get_ref().clone();
+        let spec = KeyPairSpec {
+            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            private_path: self.path(&name, &raw.private, None, "private"),
+            public_path: self.path(&name, &raw.public, None, "public"),
+        };
+        Item {
+            base: name.clone(),
+            name,
+            kind: ItemKind::KeyPair(spec),
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! Output paths: each one cleaned, kept inside the output folder and away from the names the tool
+//! owns there (`layout`), and owned by one item, which owns the CSR path of its certificate too.
+
+use std::ops::Range;
+
+use toml::Spanned;
+
+use crate::layout::{RESERVED, csr_path, is_temp_name};
+use crate::resolve::Cx;
+use crate::spec::Node;
+
+/// Who owns an output path.
+pub(super) struct Claim {
+    item: String,
+    /// The path is the CSR path of `item`'s certificate (`layout::csr_path`), not a path it declares.
+    csr: bool,
+}
+
+/// The help of every clash that involves a CSR path: the user did not write that path, so it says
+/// where it comes from.
+const CSR_HELP: &str = "a certificate `NAME.crt` (or `.pem`) also owns `NAME.csr`: the CSR of its key is written there when its issuer is an external CA; choose another path";
+
+impl Cx {
+    /// An output path of `item` (its key `field`), checked and claimed; empty if it is invalid
+    /// (then it is reported and the spec is rejected anyway).
+    pub(super) fn path(
+        &mut self,
+        item: &str,
+        s: &Spanned<String>,
+        node: Option<&Node>,
+        field: &str,
+    ) -> String {
+        self.output_path(item, s, node, field).unwrap_or_default()
+    }
+
+    /// A certificate's paths: its certificate and key, and the CSR path that goes with the
+    /// certificate (`layout::csr_path`), claimed too so that no other item writes there.
+    pub(super) fn cert_paths(
+        &mut self,
+        item: &str,
+        cert: &Spanned<String>,
+        key: &Spanned<String>,
+        node: Option<&Node>,
+    ) -> (String, String) {
+        let cert_path = self.output_path(item, cert, node, "cert");
+        if let Some(c) = &cert_path {
+            self.claim(item, &csr_path(c), true, cert.span());
+        }
+        let key_path = self.path(item, key, node, "key");
+        (cert_path.unwrap_or_default(), key_path)
+    }
+
+    /// `Some(path)`, cleaned, if it is valid and `item` now owns it; otherwise reported.
+    fn output_path(
+        &mut self,
+        item: &str,
+        s: &Spanned<String>,
+        node: Option<&Node>,
+        field: &str,
+    ) -> Option<String> {
+        let p = self.interp(s, node, field)?;
+        let bad = p.is_empty()
+            || p.starts_with('/')
+            || p.contains('\\')
+            || p.split('/').any(|c| c == "..")
+            || p.ends_with('/');
+        let clean: String = p
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect::<Vec<_>>()
+            .join("/");
+        if bad || clean.is_empty() {
+            self.err(
+                format!("output path `{p}` escapes the output folder"),
+                Some(s.span()),
+                Some(
+                    "write a relative path inside the output folder, without `..`: `pki/ca.crt`"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        if RESERVED.contains(&clean.as_str()) {
+            self.err(
+                format!("output path `{clean}` is reserved for the tool"),
+                Some(s.span()),
+                None,
+            );
+            return None;
+        }
+        let file_name = clean.rsplit('/').next().unwrap_or_default();
+        if is_temp_name(file_name) {
+            self.err(
+                format!("output path `{clean}` is named like a temporary file of the tool"),
+                Some(s.span()),
+                Some(format!("files named `.NAME.tmp-DIGITS` are taken for what an interrupted run left, and removed; rename `{file_name}`")),
+            );
+            return None;
+        }
+        self.claim(item, &clean, false, s.span()).then_some(clean)
+    }
+
+    /// Records `item` as the owner of `path` (`csr`: as the CSR path of its certificate); reports
+    /// a path that is someone's already. Returns whether the path is `item`'s.
+    fn claim(&mut self, item: &str, path: &str, csr: bool, span: Range<usize>) -> bool {
+        let Some(owner) = self.paths.get(path) else {
+            self.paths.insert(
+                path.to_string(),
+                Claim {
+                    item: item.to_string(),
+                    csr,
+                },
+            );
+            return true;
+        };
+        let o = &owner.item;
+        let (message, help) = match (owner.csr, csr) {
+            (false, false) => (
+                format!("`{item}` writes `{path}`, which `{o}` writes too"),
+                "give each file one owner; for per-node entries put `{node}` in the path",
+            ),
+            (true, false) => (
+                format!("`{item}` writes `{path}`, which is the CSR path of `{o}`"),
+                CSR_HELP,
+            ),
+            (false, true) => (
+                format!("the CSR path of `{item}`, `{path}`, is written by `{o}` too"),
+                CSR_HELP,
+            ),
+            (true, true) => (
+                format!("`{item}` and `{o}` have the same CSR path `{path}`"),
+                CSR_HELP,
+            ),
+        };
+        self.err(message, Some(span), Some(help.into()));
+        false
+    }
+}
