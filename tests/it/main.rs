@@ -11,6 +11,7 @@ mod fuzz;
 mod resolve_edge;
 mod safety;
 mod secrets;
+mod snapshots;
 
 mod bench;
 mod etcd;
