@@ -7,6 +7,7 @@ mod support;
 mod bad_input;
 mod crash;
 mod damage;
+mod embedding;
 mod fuzz;
 mod resolve_edge;
 mod safety;
