@@ -17,9 +17,10 @@
 //!
 //! CI never writes snapshots: under `CI=true` insta's default (`INSTA_UPDATE` unset, that is
 //! `auto`) only compares, so a missing or different snapshot fails the test. [`guard_ci`] makes
-//! that explicit: under `CI=true` it fails the test if the environment asks insta to write
-//! snapshots (`INSTA_UPDATE` other than `auto` or `no`) or to pass regardless
-//! (`INSTA_FORCE_PASS`).
+//! that explicit: under `CI=true` it fails the test if the environment or an insta config file
+//! could ask insta to write snapshots (`INSTA_UPDATE` other than `auto` or `no`) or to pass
+//! regardless (`INSTA_FORCE_PASS`). Locally, a mismatch leaves a `.snap.new` file beside the
+//! snapshot; `tests/it/snapshots/.gitignore` keeps it out of commits.
 
 use std::fmt::Write as _;
 
@@ -65,7 +66,8 @@ secrets = ["cert"]
 vars = { name = "server-tls", namespace = "default" }
 "#;
 
-/// Under `CI=true`, fails unless insta is left to compare only (see the module comment).
+/// Under `CI=true`, fails unless insta is left to compare only (see the module comment): no
+/// environment variable and no insta config file may ask it to write snapshots or to pass.
 fn guard_ci() {
     if std::env::var("CI").as_deref() != Ok("true") {
         return;
@@ -75,11 +77,24 @@ fn guard_ci() {
         matches!(update.as_str(), "" | "auto" | "no"),
         "CI=true with INSTA_UPDATE={update}: CI must not write snapshots"
     );
+    for legacy in ["INSTA_FORCE_UPDATE", "INSTA_FORCE_UPDATE_SNAPSHOTS"] {
+        assert!(
+            std::env::var_os(legacy).is_none(),
+            "CI=true with {legacy} set: CI must not write snapshots"
+        );
+    }
     let force_pass = std::env::var("INSTA_FORCE_PASS").unwrap_or_default();
     assert!(
         matches!(force_pass.as_str(), "" | "0"),
         "CI=true with INSTA_FORCE_PASS={force_pass}: CI must not pass failing snapshots"
     );
+    // insta also reads its behaviour from these files; none is expected here.
+    for config in ["insta.yaml", ".config/insta.yaml"] {
+        assert!(
+            !repo_root().join(config).exists(),
+            "{config} may change insta's behaviour under CI; check it, then allow it here"
+        );
+    }
 }
 
 /// `text` as a regular expression that matches it literally.
