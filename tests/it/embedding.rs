@@ -142,7 +142,8 @@ fn another_repository_embeds_the_cli_in_its_xtask() {
     assert_eq!(
         r.code,
         0,
-        "cargo xtask pki in examples/embedding:\n{}",
+        "cargo xtask pki in examples/embedding (if cargo says the lock file needs to be updated, \
+         regenerate examples/embedding/Cargo.lock as its README says):\n{}",
         r.all()
     );
     assert_plan(
