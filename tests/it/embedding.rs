@@ -9,11 +9,12 @@
 //! Where it builds: its binaries go to `embedding/` in this workspace's target folder, never
 //! into the example's folder, and apart from this workspace's binaries (both workspaces have an
 //! `xtask`). Its intermediate artifacts go to this workspace's build folder (cargo's
-//! `build.build-dir`, set through `CARGO_BUILD_BUILD_DIR`), so the dependencies this workspace
-//! compiled at the same versions and features are reused rather than compiled again: the first
-//! run builds only kubepki and the example's xtask. `cargo test` does not hold that folder's lock
-//! while tests run, so this nested cargo does not wait for its parent. A cargo older than 1.91
-//! ignores `build-dir` and compiles everything once more into `embedding/`.
+//! `build.build-dir`, by default the target folder; set through `CARGO_BUILD_BUILD_DIR`), so the
+//! dependencies this workspace compiled at the same versions and features are reused: a first run
+//! on a fresh machine builds kubepki, the example's xtask and the few dependencies whose features
+//! differ between the two workspaces (handlebars and its derive macros). `cargo test` does not
+//! hold that folder's lock while tests run, so this nested cargo does not wait for its parent. A
+//! cargo without `build-dir` ignores it and compiles everything once more into `embedding/`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -44,15 +45,6 @@ fn locked_packages(lock: &Path) -> BTreeSet<(String, String)> {
     res
 }
 
-/// This workspace's build folder: the test binary is `BUILD/debug/deps/it-HASH`.
-fn build_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.ancestors()
-        .nth(3)
-        .unwrap_or_else(|| panic!("{} is not in BUILD/debug/deps/", exe.display()))
-        .to_path_buf()
-}
-
 /// This workspace's target folder: the binary under test is `TARGET/debug/xtask`.
 fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_xtask"))
@@ -69,7 +61,10 @@ fn example_cargo(args: &[&str]) -> Command {
         .args(args)
         .current_dir(example_dir())
         .env("CARGO_TARGET_DIR", target_dir().join("embedding"))
-        .env("CARGO_BUILD_BUILD_DIR", build_dir())
+        .env(
+            "CARGO_BUILD_BUILD_DIR",
+            std::env::var_os("CARGO_BUILD_BUILD_DIR").unwrap_or_else(|| target_dir().into()),
+        )
         .env("NO_COLOR", "1")
         .env("CARGO_TERM_COLOR", "never")
         .env_remove("SOURCE_DATE_EPOCH");
