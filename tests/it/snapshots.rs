@@ -156,8 +156,13 @@ impl<'a> Transcript<'a> {
         writeln!(self.text, "# {text}").unwrap();
     }
 
-    /// Runs `cargo xtask pki ARGS`, records it, and returns its result.
+    /// Runs `cargo xtask pki ARGS`, records it, and returns its result. ARGS set `--now`: dates
+    /// that follow the wall clock would change every snapshot.
     fn run(&mut self, args: &[&str]) -> Run {
+        assert!(
+            args.contains(&"--now"),
+            "a snapshot run needs --now: {args:?}"
+        );
         let r = self.fixture.pki(args);
         writeln!(self.text, "$ cargo xtask pki {}", args.join(" ")).unwrap();
         writeln!(self.text, "[exit {}]", r.code).unwrap();
