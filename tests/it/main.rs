@@ -7,10 +7,12 @@ mod support;
 mod bad_input;
 mod crash;
 mod damage;
+mod embedding;
 mod fuzz;
 mod resolve_edge;
 mod safety;
 mod secrets;
+mod snapshots;
 
 mod bench;
 mod etcd;
