@@ -623,8 +623,10 @@ fn a_changed_issuer_or_issuer_key_re_signs_over_the_same_key() {
         ..Case::default()
     });
     // The root was replaced behind the tool's back (a restore of another cluster's backup, say):
-    // same name, another key. What it signed directly no longer verifies and is re-signed over
-    // the keys it had; the leaf under the intermediate still verifies under it and stays.
+    // same name, another key. The inventory pins the root's key, so that run stops
+    // (tests/it/swapped.rs); without an inventory (a tree made before pins) nothing is pinned,
+    // and what the root signed directly no longer verifies and is re-signed over the keys it had;
+    // the leaf under the intermediate still verifies under it and stays.
     check(Case {
         name: "issuer key changed",
         edit: |f| {
@@ -632,6 +634,7 @@ fn a_changed_issuer_or_issuer_key_re_signs_over_the_same_key() {
             for file in ["root.crt", "root.key"] {
                 std::fs::copy(other.path(file), f.path(file)).unwrap();
             }
+            std::fs::remove_file(f.path("inventory.txt")).unwrap();
         },
         changed: &["inter.crt", "client.crt", "client.conf"],
         plan: &[

@@ -15,7 +15,7 @@ use crate::disk::Disk;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
-use crate::layout::{CERT_MODE, INVENTORY, KEY_MODE, csr_path, render_mode};
+use crate::layout::{CERT_MODE, FolderModes, INVENTORY, KEY_MODE, csr_path, render_mode};
 use crate::plan::{Action, Blocker, Plan, Problem, Step};
 use crate::render::{self, Material};
 use crate::report::{self, Diff};
@@ -461,6 +461,7 @@ pub fn write(
     prune: bool,
 ) -> Result<Written, Error> {
     let mut w = Written::default();
+    let folders = FolderModes::new(spec);
     for f in &built.files {
         let unchanged = disk
             .obs(&f.path)
@@ -468,7 +469,7 @@ pub fn write(
         if unchanged {
             continue;
         }
-        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode)?;
+        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode, &folders)?;
         w.written.push(f.path.clone());
     }
     for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {
@@ -485,9 +486,16 @@ pub fn write(
             fsx::remove_empty_parents(out_dir, o);
         }
     }
+    // The inventory is also the record that pins each CA's key (and the key pair's) to its item
+    // (`inventory::Pins`), so it is written last, after every key and certificate. A crash before
+    // this write leaves the old record: it pins what was there before the run, and only a run that
+    // gave a pinned item a new key left anything it disagrees with; that is a `--rekey` (finished
+    // by running the same `--rekey` again, which skips the pin) or a pinned item made anew after
+    // all its files were gone (which the next run names, with the same ways out). A crash after
+    // it leaves nothing to do: every other file was written before it.
     let text = inventory::inventory(spec, &|i| built.materials[i].clone());
     if disk.obs(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
-        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE)?;
+        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE, &folders)?;
         w.written.push(INVENTORY.into());
     }
     Ok(w)

@@ -122,6 +122,7 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
 pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let sources = scan::read_sources(&opts.spec_file, &opts.templates_dir)?;
     let spec = load(&sources)?;
+    scan::check_out_dir(&opts.out_dir)?;
     let _lock = if opts.check {
         None
     } else {

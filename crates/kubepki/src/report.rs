@@ -84,6 +84,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             style.paint("31", &format!("- {:<9} {o}", "orphan"))
         );
     }
+    for u in &plan.unnamed {
+        let _ = writeln!(
+            out,
+            "{}  (not declared; its name is not UTF-8, so the tool never reads or prunes it: rename or delete it yourself)",
+            style.paint("33", &format!("- {:<9} {u}", "orphan"))
+        );
+    }
     for k in &plan.kept_keys {
         let _ = writeln!(
             out,

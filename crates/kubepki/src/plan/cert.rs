@@ -90,6 +90,13 @@ pub(super) fn plan<'d>(
     {
         return me.blocked(blocker);
     }
+    // A CA's files that hold another CA's key, or a replaced one, stop it before anything else.
+    if c.ca.is_some()
+        && !rekey
+        && let Some(blocker) = super::identity::ca(cx.disk, &cx.spec.items[id].name, c)
+    {
+        return me.blocked(blocker);
+    }
     let kv = key_verdict(c, key, rekey);
     if c.ca.is_some()
         && !rekey

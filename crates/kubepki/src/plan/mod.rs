@@ -8,6 +8,7 @@
 
 mod cert;
 mod fate;
+mod identity;
 mod keypair;
 mod moved;
 mod renders;
@@ -27,7 +28,7 @@ use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
-pub use why::{Blocker, Problem, Reason};
+pub use why::{Blocker, PinnedKind, Problem, Reason};
 
 /// What a step does to its item's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +182,9 @@ pub struct Plan {
     /// Undeclared files that are private keys of certificates or key pairs still declared
     /// (a `key =` path was changed): reported, never pruned.
     pub kept_keys: Vec<String>,
+    /// Undeclared entries whose name is not UTF-8, escaped: reported, never read or pruned (a
+    /// lossy name would be another file's).
+    pub unnamed: Vec<String>,
     /// Problems that stop the run; nothing is written while there are any.
     pub problems: Vec<Problem>,
     pub inventory_stale: bool,
@@ -267,6 +271,7 @@ pub fn plan(
         steps,
         orphans,
         kept_keys,
+        unnamed: disk.unnamed.clone(),
         problems: why::group(problems),
         inventory_stale,
         current,
@@ -325,9 +330,16 @@ fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
         }
     }
     for p in claimed {
+        // Found here rather than halfway through apply, when the write would fail.
+        if let Some(why) = disk.not_a_file(p) {
+            problems.push(whole_run(Blocker::NotAFile {
+                path: p.clone(),
+                why,
+            }));
+        }
         let folders = p.match_indices('/').map(|(i, _)| &p[..i]);
         for ancestor in folders {
-            if disk.get(ancestor).is_some() {
+            if disk.get(ancestor).is_some() || disk.unread().any(|(u, _)| u == ancestor) {
                 problems.push(whole_run(Blocker::FileWhereFolder {
                     file: ancestor.to_string(),
                     path: p.clone(),
@@ -368,6 +380,10 @@ fn undeclared_files(
             _ => orphans.push(p.to_string()),
         }
     }
+    // Special files and files too large to be read are no item's either: orphans, by their name.
+    let unread = disk.unread().map(|(p, _)| p);
+    orphans.extend(unread.filter(|p| !claimed.contains(*p)).map(String::from));
+    orphans.sort();
     (kept, orphans)
 }
 

@@ -244,6 +244,16 @@ pub enum Blocker {
     LinkedFolder { dir: String, path: String },
     /// A file sits where a declared path needs a folder.
     FileWhereFolder { file: String, path: String },
+    /// A folder or special file (FIFO, socket, device) sits where pki.toml declares a file.
+    NotAFile { path: String, why: String },
+    /// A CA's or key pair's file holds another key than the one the inventory pins to it.
+    NotPinnedKey {
+        name: String,
+        path: String,
+        kind: PinnedKind,
+        /// The item the key is pinned to instead, if any.
+        owner: Option<String>,
+    },
     /// A key pair's private key is gone while its public key remains.
     KeyPairKeyLost {
         name: String,
@@ -329,6 +339,17 @@ pub enum Blocker {
     RenderInputMissing,
 }
 
+/// Whose key a pinned item's file holds, for `Blocker::NotPinnedKey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedKind {
+    /// A CA's key file.
+    Ca,
+    /// An external CA's certificate (its key is kept elsewhere).
+    ExternalCa,
+    /// A key pair's private key.
+    KeyPair,
+}
+
 impl Blocker {
     /// What happened, and what to do about it.
     fn cause(&self) -> String {
@@ -349,6 +370,15 @@ impl Blocker {
             FileWhereFolder { file, path } => format!(
                 "{file} is a file, but {path} must be written inside a folder of that name: move the file away, then rerun"
             ),
+            NotAFile { path, why } => format!(
+                "{path} {why}, where pki.toml declares a file; the tool never reads or replaces it: move it away, then rerun"
+            ),
+            NotPinnedKey {
+                name,
+                path,
+                kind,
+                owner,
+            } => not_pinned(name, path, *kind, owner.as_deref()),
             KeyPairKeyLost {
                 name,
                 private,
@@ -463,6 +493,38 @@ impl Blocker {
                 "an input it reads has no certificate or key yet; nothing was rendered".into()
             }
         }
+    }
+}
+
+/// What `Blocker::NotPinnedKey` says: what the file holds, why that must not be used, and the
+/// ways out (put the files back; a new key on purpose; accept the key in place).
+fn not_pinned(name: &str, path: &str, kind: PinnedKind, owner: Option<&str>) -> String {
+    let whose = match owner {
+        Some(o) => format!(
+            "{path} holds `{o}`'s key, not `{name}`'s (the files of two items were swapped, by a restore or by their paths in pki.toml)"
+        ),
+        None => format!(
+            "{path} holds another key than the one inventory.txt records for `{name}` (the file was replaced)"
+        ),
+    };
+    let back = if owner.is_some() {
+        "put each item's files back where pki.toml says (or set the paths back), then rerun"
+    } else {
+        "restore the file from a backup, then rerun"
+    };
+    let accept = format!(
+        "if the key now at {path} is meant to be `{name}`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)"
+    );
+    match kind {
+        PinnedKind::Ca => format!(
+            "{whose}; a CA's key never changes without `--rekey`: {back}; to give `{name}` a new key on purpose, run with `--rekey {name}` (every certificate below it is then re-signed); {accept}"
+        ),
+        PinnedKind::ExternalCa => format!(
+            "{whose}; `{name}` is an external CA (its key is kept elsewhere), and its certificate is over that key: {back}; {accept}"
+        ),
+        PinnedKind::KeyPair => format!(
+            "{whose}; rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): {back}; to make a new key pair on purpose, run with `--rekey {name}`; {accept}"
+        ),
     }
 }
 
