@@ -317,8 +317,7 @@ fn a_ca_whose_key_is_another_cas_key_stops_the_run() {
             &f,
             args,
             &[
-                "kubernetes-ca: pki/ca.crt and pki/ca.key are not a pair",
-                "delete pki/ca.crt and rerun",
+                "kubernetes-ca: pki/ca.key holds `front-proxy-ca`'s key",
                 "`--rekey kubernetes-ca`",
             ],
         );

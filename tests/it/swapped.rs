@@ -147,6 +147,21 @@ fn assert_refused(
 #[test]
 fn two_cas_whose_files_were_swapped_stop_the_run() {
     let f = generated();
+    // Their keys alone: each CA is told whose key it holds.
+    swap(&f, "pki/ca.key", "pki/front-proxy-ca.key");
+    let before = f.hashes();
+    let r = pki(&f, &[]);
+    assert_refused(
+        &f,
+        &r,
+        &before,
+        &[
+            "kubernetes-ca: pki/ca.key holds `front-proxy-ca`'s key",
+            "front-proxy-ca: pki/front-proxy-ca.key holds `kubernetes-ca`'s key",
+        ],
+    );
+    swap(&f, "pki/ca.key", "pki/front-proxy-ca.key");
+    // Certificates and keys alike (a mixed-up restore): each pair is whole, but another CA's.
     swap(&f, "pki/ca.crt", "pki/front-proxy-ca.crt");
     swap(&f, "pki/ca.key", "pki/front-proxy-ca.key");
     let before = f.hashes();

@@ -3,7 +3,7 @@
 //! are written with. `resolve` checks pki.toml's paths against it, `scan` and `plan` recognise
 //! what they find by it, `apply` writes by it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::spec::{ItemKind, RenderSpec, Spec};
 
@@ -32,6 +32,22 @@ pub const KEY_FOLDER_MODE: u32 = 0o700;
 /// kubeconfig is a few kilobytes (a 16384-bit RSA key in PEM is under 13 KiB); anything larger
 /// is not one of them, and reading it would cost its size in memory on every run.
 pub const MAX_READ: u64 = 1 << 20;
+
+/// The largest inventory or rendered file the tool reads: text the tool writes itself, which
+/// grows with the PKI (an inventory lists every item, a few hundred bytes each).
+pub const MAX_TEXT: u64 = 64 << 20;
+
+/// The files of the output folder that may be read up to `MAX_TEXT` rather than `MAX_READ`: the
+/// inventory and every declared rendered file.
+pub fn text_files(spec: &Spec) -> BTreeSet<String> {
+    let rendered = spec.items.iter().filter_map(|item| match &item.kind {
+        ItemKind::Render(r) => Some(r.path.clone()),
+        _ => None,
+    });
+    std::iter::once(INVENTORY.to_string())
+        .chain(rendered)
+        .collect()
+}
 
 /// The mode each folder of the output folder is created with, decided from what pki.toml
 /// declares inside it.

@@ -128,7 +128,8 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     } else {
         Some(fsx::lock(&opts.out_dir)?)
     };
-    let disk = disk::decode(scan::observe(&opts.out_dir)?);
+    let texts = layout::text_files(&spec);
+    let disk = disk::decode(scan::observe_declared(&opts.out_dir, &texts)?);
     let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),

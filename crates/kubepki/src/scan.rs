@@ -8,7 +8,7 @@ use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as
 use std::path::Path;
 
 use crate::error::Error;
-use crate::layout::{MAX_READ, is_temp_name};
+use crate::layout::{INVENTORY, MAX_READ, MAX_TEXT, is_temp_name};
 
 /// The inputs: pki.toml and the templates, as text.
 #[derive(Debug, Clone)]
@@ -49,17 +49,22 @@ pub enum Unread {
     /// Not a regular file, a link or a folder (a FIFO, a socket, a device): opening it could
     /// block or have effects.
     Special(&'static str),
-    /// A regular file of more than `layout::MAX_READ` bytes (its size).
-    TooLarge(u64),
+    /// A regular file larger than the tool reads of it (`layout::MAX_READ`, or `layout::MAX_TEXT`
+    /// for the inventory and rendered files).
+    TooLarge { size: u64, limit: u64 },
 }
 
 impl fmt::Display for Unread {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unread::Special(kind) => write!(f, "is {kind}, not a regular file"),
-            Unread::TooLarge(size) => write!(
+            Unread::TooLarge { size, limit } if *limit == MAX_READ => write!(
                 f,
-                "is {size} bytes, more than any certificate or key ({MAX_READ} at most): not read"
+                "is {size} bytes, more than any certificate or key ({limit} at most): not read"
+            ),
+            Unread::TooLarge { size, limit } => write!(
+                f,
+                "is {size} bytes, more than the tool reads of an inventory or rendered file ({limit} at most): not read"
             ),
         }
     }
@@ -186,9 +191,16 @@ pub fn check_out_dir(out_dir: &Path) -> Result<(), Error> {
     }
 }
 
-/// Everything in the output folder: regular files up to `layout::MAX_READ` bytes are read; links,
-/// special files and larger files are recorded by kind, never followed or opened.
+/// Everything in the output folder, as `observe_declared` with only the inventory as a text file.
 pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
+    observe_declared(out_dir, &BTreeSet::from([INVENTORY.to_string()]))
+}
+
+/// Everything in the output folder: regular files up to `layout::MAX_READ` bytes are read (any
+/// certificate or key, declared or moved, is far smaller), the files of `texts` (relative paths:
+/// the inventory and rendered files, `layout::text_files`) up to `layout::MAX_TEXT`; links, special
+/// files and larger files are recorded by kind, never followed, opened or read.
+pub fn observe_declared(out_dir: &Path, texts: &BTreeSet<String>) -> Result<Observed, Error> {
     let mut obs = Observed::default();
     if !out_dir.exists() {
         return Ok(obs);
@@ -213,7 +225,7 @@ pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
             cause: e.to_string(),
         })?;
         if entry.depth() > 0 {
-            observe_entry(&mut obs, out_dir, &entry)?;
+            observe_entry(&mut obs, out_dir, &entry, texts)?;
         }
     }
     obs.unnamed = unnamed;
@@ -225,6 +237,7 @@ fn observe_entry(
     obs: &mut Observed,
     out_dir: &Path,
     entry: &walkdir::DirEntry,
+    texts: &BTreeSet<String>,
 ) -> Result<(), Error> {
     let rel = rel_path(out_dir, entry.path());
     let ft = entry.file_type();
@@ -247,7 +260,12 @@ fn observe_entry(
     } else if !ft.is_file() {
         obs.unread.insert(rel, Unread::Special(kind_of(&ft)));
     } else {
-        match read_limited(entry.path())? {
+        let limit = if texts.contains(&rel) {
+            MAX_TEXT
+        } else {
+            MAX_READ
+        };
+        match read_limited(entry.path(), limit)? {
             Ok(file) => {
                 obs.files.insert(rel, file);
             }
@@ -259,10 +277,10 @@ fn observe_entry(
     Ok(())
 }
 
-/// Reads a regular file of at most `MAX_READ` bytes. Opened without following a link or blocking
+/// Reads a regular file of at most `limit` bytes. Opened without following a link or blocking
 /// (it could have been replaced by one since the folder was listed), and read no further than
 /// the limit, whatever its size says.
-fn read_limited(path: &Path) -> Result<Result<FileObs, Unread>, Error> {
+fn read_limited(path: &Path, limit: u64) -> Result<Result<FileObs, Unread>, Error> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
@@ -272,15 +290,17 @@ fn read_limited(path: &Path) -> Result<Result<FileObs, Unread>, Error> {
     if !meta.is_file() {
         return Ok(Err(Unread::Special(kind_of(&meta.file_type()))));
     }
-    if meta.len() > MAX_READ {
-        return Ok(Err(Unread::TooLarge(meta.len())));
+    if meta.len() > limit {
+        let size = meta.len();
+        return Ok(Err(Unread::TooLarge { size, limit }));
     }
     let mut bytes = Vec::new();
-    File::take(file, MAX_READ + 1)
+    File::take(file, limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;
-    if bytes.len() as u64 > MAX_READ {
-        return Ok(Err(Unread::TooLarge(bytes.len() as u64)));
+    if bytes.len() as u64 > limit {
+        let size = bytes.len() as u64;
+        return Ok(Err(Unread::TooLarge { size, limit }));
     }
     Ok(Ok(FileObs {
         bytes,

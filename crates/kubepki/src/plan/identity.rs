@@ -12,19 +12,14 @@ use crate::spec::CertSpec;
 use crate::x509;
 
 /// Why CA `name` (declared as `c`) must not go on with the key its files hold, if they hold
-/// another key than the pinned one. A key and certificate that are not a pair, or a key that does
-/// not read, are told by `cert::ca_identity` (they change nothing by themselves); without a key
-/// file, the certificate's public key is the CA's (an external CA: its key is kept elsewhere).
+/// another key than the pinned one. The key file decides, whatever the certificate (a key that is
+/// the pinned one under a replaced certificate is `cert::ca_identity`'s "not a pair", and a key
+/// that does not read its "unusable"); without a key file, the certificate's public key is the
+/// CA's (an external CA: its key is kept elsewhere).
 pub(super) fn ca(disk: &Disk, name: &str, c: &CertSpec) -> Option<Blocker> {
-    let key = disk.key(&c.key_path);
-    let cert = match disk.cert(&c.cert_path) {
-        Read::Ok(cf) => Some(cf),
-        _ => None,
-    };
-    let (spki, path, kind) = match (key, cert) {
-        (Read::Ok(k), Some(cf)) if k.spki != cf.spki => return None,
+    let (spki, path, kind) = match (disk.key(&c.key_path), disk.cert(&c.cert_path)) {
         (Read::Ok(k), _) => (k.spki.as_slice(), &c.key_path, PinnedKind::Ca),
-        (Read::Missing, Some(cf)) => (cf.spki.as_slice(), &c.cert_path, PinnedKind::ExternalCa),
+        (Read::Missing, Read::Ok(cf)) => (cf.spki.as_slice(), &c.cert_path, PinnedKind::ExternalCa),
         _ => return None,
     };
     let found = unpinned(disk.pins(), name, spki)?;
