@@ -343,6 +343,21 @@ fn a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
 }
 
 #[test]
+fn a_link_to_a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
+    let f = generated();
+    std::fs::remove_file(f.path("pki/ca.key")).unwrap();
+    symlink(f.root(), f.path("pki/ca.key")).unwrap();
+    let r = pki(&f, &["--check"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("pki/ca.key is a symlink to a folder, not a file"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
 fn a_fifo_or_socket_where_a_key_goes_is_named_by_the_plan_never_opened() {
     let f = generated();
     std::fs::remove_file(f.path("pki/admin.key")).unwrap();
@@ -357,10 +372,20 @@ fn a_fifo_or_socket_where_a_key_goes_is_named_by_the_plan_never_opened() {
         &r,
         &before,
         &[
-            "pki/admin.key is a FIFO, not a regular file, where pki.toml declares a file",
+            "pki/admin.key is a FIFO, not a regular file, where a file of the PKI goes",
             "pki/front-proxy-ca.key is a socket, not a regular file",
         ],
     );
+}
+
+#[test]
+fn a_folder_where_the_inventory_goes_stops_the_run_before_anything_is_written() {
+    let f = generated();
+    std::fs::remove_file(f.path("inventory.txt")).unwrap();
+    std::fs::create_dir(f.path("inventory.txt")).unwrap();
+    let before = f.hashes();
+    let r = pki(&f, &["--rekey", "admin"]);
+    assert_refused(&f, &r, &before, &["inventory.txt is a folder, not a file"]);
 }
 
 #[test]

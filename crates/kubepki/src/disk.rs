@@ -118,6 +118,9 @@ impl Disk {
         if self.folders.contains(path) {
             return Some("is a folder, not a file".into());
         }
+        if self.linked_dirs.iter().any(|d| d == path) {
+            return Some("is a symlink to a folder, not a file".into());
+        }
         match self.unread.get(path) {
             Some(u @ Unread::Special(_)) => Some(u.to_string()),
             _ => None,
@@ -127,6 +130,11 @@ impl Disk {
     /// Entries that were not read (special files, files too large), by relative path.
     pub fn unread(&self) -> impl Iterator<Item = (&str, &Unread)> {
         self.unread.iter().map(|(p, u)| (p.as_str(), u))
+    }
+
+    /// Why the entry at `path` was not read, if it is one that was not.
+    pub fn unread_at(&self, path: &str) -> Option<&Unread> {
+        self.unread.get(path)
     }
 
     /// The file at `path`, if there is one (a link included).

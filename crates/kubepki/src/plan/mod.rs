@@ -22,7 +22,7 @@ use std::fmt;
 use time::OffsetDateTime;
 
 use crate::disk::Disk;
-use crate::layout::{RESERVED, csr_path};
+use crate::layout::{INVENTORY, RESERVED, csr_path};
 use crate::render::Material;
 use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
@@ -329,17 +329,19 @@ fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
             }));
         }
     }
-    for p in claimed {
-        // Found here rather than halfway through apply, when the write would fail.
+    // Found here rather than halfway through apply, when the write would fail (or replace a FIFO
+    // another program reads). The inventory is written by every changing run.
+    let written = claimed.iter().map(String::as_str).chain([INVENTORY]);
+    for p in written {
         if let Some(why) = disk.not_a_file(p) {
-            problems.push(whole_run(Blocker::NotAFile {
-                path: p.clone(),
-                why,
-            }));
+            let path = p.to_string();
+            problems.push(whole_run(Blocker::NotAFile { path, why }));
         }
+    }
+    for p in claimed {
         let folders = p.match_indices('/').map(|(i, _)| &p[..i]);
         for ancestor in folders {
-            if disk.get(ancestor).is_some() || disk.unread().any(|(u, _)| u == ancestor) {
+            if disk.get(ancestor).is_some() || disk.unread_at(ancestor).is_some() {
                 problems.push(whole_run(Blocker::FileWhereFolder {
                     file: ancestor.to_string(),
                     path: p.clone(),
@@ -382,7 +384,8 @@ fn undeclared_files(
     }
     // Special files and files too large to be read are no item's either: orphans, by their name.
     let unread = disk.unread().map(|(p, _)| p);
-    orphans.extend(unread.filter(|p| !claimed.contains(*p)).map(String::from));
+    let undeclared = unread.filter(|p| !claimed.contains(*p) && !RESERVED.contains(p));
+    orphans.extend(undeclared.map(String::from));
     orphans.sort();
     (kept, orphans)
 }

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Request, plan};
 use crate::disk;
-use crate::scan::{FileObs, Observed, Sources};
+use crate::scan::{FileObs, Observed, Sources, Unread};
 
 const SPEC: &str = r#"
 [defaults]
@@ -225,6 +225,72 @@ x blocked   sa  (key sa.key missing, but its public key sa.pub is here; a new `s
 ~ re-render inventory.txt  (out of date)
 plan: 1 blocked, 4 keep
 problem: sa: key sa.key missing, but its public key sa.pub is here; a new `sa` key would invalidate everything signed with the old one (service-account tokens); restore sa.key from a backup, or run with `--rekey sa`",
+    },
+    Case {
+        name: "two CAs whose keys were swapped stop, each naming the other's",
+        spec: same,
+        disk: |o| {
+            let root = o.files.remove("root.key").unwrap();
+            let mid = o.files.insert("mid.key".into(), root).unwrap();
+            o.files.insert("root.key".into(), mid);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   root  (root.key holds `mid`'s key, not `root`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `root` a new key on purpose, run with `--rekey root` (every certificate below it is then re-signed); if the key now at root.key is meant to be `root`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+x blocked   mid  (mid.key holds `root`'s key, not `mid`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `mid` a new key on purpose, run with `--rekey mid` (every certificate below it is then re-signed); if the key now at mid.key is meant to be `mid`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+~ re-render inventory.txt  (out of date)
+plan: 2 blocked, 3 keep
+problem: root: root.key holds `mid`'s key, not `root`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `root` a new key on purpose, run with `--rekey root` (every certificate below it is then re-signed); if the key now at root.key is meant to be `root`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)
+problem: mid: mid.key holds `root`'s key, not `mid`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `mid` a new key on purpose, run with `--rekey mid` (every certificate below it is then re-signed); if the key now at mid.key is meant to be `mid`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)",
+    },
+    Case {
+        name: "a service-account key replaced by another item's stops the run",
+        spec: same,
+        disk: |o| {
+            let server = o.files["server.key"].clone();
+            o.files.insert("sa.key".into(), server);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   sa  (sa.key holds `server`'s key, not `sa`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): put each item's files back where pki.toml says (or set the paths back), then rerun; to make a new key pair on purpose, run with `--rekey sa`; if the key now at sa.key is meant to be `sa`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: sa: sa.key holds `server`'s key, not `sa`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): put each item's files back where pki.toml says (or set the paths back), then rerun; to make a new key pair on purpose, run with `--rekey sa`; if the key now at sa.key is meant to be `sa`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)",
+    },
+    Case {
+        name: "a folder where a CA key goes is a problem, not an external CA",
+        spec: same,
+        disk: |o| {
+            o.files.remove("mid.key");
+            o.folders.insert("mid.key".into());
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   mid  (key unreadable: mid.key is a folder, not a file; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed))
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: mid: key unreadable: mid.key is a folder, not a file; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed)
+problem: mid.key is a folder, not a file, where a file of the PKI goes; the tool never opens or replaces it: move it away, then rerun",
+    },
+    Case {
+        name: "a certificate too large to read is re-signed, and a large stray is an orphan",
+        spec: same,
+        disk: |o| {
+            o.files.remove("server.crt");
+            let huge = Unread::TooLarge { size: 1 << 31, limit: crate::layout::MAX_READ };
+            o.unread.insert("server.crt".into(), huge.clone());
+            o.unread.insert("stray.bin".into(), huge);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-sign   server  (certificate unreadable: server.crt is 2147483648 bytes, more than any certificate or key (1048576 at most): not read)
+~ re-render bundle  (input changes: server)
+- orphan    stray.bin  (not declared in pki.toml; --prune deletes it)
+plan: 1 re-sign, 1 re-render, 3 keep, 1 orphan",
     },
     Case {
         name: "a moved leaf is named, with the commands that put it back",

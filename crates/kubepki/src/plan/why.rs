@@ -244,7 +244,8 @@ pub enum Blocker {
     LinkedFolder { dir: String, path: String },
     /// A file sits where a declared path needs a folder.
     FileWhereFolder { file: String, path: String },
-    /// A folder or special file (FIFO, socket, device) sits where pki.toml declares a file.
+    /// A folder or special file (FIFO, socket, device) sits where pki.toml declares a file, or
+    /// where the inventory goes.
     NotAFile { path: String, why: String },
     /// A CA's or key pair's file holds another key than the one the inventory pins to it.
     NotPinnedKey {
@@ -371,7 +372,7 @@ impl Blocker {
                 "{file} is a file, but {path} must be written inside a folder of that name: move the file away, then rerun"
             ),
             NotAFile { path, why } => format!(
-                "{path} {why}, where pki.toml declares a file; the tool never reads or replaces it: move it away, then rerun"
+                "{path} {why}, where a file of the PKI goes; the tool never opens or replaces it: move it away, then rerun"
             ),
             NotPinnedKey {
                 name,
@@ -501,7 +502,7 @@ impl Blocker {
 fn not_pinned(name: &str, path: &str, kind: PinnedKind, owner: Option<&str>) -> String {
     let whose = match owner {
         Some(o) => format!(
-            "{path} holds `{o}`'s key, not `{name}`'s (the files of two items were swapped, by a restore or by their paths in pki.toml)"
+            "{path} holds `{o}`'s key, not `{name}`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml)"
         ),
         None => format!(
             "{path} holds another key than the one inventory.txt records for `{name}` (the file was replaced)"
