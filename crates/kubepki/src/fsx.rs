@@ -171,7 +171,7 @@ pub(crate) fn lock(out_dir: &Path) -> Result<Lock, Error> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
         .map_err(|e| match e.raw_os_error() {
             // Replaced between the look and the open: the open refuses it all the same.
