@@ -229,6 +229,29 @@ fn a_ca_key_and_certificate_replaced_together_stop_the_run_until_rekey() {
 }
 
 #[test]
+fn a_rekey_killed_before_the_inventory_is_finished_by_the_same_rekey() {
+    let f = generated();
+    let inventory = f.bytes("inventory.txt");
+    f.apply(&["--rekey", "kubernetes-ca", "--rekey", "sa", "--now", NOW]);
+    // A kill just before the inventory (written last) leaves the new keys with the old record.
+    std::fs::write(f.path("inventory.txt"), &inventory).unwrap();
+    let r = pki(&f, &[]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    for needle in [
+        "an interrupted `--rekey kubernetes-ca` is finished by running it again",
+        "an interrupted `--rekey sa` is finished by running it again",
+    ] {
+        assert!(
+            r.stderr.contains(needle),
+            "`{needle}` missing from:\n{}",
+            r.stderr
+        );
+    }
+    f.apply(&["--rekey", "kubernetes-ca", "--rekey", "sa", "--now", NOW]);
+    assert!(pki(&f, &[]).stdout.contains("nothing written"));
+}
+
+#[test]
 fn a_tree_without_an_inventory_pins_what_is_there() {
     let f = generated();
     let other = generated();

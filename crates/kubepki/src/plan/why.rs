@@ -521,13 +521,13 @@ fn not_pinned(name: &str, path: &str, kind: PinnedKind, owner: Option<&str>) -> 
     );
     match kind {
         PinnedKind::Ca => format!(
-            "{whose}; a CA's key never changes without `--rekey`: {back}; to give `{name}` a new key on purpose, run with `--rekey {name}` (every certificate below it is then re-signed); {accept}"
+            "{whose}; a CA's key never changes without `--rekey`: {back}; to give `{name}` a new key on purpose, run with `--rekey {name}` (every certificate below it is then re-signed; an interrupted `--rekey {name}` is finished by running it again); {accept}"
         ),
         PinnedKind::ExternalCa => format!(
             "{whose}; `{name}` is an external CA (its key is kept elsewhere), and its certificate is over that key: {back}; {accept}"
         ),
         PinnedKind::KeyPair => format!(
-            "{whose}; rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): {back}; to make a new key pair on purpose, run with `--rekey {name}`; {accept}"
+            "{whose}; rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): {back}; to make a new key pair on purpose, run with `--rekey {name}` (an interrupted `--rekey {name}` is finished by running it again); {accept}"
         ),
     }
 }
