@@ -462,6 +462,12 @@ public = "./.kubepki.lock"
 name = "b"
 private = "../b.key"
 public = "keys/.b.pub.tmp-42"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
 "#,
         r#"
 4:11 output path `inventory.txt` is reserved for the tool
@@ -562,6 +568,12 @@ name = "second"
 template = "conf.hbs"
 bind = { other = "first" }
 path = "second.conf"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
 "#,
         r#"
 10:18 `second` binds `other` to unknown item `first`
