@@ -9,6 +9,7 @@ mod crash;
 mod damage;
 mod embedding;
 mod fuzz;
+mod keys_and_clocks;
 mod resolve_edge;
 mod safety;
 mod secrets;
