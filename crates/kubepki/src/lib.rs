@@ -3,13 +3,13 @@
 //! The pipeline, one module per stage, each stage's output the next one's input:
 //!
 //! ```text
-//! pki.toml ─ config::parse ─> Raw ─ resolve ─> Spec ─┐
-//! out/ ───── scan::observe ─> Observed ──────────────┼─ plan ─> Plan ─ apply ─> Built ─> files
-//!                                                     └────────────── report ─> text
+//! pki.toml ─ config::parse ─> Raw ─ resolve ─> Spec ────────────────┐
+//! out/ ───── scan::observe ─> Observed ─ disk::decode ─> Disk ───────┼─ plan ─> Plan ─ apply ─> Built ─> files
+//!                                                                     └────────────── report ─> text
 //! ```
 //!
-//! `config`, `resolve`, `graph`, `plan`, `render` and `report` never touch the filesystem, the
-//! clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
+//! `config`, `resolve`, `graph`, `disk`, `plan`, `render` and `report` never touch the filesystem,
+//! the clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
 //! [`run`] wires the stages together; other repositories' xtasks call it (or `cli::main`).
 
 #![warn(missing_docs, unreachable_pub)]

@@ -122,6 +122,8 @@ pub enum Reason {
 }
 
 impl fmt::Display for Reason {
+    // One arm per reason, in the order they are declared: long, but each arm is one sentence, and
+    // keeping them together is what makes this the one place their wording lives.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Reason::*;
         match self {
@@ -376,7 +378,8 @@ impl fmt::Display for ProtectedKey {
 }
 
 impl Blocker {
-    /// What happened, and what to do about it.
+    /// What happened, and what to do about it. One arm per blocker, in the order they are
+    /// declared (long for the same reason as `Reason`'s `Display`).
     fn cause(&self) -> String {
         use Blocker::*;
         match self {
