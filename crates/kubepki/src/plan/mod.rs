@@ -365,7 +365,7 @@ fn undeclared_files(
     disk: &Disk,
     claimed: &BTreeSet<String>,
     current: &[Material],
-) -> Undeclared {
+) -> UndeclaredFiles {
     let mut in_use: BTreeSet<&[u8]> = current
         .iter()
         .filter_map(|m| m.cert.as_ref().map(|c| c.spki.as_slice()))
@@ -377,7 +377,7 @@ fn undeclared_files(
             in_use.insert(spki);
         }
     }
-    let mut undeclared = Undeclared::default();
+    let mut undeclared = UndeclaredFiles::default();
     for (p, f) in disk.files() {
         if claimed.contains(p) || RESERVED.contains(&p) {
             continue;
@@ -399,7 +399,7 @@ fn undeclared_files(
 
 /// The undeclared files of the output folder, by what may become of them.
 #[derive(Default)]
-struct Undeclared {
+struct UndeclaredFiles {
     /// Private keys of certificates or key pairs still declared: never pruned.
     kept: Vec<String>,
     /// Private keys of a CA or a key pair no item declares: `--prune` stops rather than delete.
