@@ -103,9 +103,10 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
     })
 }
 
-/// The run's clock and where it comes from: `--now` wins, then `SOURCE_DATE_EPOCH` (an empty
-/// or blank value counts as unset, as the reproducible-builds specification says), then the
-/// system clock. The clock must lie in the supported range.
+/// The run's clock and where it comes from: `--now` wins, then `SOURCE_DATE_EPOCH`, then the
+/// system clock. An empty or blank `SOURCE_DATE_EPOCH` counts as unset: it names no time, and
+/// an environment that clears a variable often leaves it empty. The clock must lie in the
+/// supported range.
 fn clock(
     now_flag: Option<&str>,
     epoch: Option<&str>,
@@ -156,6 +157,7 @@ fn parse_epoch(e: &str) -> Result<(OffsetDateTime, i64), Error> {
     Ok((now, secs))
 }
 
+/// A clock outside `earliest()..=latest()`; `given` says where it comes from.
 fn out_of_range(given: &str) -> Error {
     Error::Usage(format!(
         "{given} is out of range: it lies outside the supported range, {} to {}",

@@ -358,8 +358,9 @@ fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
     problems
 }
 
-/// Files in the output folder that no item declares, by what may become of them. A private key that belongs to a certificate or public key still declared is
-/// kept even when its own path changed (a renamed `key =`): it is the only copy of that key.
+/// Files in the output folder that no item declares, by what may become of them. A private key
+/// that belongs to a certificate or public key still declared is kept even when its own path
+/// changed (a renamed `key =`): it is the only copy of that key.
 fn undeclared_files(
     spec: &Spec,
     disk: &Disk,

@@ -72,7 +72,7 @@ impl Cx {
             self.err(
                 format!("client certificate `{}` has no `cn`", raw.name.get_ref()),
                 Some(raw.usage.span()),
-                Some("kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user, e.g. `cn = \"system:node:{node}\"`".into()),
+                Some("kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user name, e.g. `cn = \"kubernetes-admin\"`".into()),
             );
         }
     }

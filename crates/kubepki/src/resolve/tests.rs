@@ -622,7 +622,7 @@ public = "sa.pub"
 "#,
         r#"
 15:9 client certificate `groups-only` has no `cn`
-    help: kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user, e.g. `cn = "system:node:{node}"`
+    help: kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user name, e.g. `cn = "kubernetes-admin"`
 22:6 `cn` of `empty-cn` is empty
     help: Kubernetes reads the CN as the user name, and kubeconfigs name their user and context after it: write the name, or remove `cn` from a certificate no client logs in with
 3:13 key pair `sa` cannot be ed25519: kube-apiserver and kube-controller-manager load service-account keys as RSA or ECDSA only
