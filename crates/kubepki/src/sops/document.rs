@@ -2,6 +2,8 @@
 //! two walks over it: `seal` (encrypt the selected values, compute the MAC) and `open` (decrypt
 //! every encrypted value, check the MAC).
 
+use std::fmt;
+
 use sha2::{Digest as _, Sha512};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -12,8 +14,9 @@ use crate::sops::{Error, Select};
 /// sops's default rule: keys with this suffix are left unencrypted.
 const UNENCRYPTED_SUFFIX: &str = "_unencrypted";
 
-/// A node of the tree. Mapping keys are strings, as sops requires of the files it writes.
-#[derive(Debug, Clone, PartialEq)]
+/// A node of the tree. Mapping keys are strings, as sops requires of the files it writes. Its
+/// `Debug` shows the keys and never a value: a decrypted tree holds private keys.
+#[derive(Clone, PartialEq)]
 pub(super) enum Node {
     Map(Vec<(String, Node)>),
     Seq(Vec<Node>),
@@ -22,6 +25,19 @@ pub(super) enum Node {
     Float(f64),
     Bool(bool),
     Null,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Node::Map(entries) => f
+                .debug_map()
+                .entries(entries.iter().map(|(k, v)| (k, v)))
+                .finish(),
+            Node::Seq(items) => f.debug_list().entries(items).finish(),
+            _ => f.write_str("[value elided]"),
+        }
+    }
 }
 
 impl Node {

@@ -26,7 +26,7 @@ impl Metadata {
         mac: String,
         rule: Option<(&'static str, String)>,
     ) -> Result<Metadata, Error> {
-        let lastmodified = lastmodified(now);
+        let lastmodified = lastmodified(now)?;
         let mac = value::encrypt(key, mac.as_bytes(), Kind::Str, &lastmodified)?;
         let mut entries = vec![
             ("age".to_owned(), age_stanzas(key, recipients)?),
@@ -143,13 +143,11 @@ impl Metadata {
 }
 
 /// `lastmodified` as sops writes it: RFC 3339 in UTC, whole seconds.
-fn lastmodified(now: OffsetDateTime) -> String {
-    let now = now
-        .to_offset(time::UtcOffset::UTC)
-        .replace_nanosecond(0)
-        .unwrap_or(now);
-    now.format(&Rfc3339)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+fn lastmodified(now: OffsetDateTime) -> Result<String, Error> {
+    let utc = now.to_offset(time::UtcOffset::UTC);
+    let whole = utc.replace_nanosecond(0).unwrap_or(utc);
+    let unsupported = |_| Error::Unsupported(format!("the time {now} in lastmodified"));
+    whole.format(&Rfc3339).map_err(unsupported)
 }
 
 fn is_empty(node: &Node) -> bool {

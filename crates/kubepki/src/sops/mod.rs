@@ -31,6 +31,12 @@
 //! - A binary file is `{"data": "ENC[...]", "sops": {...}}` as JSON. `sops decrypt FILE` prints
 //!   the original bytes for any file name sops does not take for YAML, JSON, dotenv or INI (such
 //!   as `ca.key`); otherwise `sops decrypt --input-type binary --output-type binary FILE`.
+//!   A YAML file whose name does not end in `.yaml` or `.yml` (kubeadm's `admin.conf`) needs
+//!   `sops decrypt --input-type yaml --output-type yaml admin.conf`.
+//! - Reading: every `ENC[...]` value is decrypted whatever rule the file records, and
+//!   `mac_only_encrypted` is honoured. Comments (which sops encrypts as `#ENC[...]` and leaves out
+//!   of the MAC) are dropped; sops's JSON format and key groups are refused; of the master keys,
+//!   only age's are used.
 //!
 //! # Purity
 //!

@@ -93,6 +93,14 @@ fn yaml_round_trip_keeps_the_document_and_encrypts_only_data() {
         String::from_utf8(decrypt(&file, &[id]).unwrap()).unwrap(),
         SECRET
     );
+
+    let doc = Doc::parse_yaml(SECRET).unwrap();
+    let shown = format!("{doc:?}");
+    assert!(shown.contains("\"tls.key\": [value elided]"), "{shown}");
+    assert!(
+        !shown.contains("LS0t") && !shown.contains("apiserver-tls"),
+        "{shown}"
+    );
 }
 
 #[test]
