@@ -255,6 +255,19 @@ fn files_sops_encrypts_decrypt_with_the_module() {
         SECRET.as_bytes()
     );
 
+    // sops's default rule (every value but under `_unencrypted` keys), over every kind of value.
+    let edge = "a: \"\"\nb: null\nc: 1.5\nd: {}\ne: []\nlist:\n    - p\n    - q: r\n      s:\n        - 7\n        - false\nplain_unencrypted: readable\n";
+    let file = encrypt("edge.yaml", edge, &["--age", &both]);
+    assert!(file.contains("\nplain_unencrypted: readable\n"), "{file}");
+    assert!(
+        file.contains("    unencrypted_suffix: _unencrypted\n"),
+        "{file}"
+    );
+    assert_eq!(
+        sops::decrypt(&file, &first.identities).unwrap(),
+        edge.as_bytes()
+    );
+
     // A repository's rule, as Flux users write it, picks the recipients and the keys.
     let rules = format!(
         "creation_rules:\n  - path_regex: kubeconfig\\.yaml$\n    encrypted_regex: ^client-key-data$\n    age: {}\n",
@@ -336,4 +349,126 @@ fn assert_readable_except_data(file: &str) {
         "{file}"
     );
     assert!(!file.contains("LS0tLS1CRUdJTiBQUklWQVRF"), "{file}");
+}
+
+/// The module writes YAML as go-yaml does: `sops decrypt` of a document the module wrote prints
+/// what the module's own decrypt prints, for strings that need each kind of quoting. (go-yaml
+/// writes a literal block with an indentation indicator where the module writes double quotes,
+/// for multi-line strings that start with a space or a newline; those are left out.)
+#[test]
+fn the_module_lays_out_yaml_as_sops_does() {
+    let Some((sops_bin, keygen)) = tools() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let age = age_identity(&keygen, d, "admin");
+    let texts = [
+        "plain",
+        "-dash",
+        "-",
+        "?",
+        ":",
+        "a: b",
+        "a #b",
+        "x:",
+        "[x]",
+        "{x",
+        "@x",
+        "`x",
+        "'x",
+        "\"x",
+        "&x",
+        "*x",
+        "!x",
+        "%x",
+        "|x",
+        ">x",
+        ",x",
+        "x,y",
+        "x ",
+        " x",
+        "",
+        "~",
+        "null",
+        "Null",
+        "true",
+        "yes",
+        "No",
+        "y",
+        "n",
+        "on",
+        "1",
+        "-1",
+        "+1",
+        "0x1F",
+        "0o17",
+        "0b101",
+        "1_000",
+        "1.5",
+        ".5",
+        "1e3",
+        "1E-3",
+        "1:20",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "2001-12-14",
+        "3.11.0",
+        "10.0.0.1",
+        "https://a.b:6443",
+        "tab\there",
+        "cr\r",
+        "nl\n",
+        "two\nlines\n",
+        "two\n\n",
+        "no\nend",
+        "\u{fc}n\u{ef}",
+        "bom\u{feff}",
+        "---",
+        "...x",
+        "=",
+        "a'b",
+        "back\\slash",
+        "ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]",
+        "^(data|x)$",
+        "2026-12-01T10:30:00Z",
+        "12345678",
+        "1.2.3",
+        "v1",
+        "x: y",
+        "#x",
+        "a\"b",
+    ];
+    let doc: String = texts
+        .iter()
+        .enumerate()
+        .map(|(idx, text)| format!("k{idx}: {}\n", yaml_quoted(text)))
+        .collect();
+    let file = sops::encrypt_yaml(&doc, Select::Keys(&["none"]), &[age.recipient], now()).unwrap();
+    std::fs::write(d.join("strings.yaml"), &file).unwrap();
+    let theirs = ok(
+        sops(&sops_bin, d, &age.key_file, &["decrypt", "strings.yaml"]),
+        "sops",
+    );
+    let ours = String::from_utf8(sops::decrypt(&file, &age.identities).unwrap()).unwrap();
+    assert_eq!(ours, theirs);
+}
+
+/// A double-quoted YAML scalar, written independently of the module.
+fn yaml_quoted(text: &str) -> String {
+    let mut res = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => res.push_str("\\\""),
+            '\\' => res.push_str("\\\\"),
+            '\n' => res.push_str("\\n"),
+            '\t' => res.push_str("\\t"),
+            '\r' => res.push_str("\\r"),
+            c if c.is_ascii() => res.push(c),
+            c => res.push_str(&format!("\\u{:04X}", u32::from(c))),
+        }
+    }
+    res.push('"');
+    res
 }

@@ -7,12 +7,10 @@ use std::fmt;
 use sha2::{Digest as _, Sha512};
 use yaml_rust2::{Yaml, YamlLoader};
 
+use crate::sops::Error;
 use crate::sops::metadata::Metadata;
+use crate::sops::rule::Rule;
 use crate::sops::value::{self, DataKey, Kind};
-use crate::sops::{Error, Select};
-
-/// sops's default rule: keys with this suffix are left unencrypted.
-const UNENCRYPTED_SUFFIX: &str = "_unencrypted";
 
 /// A node of the tree. Mapping keys are strings, as sops requires of the files it writes. Its
 /// `Debug` shows the keys and never a value: a decrypted tree holds private keys.
@@ -175,47 +173,16 @@ fn finite_float(text: &str) -> Result<f64, Error> {
     }
 }
 
-/// The metadata key and value that record `select` (`encrypted_regex` or `unencrypted_suffix`).
-pub(super) fn rule(select: Select<'_>) -> (&'static str, String) {
-    match select {
-        Select::All => ("unencrypted_suffix", UNENCRYPTED_SUFFIX.to_owned()),
-        Select::Keys(names) => {
-            let names: Vec<String> = names.iter().map(|name| regex_escape(name)).collect();
-            ("encrypted_regex", format!("^({})$", names.join("|")))
-        }
-    }
-}
-
-/// Escapes a key name for a regular expression (RE2, which sops uses) that matches it exactly.
-fn regex_escape(name: &str) -> String {
-    let mut res = String::with_capacity(name.len());
-    for c in name.chars() {
-        if "\\.+*?()|[]{}^$".contains(c) {
-            res.push('\\');
-        }
-        res.push(c);
-    }
-    res
-}
-
-/// Whether the values under `key` are encrypted, given whether its parent's are.
-fn encrypts_under(select: Select<'_>, parent: bool, key: &str) -> bool {
-    match select {
-        Select::All => parent && !key.ends_with(UNENCRYPTED_SUFFIX),
-        Select::Keys(names) => parent || names.contains(&key),
-    }
-}
-
-/// Encrypts the values `select` names, in place, and returns the MAC (upper-case hex SHA-512
+/// Encrypts the values `rule` names, in place, and returns the MAC (upper-case hex SHA-512
 /// over every value's plaintext, in document order).
-pub(super) fn seal(doc: &mut Doc, key: &DataKey, select: Select<'_>) -> Result<String, Error> {
+pub(super) fn seal(doc: &mut Doc, key: &DataKey, rule: &Rule) -> Result<String, Error> {
     let mut walk = Seal {
         key,
-        select,
+        rule,
         mac: Sha512::new(),
         path: Vec::new(),
     };
-    let top = matches!(select, Select::All);
+    let top = rule.at_top();
     for (name, node) in &mut doc.entries {
         walk.entry(name, node, top)?;
     }
@@ -224,14 +191,14 @@ pub(super) fn seal(doc: &mut Doc, key: &DataKey, select: Select<'_>) -> Result<S
 
 struct Seal<'a> {
     key: &'a DataKey,
-    select: Select<'a>,
+    rule: &'a Rule,
     mac: Sha512,
     path: Vec<String>,
 }
 
 impl Seal<'_> {
     fn entry(&mut self, name: &str, node: &mut Node, parent: bool) -> Result<(), Error> {
-        let encrypt = encrypts_under(self.select, parent, name);
+        let encrypt = self.rule.under(parent, name);
         self.path.push(name.to_owned());
         let res = self.node(node, encrypt);
         self.path.pop();
@@ -266,18 +233,20 @@ impl Seal<'_> {
     }
 }
 
-/// Decrypts every encrypted value in place, then checks the MAC recorded in `metadata`.
+/// Decrypts the values the file's rule encrypts, in place, then checks the MAC recorded in
+/// `metadata`. A value the rule encrypts that is not `ENC[...]` was put there by hand.
 pub(super) fn open(doc: &mut Doc, key: &DataKey, metadata: &Metadata) -> Result<(), Error> {
+    let rule = Rule::read(metadata)?;
     let mut walk = Open {
         key,
+        rule: &rule,
         only_encrypted: metadata.mac_only_encrypted(),
         mac: Sha512::new(),
         path: Vec::new(),
     };
+    let top = rule.at_top();
     for (name, node) in &mut doc.entries {
-        walk.path.push(name.clone());
-        walk.node(node)?;
-        walk.path.pop();
+        walk.entry(name, node, top)?;
     }
     let computed = hex_upper(&walk.mac.finalize());
     if !metadata.mac(key)?.eq_ignore_ascii_case(&computed) {
@@ -288,35 +257,49 @@ pub(super) fn open(doc: &mut Doc, key: &DataKey, metadata: &Metadata) -> Result<
 
 struct Open<'a> {
     key: &'a DataKey,
+    rule: &'a Rule,
     only_encrypted: bool,
     mac: Sha512,
     path: Vec<String>,
 }
 
 impl Open<'_> {
-    fn node(&mut self, node: &mut Node) -> Result<(), Error> {
+    fn entry(&mut self, name: &str, node: &mut Node, parent: bool) -> Result<(), Error> {
+        let encrypted = self.rule.under(parent, name);
+        self.path.push(name.to_owned());
+        let res = self.node(node, encrypted);
+        self.path.pop();
+        res
+    }
+
+    fn node(&mut self, node: &mut Node, encrypted: bool) -> Result<(), Error> {
         match node {
             Node::Map(entries) => {
                 for (name, child) in entries {
-                    self.path.push(name.clone());
-                    let res = self.node(child);
-                    self.path.pop();
-                    res?;
+                    self.entry(name, child, encrypted)?;
                 }
             }
             Node::Seq(items) => {
                 for item in items {
-                    self.node(item)?;
+                    self.node(item, encrypted)?;
                 }
             }
-            Node::Str(text) if value::is_encrypted(text) => {
+            Node::Str(text) if encrypted && value::is_encrypted(text) => {
                 let aad = value::additional_data(&self.path);
                 let (plaintext, kind) = value::decrypt(self.key, text, &aad)?;
                 self.mac.update(&plaintext);
                 *node = typed(plaintext, kind, &aad)?;
             }
             scalar => {
-                if let Some(plaintext) = scalar.plaintext().filter(|_| !self.only_encrypted) {
+                let Some(plaintext) = scalar.plaintext() else {
+                    return Ok(());
+                };
+                if encrypted && !plaintext.is_empty() {
+                    return Err(Error::Tampered {
+                        path: value::additional_data(&self.path),
+                    });
+                }
+                if !self.only_encrypted {
                     self.mac.update(&plaintext);
                 }
             }

@@ -69,6 +69,11 @@ impl Metadata {
         self.entries.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
+    /// A string entry, if there is one.
+    pub(super) fn field(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(Node::as_str)
+    }
+
     fn text(&self, name: &str) -> Result<&str, Error> {
         self.get(name)
             .and_then(Node::as_str)

@@ -33,8 +33,9 @@
 //!   as `ca.key`); otherwise `sops decrypt --input-type binary --output-type binary FILE`.
 //!   A YAML file whose name does not end in `.yaml` or `.yml` (kubeadm's `admin.conf`) needs
 //!   `sops decrypt --input-type yaml --output-type yaml admin.conf`.
-//! - Reading: every `ENC[...]` value is decrypted whatever rule the file records, and
-//!   `mac_only_encrypted` is honoured. Comments (which sops encrypts as `#ENC[...]` and leaves out
+//! - Reading honours the rule the file records, as sops does (any of the four suffix and regex
+//!   rules; a value outside it is plaintext even if it looks like `ENC[...]`, a plaintext value
+//!   inside it is refused), and `mac_only_encrypted`. Comments (which sops encrypts as `#ENC[...]` and leaves out
 //!   of the MAC) are dropped; sops's JSON format and key groups are refused; of the master keys,
 //!   only age's are used.
 //!
@@ -48,6 +49,7 @@
 mod binary;
 mod document;
 mod metadata;
+mod rule;
 mod value;
 mod yaml;
 
@@ -60,6 +62,7 @@ use time::OffsetDateTime;
 
 use crate::sops::document::Doc;
 use crate::sops::metadata::Metadata;
+use crate::sops::rule::Rule;
 use crate::sops::value::DataKey;
 
 /// The sops version whose files this module writes, and was tested against.
@@ -179,9 +182,9 @@ pub fn encrypt_yaml(
         return Err(Error::AlreadyEncrypted);
     }
     let key = DataKey::generate()?;
-    let mac = document::seal(&mut doc, &key, select)?;
-    let rule = document::rule(select);
-    let metadata = Metadata::new(&key, recipients, now, mac, Some(rule))?;
+    let rule = Rule::of(select)?;
+    let mac = document::seal(&mut doc, &key, &rule)?;
+    let metadata = Metadata::new(&key, recipients, now, mac, Some(rule.entry()))?;
     doc.set_sops(metadata.into_node());
     Ok(yaml::emit(doc.entries()))
 }

@@ -277,12 +277,44 @@ fn refusals() {
 
 #[test]
 fn the_rule_names_keys_exactly() {
+    let flux = rule::Rule::of(FLUX).unwrap();
     assert_eq!(
-        document::rule(FLUX),
+        flux.entry(),
         ("encrypted_regex", "^(data|stringData)$".to_owned())
     );
-    let kubeconfig = document::rule(Select::Keys(&["client-key-data", "a.b"]));
-    assert_eq!(kubeconfig.1, r"^(client-key-data|a\.b)$");
+    let kubeconfig = rule::Rule::of(Select::Keys(&["client-key-data", "a.b"])).unwrap();
+    assert_eq!(kubeconfig.entry().1, r"^(client-key-data|a\.b)$");
+    assert!(kubeconfig.under(false, "a.b") && !kubeconfig.under(false, "aXb"));
+    assert!(!kubeconfig.under(false, "client-key-data-x") && kubeconfig.under(true, "x"));
+}
+
+/// Reading honours the recorded rule: a readable value that looks encrypted stays as it is, and
+/// a plaintext value where the rule encrypts is refused.
+#[test]
+fn reading_follows_the_recorded_rule() {
+    let (id, r) = identity();
+    let doc = "note: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\ndata:\n    k: v\n";
+    let file = encrypt_yaml(
+        doc,
+        Select::Keys(&["data"]),
+        std::slice::from_ref(&r),
+        now(),
+    )
+    .unwrap();
+    assert!(
+        file.starts_with("note: ENC[AES256_GCM,data:x,iv:y,tag:z,type:str]\n"),
+        "{file}"
+    );
+    assert_eq!(
+        decrypt(&file, std::slice::from_ref(&id)).unwrap(),
+        doc.as_bytes()
+    );
+    let planted = file.replace(&line_value(&file, "    k: "), "v");
+    let err = decrypt(&planted, &[id]).unwrap_err();
+    assert!(
+        matches!(&err, Error::Tampered { path } if path == "data:k:"),
+        "{err:?}"
+    );
 }
 
 /// Every string, written as a key and as a value, reads back as itself.
