@@ -26,23 +26,24 @@
 //! - `sops.mac`: SHA-512 over every value's plaintext in document order (empty strings and nulls
 //!   add nothing, booleans are `True`/`False`), as upper-case hex, itself encrypted with
 //!   `lastmodified` as additional data.
-//! - The rule: `encrypted_regex` (a key that matches has its whole subtree encrypted) or sops's
-//!   default `unencrypted_suffix: _unencrypted`. Empty strings and nulls stay as they are.
+//! - The rule written: `encrypted_regex` (a key that matches has its whole subtree encrypted) or
+//!   sops's default `unencrypted_suffix: _unencrypted`. Empty strings and nulls stay as they are.
 //! - A binary file is `{"data": "ENC[...]", "sops": {...}}` as JSON. `sops decrypt FILE` prints
 //!   the original bytes for any file name sops does not take for YAML, JSON, dotenv or INI (such
 //!   as `ca.key`); otherwise `sops decrypt --input-type binary --output-type binary FILE`.
 //!   A YAML file whose name does not end in `.yaml` or `.yml` (kubeadm's `admin.conf`) needs
 //!   `sops decrypt --input-type yaml --output-type yaml admin.conf`.
 //! - Reading honours the rule the file records, as sops does (any of the four suffix and regex
-//!   rules; a value outside it is plaintext even if it looks like `ENC[...]`, a plaintext value
-//!   inside it is refused), and `mac_only_encrypted`. Comments (which sops encrypts as `#ENC[...]` and leaves out
-//!   of the MAC) are dropped; sops's JSON format and key groups are refused; of the master keys,
-//!   only age's are used.
+//!   rules: a value outside it is plaintext even if it looks like `ENC[...]`, a plaintext value
+//!   inside it is refused), and `mac_only_encrypted`. Comments (which sops encrypts as
+//!   `#ENC[...]` and leaves out of the MAC) are dropped; sops's JSON format and key groups are
+//!   refused; of the master keys, only age's are used.
 //!
 //! # Purity
 //!
-//! Identities and recipients are parameters: nothing here reads the environment (the CLI reads
-//! `SOPS_AGE_KEY_FILE` and `SOPS_AGE_KEY` and passes their text to [`Identity::parse_all`]). The
+//! Identities and recipients are parameters: nothing here reads the environment (the CLI, once
+//! wired, reads `SOPS_AGE_KEY_FILE` or `SOPS_AGE_KEY` and passes the text to
+//! [`Identity::parse_all`]). The
 //! clock is a parameter (`now`, for `lastmodified`). Randomness (the data key, IVs, and age's own
 //! ephemeral keys) comes from the operating system's RNG inside this module.
 
