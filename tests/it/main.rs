@@ -14,6 +14,7 @@ mod resolve_edge;
 mod safety;
 mod secrets;
 mod snapshots;
+mod sops;
 
 mod bench;
 mod etcd;

@@ -45,6 +45,8 @@ pub mod resolve;
 #[doc(hidden)]
 pub mod scan;
 #[doc(hidden)]
+pub mod sops;
+#[doc(hidden)]
 pub mod spec;
 #[doc(hidden)]
 pub mod x509;
