@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod damage;
 mod embedding;
+mod external_ca;
 mod fuzz;
 mod resolve_edge;
 mod safety;

@@ -584,7 +584,7 @@ fn a_certificate_whose_paths_changed_is_moved_not_made_anew() {
         &["--now", T0],
         &[
             "server: nodes/a/server.crt and nodes/a/server.key are missing, but its certificate and key are at pki/server.crt and pki/server.key",
-            "`mv out/pki/server.crt out/nodes/a/server.crt && mv out/pki/server.key out/nodes/a/server.key`",
+            "`mkdir -p out/nodes/a && mv out/pki/server.crt out/nodes/a/server.crt && mv out/pki/server.key out/nodes/a/server.key`",
         ],
     );
     assert_eq!(f.hashes(), before);
@@ -1863,9 +1863,9 @@ fn growing_to_two_control_plane_nodes_keeps_the_first_ones_keys() {
         &f,
         &[],
         &[
-            "`mv out/pki/apiserver.crt out/nodes/cp-1/pki/apiserver.crt && mv out/pki/apiserver.key out/nodes/cp-1/pki/apiserver.key`",
-            "`mv out/pki/etcd/server.crt out/nodes/cp-1/pki/etcd/server.crt && mv out/pki/etcd/server.key out/nodes/cp-1/pki/etcd/server.key`",
-            "`mv out/pki/etcd/peer.crt out/nodes/cp-1/pki/etcd/peer.crt && mv out/pki/etcd/peer.key out/nodes/cp-1/pki/etcd/peer.key`",
+            "`mkdir -p out/nodes/cp-1/pki && mv out/pki/apiserver.crt out/nodes/cp-1/pki/apiserver.crt && mv out/pki/apiserver.key out/nodes/cp-1/pki/apiserver.key`",
+            "`mkdir -p out/nodes/cp-1/pki/etcd && mv out/pki/etcd/server.crt out/nodes/cp-1/pki/etcd/server.crt && mv out/pki/etcd/server.key out/nodes/cp-1/pki/etcd/server.key`",
+            "`mkdir -p out/nodes/cp-1/pki/etcd && mv out/pki/etcd/peer.crt out/nodes/cp-1/pki/etcd/peer.crt && mv out/pki/etcd/peer.key out/nodes/cp-1/pki/etcd/peer.key`",
         ],
     );
     assert!(r.stderr.contains("3 problems stop the run"), "{}", r.stderr);

@@ -150,6 +150,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             changed,
             opts.prune,
             &opts.rekey,
+            plan.orphans.len(),
             &disk.temps,
         ));
         return Ok(Outcome { text, changed });

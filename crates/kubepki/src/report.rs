@@ -78,9 +78,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{}{}", style.paint(color, head.trim_end()), reason);
     }
     for o in &plan.orphans {
+        let note = plan
+            .orphan_notes
+            .get(o)
+            .map_or(String::new(), |n| format!("; {n}"));
         let _ = writeln!(
             out,
-            "{}  (not declared in pki.toml; --prune deletes it)",
+            "{}  (not declared in pki.toml; --prune deletes it{note})",
             style.paint("31", &format!("- {:<9} {o}", "orphan"))
         );
     }
@@ -355,6 +359,7 @@ pub fn check_summary(
     changed: bool,
     prune: bool,
     rekey: &BTreeSet<String>,
+    orphans: usize,
     temps: &[String],
 ) -> String {
     let mut text = String::new();
@@ -371,6 +376,17 @@ pub fn check_summary(
             }
         }
         let _ = writeln!(text, "{out}/ is stale: run `cargo xtask pki{flags}`");
+    } else if orphans > 0 {
+        // Orphans change nothing a run would fix: deleting them is the user's decision (and a
+        // still-valid credential among them may call for rotating its CA), so they are named
+        // without failing the check.
+        let _ = writeln!(
+            text,
+            "{out}/ is up to date; {orphans} {} above: review {}, `cargo xtask pki --prune` deletes {}",
+            if orphans == 1 { "orphan" } else { "orphans" },
+            if orphans == 1 { "it" } else { "them" },
+            if orphans == 1 { "it" } else { "them" },
+        );
     } else {
         let _ = writeln!(text, "{out}/ is up to date");
     }

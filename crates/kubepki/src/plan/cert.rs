@@ -220,10 +220,23 @@ fn ca_identity<'d>(
     }))
 }
 
-/// Certificates below CA `id` (transitively) whose files are in the output folder.
+/// Certificates below CA `id` (transitively) whose files are in the output folder and that it
+/// signed. A self-signed CA on the way up was signed by nothing above it: it is an existing CA
+/// under which pki.toml now adds a root, and neither it nor what it signed needs the missing CA.
 fn signed_below(spec: &Spec, disk: &Disk, id: ItemId) -> Vec<String> {
+    let self_issued = |i: ItemId| {
+        spec.items[i]
+            .kind
+            .as_cert()
+            .and_then(|c| disk.get(&c.cert_path))
+            .and_then(|f| f.as_cert())
+            .is_some_and(|cf| cf.issuer_raw == cf.subject_raw)
+    };
     let below = |mut i: ItemId| {
         while let Some(up) = spec.items[i].kind.as_cert().and_then(|c| c.issuer) {
+            if self_issued(i) {
+                return false;
+            }
             if up == id {
                 return true;
             }
@@ -335,9 +348,11 @@ fn keep_key<'d>(
         return (step, me.known(Fate::Kept, spki));
     }
     // A CA's new key above re-signs everything below it, transitively (not only what it signs).
+    // A CA made for the first time (a root added above an existing CA) replaces no key: what is
+    // re-signed under it keeps its key, name and key identifier, so what that signed is kept.
     let cascade = c.issuer.and_then(|i| {
         let ik = &cx.known[i];
-        if ik.fate.new_key() {
+        if rotated(ik) {
             Some(cx.spec.items[i].name.clone())
         } else {
             ik.fate.cascade().map(String::from)
@@ -434,8 +449,11 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
     let ik = &cx.known[i];
     let iitem = &cx.spec.items[i];
     let issuer = iitem.name.clone();
-    if ik.fate.new_key() {
+    if rotated(ik) {
         return Some(Reason::IssuerNewKey { issuer });
+    }
+    if ik.fate.new_key() {
+        return Some(Reason::IssuerAdded { issuer });
     }
     if let Some(top) = ik.fate.cascade() {
         let top = top.to_string();
@@ -465,6 +483,12 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
     } else {
         None
     }
+}
+
+/// Whether a CA's key is replaced in this run: it gets a new key and had a certificate over the
+/// old one. A CA made for the first time gets a key too, but replaces none.
+fn rotated(ik: &Known<'_>) -> bool {
+    ik.fate.new_key() && ik.cert.is_some()
 }
 
 /// The issuer's notAfter, when the certificate was cut short to it (its full validity would have

@@ -15,7 +15,7 @@ mod renders;
 mod tests;
 mod why;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use time::OffsetDateTime;
@@ -178,6 +178,9 @@ impl fmt::Debug for Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub orphans: Vec<String>,
+    /// What the user must know about an orphan beyond `--prune` (a certificate still valid), by
+    /// its path.
+    pub orphan_notes: BTreeMap<String, Reason>,
     /// Undeclared files that are private keys of certificates or key pairs still declared
     /// (a `key =` path was changed): reported, never pruned.
     pub kept_keys: Vec<String>,
@@ -261,11 +264,13 @@ pub fn plan(
     }
     problems.extend(folder_problems(disk, &claimed));
     let (kept_keys, orphans) = undeclared_files(spec, disk, &claimed, &current);
+    let orphan_notes = orphan_notes(spec, disk, &orphans, &steps, &current, now);
     let inventory_stale =
         steps.iter().any(|s| s.action.writes()) || inventory_differs(spec, disk, &current);
     Plan {
         steps,
         orphans,
+        orphan_notes,
         kept_keys,
         problems: why::group(problems),
         inventory_stale,
@@ -369,6 +374,50 @@ fn undeclared_files(
         }
     }
     (kept, orphans)
+}
+
+/// Orphan certificates that are still valid at `now`, with the declared CA that signed them: a
+/// removed node's credentials keep working until they expire, whatever happens to the files, so
+/// the report says so and what to do.
+fn orphan_notes(
+    spec: &Spec,
+    disk: &Disk,
+    orphans: &[String],
+    steps: &[Step],
+    current: &[Material],
+    now: OffsetDateTime,
+) -> BTreeMap<String, Reason> {
+    // A moved certificate is named by its blocker, to be moved back: it is no removed credential.
+    let moved: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|s| match &s.blocker {
+            Some(Blocker::Moved { cert_at, .. }) => cert_at.as_deref(),
+            _ => None,
+        })
+        .collect();
+    let cas: Vec<(&str, &[u8])> = spec
+        .items
+        .iter()
+        .zip(current)
+        .filter(|(item, _)| item.kind.as_cert().is_some_and(|c| c.ca.is_some()))
+        .filter_map(|(item, m)| Some((item.name.as_str(), m.cert.as_ref()?.spki.as_slice())))
+        .collect();
+    let mut notes = BTreeMap::new();
+    for path in orphans.iter().filter(|o| !moved.contains(o.as_str())) {
+        let Some(cf) = disk.get(path).and_then(|f| f.as_cert()) else {
+            continue;
+        };
+        if now >= cf.not_after {
+            continue;
+        }
+        let signer = cas
+            .iter()
+            .find(|(_, spki)| crate::x509::verifies_under(&cf.der, spki))
+            .map(|(name, _)| name.to_string());
+        let until = cf.not_after;
+        notes.insert(path.clone(), Reason::OrphanStillValid { until, signer });
+    }
+    notes
 }
 
 /// Whether the inventory on disk is not what this plan's state would write (checked when no

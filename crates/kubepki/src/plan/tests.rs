@@ -233,12 +233,12 @@ problem: sa: key sa.key missing, but its public key sa.pub is here; a new `sa` k
         later: Duration::ZERO,
         rekey: &[],
         expect: "
-x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
+x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
 ~ re-render bundle  (rendered text differs: its template, vars or inputs changed)
 - orphan    server.crt  (not declared in pki.toml; --prune deletes it)
 - orphan    server.key  (not declared in pki.toml; --prune deletes it)
 plan: 1 re-render, 1 blocked, 3 keep, 2 orphan
-problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
+problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
     },
     Case {
         name: "a loose key mode is fixed and said",

@@ -63,6 +63,10 @@ pub enum Reason {
     IssuerNewKey {
         issuer: String,
     },
+    /// The issuer is a CA made in this run (a root added above an existing CA).
+    IssuerAdded {
+        issuer: String,
+    },
     /// The issuer is re-signed because a CA further up gets a new key.
     IssuerCascade {
         issuer: String,
@@ -119,6 +123,13 @@ pub enum Reason {
         items: Vec<String>,
     },
     RenderedTextDiffers,
+    /// An undeclared certificate (a removed node's, a removed entry's) that is still valid:
+    /// deleting the file does not end what it grants.
+    OrphanStillValid {
+        until: OffsetDateTime,
+        /// The declared CA whose key signed it, when one did.
+        signer: Option<String>,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -179,6 +190,10 @@ impl fmt::Display for Reason {
                 fmt_duration(*spec)
             ),
             IssuerNewKey { issuer } => write!(f, "issuer {issuer} gets a new key"),
+            IssuerAdded { issuer } => write!(
+                f,
+                "issuer {issuer} is new: signed by it, with its own key, name and key id kept"
+            ),
             IssuerCascade { issuer, top } => {
                 write!(f, "issuer {issuer} is re-signed under {top}'s new key")
             }
@@ -224,6 +239,22 @@ impl fmt::Display for Reason {
             InputChanges { items } => write!(f, "input changes: {}", items.join(", ")),
             RenderedTextDiffers => {
                 f.write_str("rendered text differs: its template, vars or inputs changed")
+            }
+            OrphanStillValid { until, signer } => {
+                write!(
+                    f,
+                    "its credential stays valid until {}: deleting the file revokes nothing (Kubernetes has no revocation for client certificates); ",
+                    fmt_time(*until)
+                )?;
+                match signer {
+                    Some(ca) => write!(
+                        f,
+                        "if its holder may be compromised, rotate {ca} (`--rekey {ca}`, which re-signs everything below it), else let it expire"
+                    ),
+                    None => f.write_str(
+                        "if its holder may be compromised, rotate the CA that signed it, else let it expire",
+                    ),
+                }
             }
         }
     }
@@ -388,11 +419,11 @@ impl Blocker {
                         format!(
                             "{cert} and {key} are missing, but its certificate and key are at {cp} and {key_at}"
                         ),
-                        format!("mv {out}/{cp} {out}/{cert} && mv {out}/{key_at} {out}/{key}"),
+                        move_commands(out, &[(cp, cert), (key_at, key)]),
                     ),
                     None => (
                         format!("{cert} has no key {key}, but its key is at {key_at}"),
-                        format!("mv {out}/{key_at} {out}/{key}"),
+                        move_commands(out, &[(key_at, key)]),
                     ),
                 };
                 format!(
@@ -463,6 +494,40 @@ impl Blocker {
                 "an input it reads has no certificate or key yet; nothing was rendered".into()
             }
         }
+    }
+}
+
+/// The shell commands that move files (`from`, `to`, relative to the output folder `out` as the
+/// user names it) where pki.toml says, runnable as printed: a target folder that is not the
+/// source's own (which exists, the file being in it) is made first with `mkdir -p`.
+fn move_commands(out: &str, moves: &[(&String, &String)]) -> String {
+    let at = |p: &str| shell_word(&format!("{out}/{p}"));
+    let folder = |p: &str| p.rsplit_once('/').map(|(d, _)| d.to_string());
+    let mut commands: Vec<String> = Vec::new();
+    for (from, to) in moves {
+        if let Some(dir) = folder(to).filter(|d| folder(from).as_ref() != Some(d)) {
+            let mkdir = format!("mkdir -p {}", at(&dir));
+            if !commands.contains(&mkdir) {
+                commands.push(mkdir);
+            }
+        }
+    }
+    commands.extend(
+        moves
+            .iter()
+            .map(|(from, to)| format!("mv {} {}", at(from), at(to))),
+    );
+    commands.join(" && ")
+}
+
+/// A path as one shell word: as it is when it holds only characters a shell leaves alone, else
+/// in single quotes.
+fn shell_word(path: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=@:,".contains(c);
+    if path.chars().all(plain) {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
     }
 }
 
