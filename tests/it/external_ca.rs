@@ -70,17 +70,32 @@ fn pairs(want: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `openssl verify` of `cert` against the roots in `ca_file`, with `untrusted` intermediates.
+/// `openssl verify` of `cert` against the roots in `ca_file`, with `untrusted` intermediates, an
+/// hour after `T0`.
 fn openssl_verify_file(ca_file: &Path, untrusted: Option<&Path>, cert: &Path) -> Run {
+    openssl_verify_at(ca_file, untrusted, cert, T0)
+}
+
+/// `openssl verify` of `cert` an hour after `at`.
+fn openssl_verify_at(ca_file: &Path, untrusted: Option<&Path>, cert: &Path, at: &str) -> Run {
     let mut cmd = Command::new("openssl");
     cmd.args(["verify", "-x509_strict", "-attime"])
-        .arg(epoch(T0).to_string())
+        .arg(epoch(at).to_string())
         .arg("-CAfile")
         .arg(ca_file);
     if let Some(u) = untrusted {
         cmd.arg("-untrusted").arg(u);
     }
     run(cmd.arg(cert))
+}
+
+/// The machine's clock, to the second, as `--now` takes it: for runs after openssl or cfssl
+/// signed with the real clock (their certificates are not valid before it).
+fn wall_clock() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("a formattable time")
 }
 
 /// Seconds since the epoch of an RFC 3339 time, an hour after it (certificates are valid then).
@@ -249,4 +264,229 @@ fn a_removed_nodes_certificates_are_orphans_that_say_they_stay_valid() {
     // Expired, it is just a file.
     let r = f.pki(&["--now", "2028-01-01T00:00:00Z", "--check"]);
     assert!(!r.stdout.contains("stays valid"), "{}", r.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. CSRs: only what an external CA must sign gets one; each says how to sign it and what waits
+// on it; a CSR whose certificate is in place is removed.
+
+/// An offline root, an intermediate whose key is here, and a leaf and a kubeconfig under it.
+const OFFLINE_ROOT: &str = r#"
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "root"
+cn = "offline-root"
+cert = "pki/root.crt"
+key = "pki/root.key"
+
+[[ca]]
+name = "kubernetes-ca"
+issuer = "root"
+cn = "kubernetes"
+path-len = 0
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "apiserver"
+issuer = "kubernetes-ca"
+cn = "kube-apiserver"
+dns = ["kubernetes"]
+usage = ["server"]
+cert = "pki/apiserver.crt"
+key = "pki/apiserver.key"
+
+[[cert]]
+name = "admin"
+issuer = "kubernetes-ca"
+cn = "kubernetes-admin"
+usage = ["client"]
+cert = "pki/users/admin.crt"
+key = "pki/users/admin.key"
+
+[[render]]
+name = "admin.conf"
+template = "kubeconfig.hbs"
+path = "admin.conf"
+bind = { ca = "kubernetes-ca", client = "admin" }
+secrets = ["client"]
+vars = { cluster = "kubernetes", server = "https://10.0.0.1:6443" }
+"#;
+
+/// A fixture of `spec` whose out/ holds only the root's certificate; the root's key is kept
+/// outside out/, at the returned path.
+fn offline_root(spec: &str) -> (Fixture, std::path::PathBuf) {
+    let f = generated(spec);
+    let key = f.root().join("offline-root.key");
+    std::fs::rename(f.path("pki/root.key"), &key).unwrap();
+    let root = f.bytes("pki/root.crt");
+    std::fs::remove_dir_all(f.out()).unwrap();
+    std::fs::create_dir_all(f.path("pki")).unwrap();
+    std::fs::write(f.path("pki/root.crt"), root).unwrap();
+    (f, key)
+}
+
+/// The command of `stdout` that starts with `program`, as printed (its first occurrence).
+fn printed_command(stdout: &str, program: &str) -> String {
+    stdout
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(&format!("{program} ")))
+        .unwrap_or_else(|| panic!("no `{program}` command printed:\n{stdout}"))
+        .to_string()
+}
+
+/// Runs a printed command in the fixture's root, with the key it names (where pki.toml declares
+/// it) replaced by where it is really kept.
+fn run_printed(f: &Fixture, command: &str, declared_key: &str, key: &Path) {
+    let command = command.replace(declared_key, &key.display().to_string());
+    let r = run(Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(f.root()));
+    assert_eq!(r.code, 0, "`{command}` failed: {}", r.all());
+}
+
+#[test]
+fn under_an_intermediate_waiting_for_its_certificate_leaves_wait_without_csrs() {
+    let (f, root_key) = offline_root(OFFLINE_ROOT);
+    let r = f.apply(&["--now", T0]);
+    assert_eq!(
+        actions(&r.stdout),
+        pairs(&[
+            ("external", "root"),
+            ("csr", "kubernetes-ca"),
+            ("wait", "apiserver"),
+            ("wait", "admin"),
+            ("keep", "admin.conf"),
+        ]),
+        "{}",
+        r.stdout
+    );
+    for absent in [
+        "pki/apiserver.csr",
+        "pki/apiserver.key",
+        "pki/users/admin.csr",
+        "pki/users/admin.key",
+        "admin.conf",
+    ] {
+        assert!(!f.path(absent).exists(), "{absent} was written");
+    }
+    // While the CSR waits, `--check` passes (only the holder of the root's key can go on) and
+    // says what to do and what waits.
+    let r = f.pki(&["--now", T0, "--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    for want in [
+        "waiting: out/pki/ca.csr asks root (whose key is not here) for the certificate of kubernetes-ca; waiting on it: apiserver, admin, admin.conf.",
+        "openssl x509 -req -in out/pki/ca.csr -CA out/pki/root.crt -CAkey out/pki/root.key -days 3650 -copy_extensions copyall -out out/pki/ca.crt",
+        "cfssl sign -ca out/pki/root.crt -ca-key out/pki/root.key",
+        "out/ is up to date; it waits for an external CA to sign the CSR above",
+    ] {
+        assert!(r.stdout.contains(want), "`{want}` missing:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("is stale"), "{}", r.stdout);
+    let r = f.apply(&["--now", T0]);
+    assert!(r.stdout.contains("nothing written"), "{}", r.stdout);
+
+    // Signed as printed, where the root's key is kept: the tool signs what waited, and removes
+    // the answered CSR.
+    let openssl = printed_command(&f.pki(&["--now", T0, "--check"]).stdout, "openssl");
+    run_printed(&f, &openssl, "out/pki/root.key", &root_key);
+    let now = wall_clock();
+    let r = f.apply(&["--now", &now]);
+    assert_eq!(
+        actions(&r.stdout),
+        pairs(&[
+            ("external", "root"),
+            ("create", "apiserver"),
+            ("create", "admin"),
+            ("create", "admin.conf"),
+        ]),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("removed out/pki/ca.csr: pki/ca.crt is in place"),
+        "{}",
+        r.stdout
+    );
+    assert!(!f.path("pki/ca.csr").exists());
+    for leaf in ["pki/apiserver.crt", "pki/users/admin.crt"] {
+        let v = openssl_verify_at(
+            &f.path("pki/root.crt"),
+            Some(&f.path("pki/ca.crt")),
+            &f.path(leaf),
+            &now,
+        );
+        assert_eq!(v.code, 0, "{leaf}: {}", v.all());
+    }
+    let r = f.pki(&["--now", &now, "--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    assert!(r.stdout.ends_with("out/ is up to date\n"), "{}", r.stdout);
+}
+
+/// A CA whose key is kept elsewhere, and a leaf under it.
+const OFFLINE_CA: &str = r#"
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "kubernetes-ca"
+cn = "kubernetes"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "apiserver"
+issuer = "kubernetes-ca"
+cn = "kube-apiserver"
+dns = ["kubernetes", "kubernetes.default.svc"]
+ips = ["10.96.0.1"]
+usage = ["server"]
+cert = "pki/apiserver.crt"
+key = "pki/apiserver.key"
+"#;
+
+#[test]
+fn a_leafs_csr_signed_with_the_printed_cfssl_command_is_taken_and_removed() {
+    if tool("cfssl", "golang-cfssl").is_none() || tool("cfssljson", "golang-cfssl").is_none() {
+        return;
+    }
+    let f = generated(OFFLINE_CA);
+    let ca_key = f.root().join("offline-ca.key");
+    std::fs::rename(f.path("pki/ca.key"), &ca_key).unwrap();
+    std::fs::remove_file(f.path("pki/apiserver.crt")).unwrap();
+    std::fs::remove_file(f.path("pki/apiserver.key")).unwrap();
+    f.apply(&["--now", T0]);
+    let r = f.pki(&["--now", T0, "--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+    let cfssl = printed_command(&r.stdout, "cfssl");
+    run_printed(&f, &cfssl, "out/pki/ca.key", &ca_key);
+    let now = wall_clock();
+    let r = f.apply(&["--now", &now]);
+    assert_eq!(
+        actions(&r.stdout),
+        pairs(&[
+            ("external", "kubernetes-ca"),
+            ("re-render", "inventory.txt")
+        ]),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("removed out/pki/apiserver.csr"),
+        "{}",
+        r.stdout
+    );
+    let v = run(Command::new("openssl")
+        .args(["verify", "-x509_strict", "-purpose", "sslserver", "-attime"])
+        .arg(epoch(&now).to_string())
+        .arg("-CAfile")
+        .arg(f.path("pki/ca.crt"))
+        .arg(f.path("pki/apiserver.crt")));
+    assert_eq!(v.code, 0, "{}", v.all());
+    let r = f.pki(&["--now", &now, "--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
 }

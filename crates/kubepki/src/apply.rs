@@ -222,7 +222,11 @@ fn csrs(
     keys: &[Option<Key<'_>>],
 ) -> Result<BTreeMap<ItemId, String>, Error> {
     let mut csrs = BTreeMap::new();
-    for s in plan.steps.iter().filter(|s| s.action == Action::Csr) {
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Csr && s.writes())
+    {
         let ItemKind::Cert(c) = &spec.items[s.item].kind else {
             continue;
         };
@@ -441,6 +445,17 @@ pub fn remove_temps(out_dir: &Path, disk: &Disk) -> Result<Vec<String>, Error> {
         fsx::remove(out_dir, t)?;
     }
     Ok(disk.temps.clone())
+}
+
+/// Removes the CSRs nothing waits on any more (their certificates are in place, or signed here
+/// now). A CSR is public data the tool wrote itself, like a temporary file: it is removed by any
+/// writing run, with or without `--prune`, even one that has nothing else to do. The caller
+/// holds the lock.
+pub fn remove_answered_csrs(out_dir: &Path, plan: &Plan) -> Result<(), Error> {
+    for (csr, _) in &plan.answered_csrs {
+        fsx::remove(out_dir, csr)?;
+    }
+    Ok(())
 }
 
 /// What apply changed on disk.

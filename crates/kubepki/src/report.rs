@@ -43,6 +43,7 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
         Action::Resign => ("~", "33"),
         Action::Render => ("~", "36"),
         Action::Csr => ("?", "35"),
+        Action::Wait => ("?", "35"),
         Action::FixMode => ("~", "36"),
         Action::External => ("=", "2"),
         Action::Keep => ("=", "2"),
@@ -95,7 +96,7 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             style.paint("33", &format!("- {:<9} {k}", "orphan"))
         );
     }
-    if plan.inventory_stale && plan.steps.iter().all(|s| !s.action.writes()) {
+    if plan.inventory_stale && plan.steps.iter().all(|s| !s.writes()) {
         let _ = writeln!(
             out,
             "{}  (out of date)",
@@ -106,6 +107,9 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
         );
     }
     out.push_str(&counts(plan));
+    for w in &plan.waiting {
+        let _ = writeln!(out, "{w}");
+    }
     out
 }
 
@@ -118,6 +122,7 @@ pub fn counts(plan: &Plan) -> String {
         Action::Resign,
         Action::Render,
         Action::Csr,
+        Action::Wait,
         Action::FixMode,
         Action::Blocked,
         Action::External,
@@ -356,12 +361,13 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
 /// that carries out this very plan; then a note per temporary file an interrupted run left.
 pub fn check_summary(
     out: &str,
+    plan: &Plan,
     changed: bool,
     prune: bool,
     rekey: &BTreeSet<String>,
-    orphans: usize,
     temps: &[String],
 ) -> String {
+    let orphans = plan.orphans.len();
     let mut text = String::new();
     if changed {
         let mut flags = String::new();
@@ -376,6 +382,10 @@ pub fn check_summary(
             }
         }
         let _ = writeln!(text, "{out}/ is stale: run `cargo xtask pki{flags}`");
+    } else if !plan.waiting.is_empty() {
+        // Only a person with an external CA's key can go on: a failing check could not be
+        // fixed by running the tool, so it passes and says what waits.
+        let _ = writeln!(text, "{out}/ is up to date{}", waiting_note(plan));
     } else if orphans > 0 {
         // Orphans change nothing a run would fix: deleting them is the user's decision (and a
         // still-valid credential among them may call for rotating its CA), so they are named
@@ -396,7 +406,18 @@ pub fn check_summary(
             "note: {out}/{t} is a temporary file of an interrupted run; the next run removes it"
         );
     }
+    for (csr, why) in &plan.answered_csrs {
+        let _ = writeln!(text, "note: {out}/{csr}: {why}; the next run removes it");
+    }
     text
+}
+
+/// What a writing run removed before anything else: CSRs nothing waits on any more.
+pub fn removed_csrs(out: &str, plan: &Plan) -> String {
+    plan.answered_csrs
+        .iter()
+        .map(|(csr, why)| format!("removed {out}/{csr}: {why}\n"))
+        .collect()
 }
 
 /// What a writing run did before planning: the temporary files of an interrupted run it removed.
@@ -408,8 +429,20 @@ pub fn removed_temps(out: &str, removed: &[String]) -> String {
 }
 
 /// The line of a writing run that finds nothing to do.
-pub fn nothing_written(out: &str) -> String {
-    format!("{out}/ is up to date; nothing written\n")
+pub fn nothing_written(out: &str, plan: &Plan) -> String {
+    format!(
+        "{out}/ is up to date; nothing written{}\n",
+        waiting_note(plan)
+    )
+}
+
+/// What an up-to-date output folder still waits for: CSRs only an external CA can sign.
+fn waiting_note(plan: &Plan) -> String {
+    match plan.waiting.len() {
+        0 => String::new(),
+        1 => "; it waits for an external CA to sign the CSR above".into(),
+        n => format!("; it waits for external CAs to sign the {n} CSRs above"),
+    }
 }
 
 /// What a writing run did: notes on certificates cut to their issuer's lifetime, then counts.

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use super::moved::{Undeclared, san_set};
 use super::{Action, Blocker, Fate, Known, ModeFix, Reason, Step, mode_fixes};
 use crate::disk::{Disk, Read};
-use crate::layout::{CERT_MODE, KEY_MODE};
+use crate::layout::{CERT_MODE, KEY_MODE, csr_path};
 use crate::spec::{BACKDATE, CertSpec, ItemId, Spec, Usage};
 use crate::x509::{self, CertFacts, KeyFacts};
 
@@ -97,19 +97,18 @@ pub(super) fn plan<'d>(
     {
         return decided;
     }
-    let issuer = c
-        .issuer
-        .map(|i| (&cx.known[i], cx.spec.items[i].name.as_str()));
-    // Under a CA that cannot sign here (its key is elsewhere, or it waits for its own CSR),
-    // anything that needs signing gets a CSR instead.
-    let under_external = issuer.is_some_and(|(ik, _)| ik.fate.cannot_sign());
+    let under = under(cx, c);
     let Some(key) = kv.facts.filter(|_| kv.ok()) else {
+        if let Under::Pending(issuer) = under {
+            return wait(&me, kv.reasons, issuer, None);
+        }
+        let under_external = under == Under::External;
         if under_external && kv.facts.is_some() {
             // The key in use would stop matching its certificate until the external CA signs.
-            let (_, issuer) = issuer.expect("under an issuer");
+            let issuer = c.issuer.map(|i| cx.spec.items[i].name.clone());
             return me.blocked(Blocker::ExternalKeyInUse {
                 name: me.name.to_string(),
-                issuer: issuer.to_string(),
+                issuer: issuer.unwrap_or_default(),
                 cert: c.cert_path.clone(),
                 key: c.key_path.clone(),
                 is_ca: c.ca.is_some(),
@@ -118,7 +117,50 @@ pub(super) fn plan<'d>(
         }
         return new_key(&me, kv, cert.is_missing(), under_external);
     };
-    keep_key(cx, &me, key, cert, under_external)
+    keep_key(cx, &me, key, cert, under)
+}
+
+/// Who signs the certificate, as far as this run can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Under<'a> {
+    /// A CA that signs here (or none: a root signs itself).
+    Here,
+    /// A CA whose key is elsewhere: what needs signing gets a CSR.
+    External,
+    /// CA `.0`, whose key is here but whose own certificate is still to come from an external
+    /// CA: the tool signs itself once it arrives, so what needs signing waits, with no CSR and no
+    /// new key written before then.
+    Pending(&'a str),
+}
+
+fn under<'a>(cx: &Inputs<'a, '_>, c: &CertSpec) -> Under<'a> {
+    let Some(i) = c.issuer else {
+        return Under::Here;
+    };
+    let fate = &cx.known[i].fate;
+    if fate.awaits_csr() {
+        Under::Pending(&cx.spec.items[i].name)
+    } else if fate.cannot_sign() {
+        Under::External
+    } else {
+        Under::Here
+    }
+}
+
+/// A certificate that needs signing under a CA that cannot sign until its own certificate
+/// arrives: nothing is written now. A key made now would sit unused (and be one more private key
+/// to guard) until then, and the run that can sign makes key and certificate together.
+fn wait<'d>(
+    me: &Cert<'_, 'd>,
+    mut reasons: Vec<Reason>,
+    issuer: &str,
+    key_spki: Option<&'d [u8]>,
+) -> (Step, Known<'d>) {
+    reasons.push(Reason::WaitsForIssuer {
+        issuer: issuer.to_string(),
+    });
+    let step = Step::new(me.id, Action::Wait, reasons, Fate::Waiting);
+    (step, me.known(Fate::Waiting, key_spki))
 }
 
 /// Where the certificate's files are, when pki.toml's paths are empty but undeclared files in the
@@ -324,9 +366,10 @@ fn keep_key<'d>(
     me: &Cert<'_, 'd>,
     key: &'d KeyFacts,
     cert: Read<'d, CertFacts>,
-    under_external: bool,
+    under: Under<'_>,
 ) -> (Step, Known<'d>) {
     let c = me.c;
+    let under_external = under == Under::External;
     let spki = Some(key.spki.as_slice());
     let fixes: Vec<ModeFix> = mode_fixes(
         cx.disk,
@@ -347,6 +390,9 @@ fn keep_key<'d>(
         step.reasons.extend(notes);
         return (step, me.known(Fate::Kept, spki));
     }
+    if let Under::Pending(issuer) = under {
+        return wait(me, reasons, issuer, spki);
+    }
     // A CA's new key above re-signs everything below it, transitively (not only what it signs).
     // A CA made for the first time (a root added above an existing CA) replaces no key: what is
     // re-signed under it keeps its key, name and key identifier, so what that signed is kept.
@@ -358,12 +404,14 @@ fn keep_key<'d>(
             ik.fate.cascade().map(String::from)
         }
     });
+    let mut csr_in_place = false;
     let (action, fate) = if under_external {
         // Waiting for an external CA with no certificate that matches the key (the run that made
         // the key and CSR, or any run after it until the CA signs): what reads or is signed by
         // this item waits too. A renewal CSR whose certificate still matches its key holds
         // nothing up.
         let waiting = me.disk_cert.is_none_or(|cf| cf.spki != key.spki) || cannot_sign(c, me);
+        csr_in_place = csr_in_place_for(cx.disk, c, key);
         let fate = Fate::Csr {
             new_key: false,
             waiting,
@@ -375,7 +423,21 @@ fn keep_key<'d>(
     };
     let mut step = Step::new(me.id, action, reasons, fate.clone());
     step.fix_modes = fixes;
+    if csr_in_place {
+        step.csr_in_place = true;
+        step.reasons.push(Reason::CsrInPlace {
+            csr: csr_path(&c.cert_path),
+        });
+    }
     (step, me.known(fate, spki))
+}
+
+/// Whether the CSR an earlier run wrote is still the request this run would write: over the key
+/// that stays, for what pki.toml declares. Then nothing is written; the run waits for the
+/// external CA to sign it.
+fn csr_in_place_for(disk: &Disk, c: &CertSpec, key: &KeyFacts) -> bool {
+    disk.obs(&csr_path(&c.cert_path))
+        .is_some_and(|f| !f.symlink && crate::csr::asks_for(&f.bytes, c, &key.spki))
 }
 
 /// A CA certificate whose key usage (when it has one) leaves out keyCertSign cannot sign: an

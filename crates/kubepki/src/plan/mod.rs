@@ -13,6 +13,7 @@ mod moved;
 mod renders;
 #[cfg(test)]
 mod tests;
+mod waits;
 mod why;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +28,7 @@ use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
-pub use why::{Blocker, Problem, Reason};
+pub use why::{Blocker, Problem, Reason, Waiting};
 
 /// What a step does to its item's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,6 +43,9 @@ pub enum Action {
     Render,
     /// A leaf under a CA whose key the tool does not hold: write its key (if missing) and a CSR.
     Csr,
+    /// Under a CA whose key is here but whose certificate is still to come from an external CA:
+    /// nothing is written; it is signed here once that certificate is in place.
+    Wait,
     /// A CA whose certificate exists but whose key does not: used as it is (external CA mode).
     External,
     /// Only file permissions are wrong; they are fixed.
@@ -61,6 +65,7 @@ impl Action {
             Action::Resign => "re-sign",
             Action::Render => "re-render",
             Action::Csr => "csr",
+            Action::Wait => "wait",
             Action::External => "external",
             Action::FixMode => "fix-mode",
             Action::Keep => "keep",
@@ -75,7 +80,10 @@ impl Action {
 
     /// Whether the step writes anything.
     pub fn writes(self) -> bool {
-        !matches!(self, Action::Keep | Action::External | Action::Blocked)
+        !matches!(
+            self,
+            Action::Keep | Action::External | Action::Wait | Action::Blocked
+        )
     }
 }
 
@@ -106,6 +114,9 @@ pub struct Step {
     pub(crate) fate: Fate,
     /// For renders: the text as it would be rendered now, when it can be known before apply.
     pub preview: Option<String>,
+    /// For a `csr` step: the CSR on disk already asks for what pki.toml declares, over the key
+    /// that stays, so nothing is written and the step only waits for the external CA.
+    pub csr_in_place: bool,
 }
 
 impl Step {
@@ -118,6 +129,7 @@ impl Step {
             fix_modes: Vec::new(),
             fate,
             preview: None,
+            csr_in_place: false,
         }
     }
 
@@ -153,6 +165,11 @@ impl Step {
     pub fn new_key(&self) -> bool {
         self.fate.new_key()
     }
+
+    /// Whether the step writes anything: its action does, unless it is a CSR already in place.
+    pub fn writes(&self) -> bool {
+        self.action.writes() && !self.csr_in_place
+    }
 }
 
 impl fmt::Debug for Step {
@@ -165,6 +182,7 @@ impl fmt::Debug for Step {
             .field("blocker", &self.blocker)
             .field("fix_modes", &self.fix_modes)
             .field("fate", &self.fate)
+            .field("csr_in_place", &self.csr_in_place)
             .field(
                 "preview",
                 &self.preview.as_ref().map(|_| "[rendered text elided]"),
@@ -181,6 +199,12 @@ pub struct Plan {
     /// What the user must know about an orphan beyond `--prune` (a certificate still valid), by
     /// its path.
     pub orphan_notes: BTreeMap<String, Reason>,
+    /// Each CSR an external CA must sign, with the commands that sign it and what waits on it.
+    pub waiting: Vec<Waiting>,
+    /// CSRs whose certificates are in place or are made here now: removed by any writing run
+    /// (like temporary files, they are the tool's own leftovers and change nothing the plan
+    /// decides, so they alone do not make `--check` fail).
+    pub answered_csrs: Vec<(String, Reason)>,
     /// Undeclared files that are private keys of certificates or key pairs still declared
     /// (a `key =` path was changed): reported, never pruned.
     pub kept_keys: Vec<String>,
@@ -199,7 +223,7 @@ impl Plan {
         self.problems.is_empty()
             && !self.inventory_stale
             && (!prune || self.orphans.is_empty())
-            && self.steps.iter().all(|s| !s.action.writes())
+            && self.steps.iter().all(|s| !s.writes())
     }
 }
 
@@ -265,12 +289,16 @@ pub fn plan(
     problems.extend(folder_problems(disk, &claimed));
     let (kept_keys, orphans) = undeclared_files(spec, disk, &claimed, &current);
     let orphan_notes = orphan_notes(spec, disk, &orphans, &steps, &current, now);
+    let waiting = waits::waiting(spec, &steps, &opts.out);
+    let answered_csrs = waits::answered(spec, disk, &steps);
     let inventory_stale =
-        steps.iter().any(|s| s.action.writes()) || inventory_differs(spec, disk, &current);
+        steps.iter().any(|s| s.writes()) || inventory_differs(spec, disk, &current);
     Plan {
         steps,
         orphans,
         orphan_notes,
+        waiting,
+        answered_csrs,
         kept_keys,
         problems: why::group(problems),
         inventory_stale,

@@ -127,7 +127,9 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
             ItemKind::Render(_) => continue,
         };
         let fate = &cx.known[i].fate;
-        if cx.current[i].key_pem.is_none() && !fate.new_key() && *fate != Fate::Blocked {
+        // A certificate that waits for its issuer's certificate gets its key when it is signed.
+        let made_later = fate.new_key() || fate.awaits_csr();
+        if cx.current[i].key_pem.is_none() && !made_later && *fate != Fate::Blocked {
             missing.push(Blocker::SecretMissing {
                 item: cx.spec.items[i].name.clone(),
                 var: var.clone(),

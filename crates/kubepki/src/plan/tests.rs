@@ -195,7 +195,13 @@ plan: 1 re-sign, 1 re-render, 3 keep",
 = external  mid  (mid.crt has no key mid.key: used as an external CA; what it must sign gets CSRs)
 ? csr       server  (key server.key missing)
 = keep      bundle  (waits for the certificate of server from its external CA)
-plan: 1 csr, 1 external, 3 keep",
+plan: 1 csr, 1 external, 3 keep
+waiting: out/server.csr asks mid (whose key is not here) for the certificate of server; waiting on it: bundle.
+  Where the key of mid is kept (pki.toml names it out/mid.key), sign it with openssl:
+    openssl x509 -req -in out/server.csr -CA out/mid.crt -CAkey out/mid.key -days 365 -copy_extensions copyall -out out/server.crt
+  or with cfssl (bash):
+    cfssl sign -ca out/mid.crt -ca-key out/mid.key -config <(echo '{\"signing\":{\"default\":{\"expiry\":\"8760h\",\"usages\":[\"digital signature\",\"server auth\"]}}}') out/server.csr | cfssljson -bare -stdout > out/server.crt
+  then put the certificate at out/server.crt and rerun `cargo xtask pki`",
     },
     Case {
         name: "a vanished CA with certificates below it stops the run",

@@ -116,6 +116,23 @@ pub enum Reason {
     WaitsForCsr {
         items: Vec<String>,
     },
+    /// The issuer's key is here, but its own certificate is still to come from an external CA.
+    WaitsForIssuer {
+        issuer: String,
+    },
+    /// The CSR an earlier run wrote still asks for what pki.toml declares.
+    CsrInPlace {
+        csr: String,
+    },
+    /// A CSR whose certificate is now in place, or is signed here in this run.
+    CsrAnswered {
+        cert: String,
+    },
+    /// A CSR an external CA need not sign: the certificate is signed here once its issuer's
+    /// certificate arrives.
+    CsrObsolete {
+        cert: String,
+    },
     LinkReplaced {
         path: String,
     },
@@ -233,6 +250,19 @@ impl fmt::Display for Reason {
                 "waits for the certificate of {} from its external CA",
                 items.join(", ")
             ),
+            WaitsForIssuer { issuer } => write!(
+                f,
+                "waits for {issuer}'s certificate from its external CA; signed here once it is in place, nothing is written before"
+            ),
+            CsrInPlace { csr } => write!(f, "{csr} waits to be signed"),
+            CsrAnswered { cert } => write!(
+                f,
+                "{cert} is in place or signed here: nothing waits on this request"
+            ),
+            CsrObsolete { cert } => write!(
+                f,
+                "{cert} is signed here once its issuer's certificate arrives: no external CA needs this request"
+            ),
             LinkReplaced { path } => {
                 write!(f, "{path} is a symlink; it is replaced by a regular file")
             }
@@ -257,6 +287,113 @@ impl fmt::Display for Reason {
                 }
             }
         }
+    }
+}
+
+/// A CSR that an external CA must sign: which file, for what, the commands that sign it where
+/// that CA's key is kept, and what waits on it. Paths are relative to the output folder `out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The output folder as the user names it.
+    pub out: String,
+    pub item: String,
+    pub csr: String,
+    pub cert: String,
+    pub issuer: String,
+    pub issuer_cert: String,
+    /// Where pki.toml declares the issuer's key (it is kept elsewhere).
+    pub issuer_key: String,
+    /// The declared validity, in whole days.
+    pub days: i64,
+    pub is_ca: bool,
+    /// A CA's path length constraint.
+    pub path_len: Option<u8>,
+    /// The extended key usages of a leaf.
+    pub usages: Vec<Usage>,
+    /// Whether its key is RSA (then a leaf's key usage includes key encipherment, as here).
+    pub rsa: bool,
+    /// Items that are made or rendered once the certificate is in place.
+    pub waits_on_it: Vec<String>,
+}
+
+impl Waiting {
+    /// openssl 3 copies the requested extensions (`-copy_extensions copyall`: SANs, usages,
+    /// basicConstraints) and adds the key identifiers; with no serial file named it picks a
+    /// random serial (so no `.srl` file is left in the output folder).
+    fn openssl(&self) -> String {
+        let at = |p: &str| shell_word(&format!("{}/{p}", self.out));
+        format!(
+            "openssl x509 -req -in {} -CA {} -CAkey {} -days {} -copy_extensions copyall -out {}",
+            at(&self.csr),
+            at(&self.issuer_cert),
+            at(&self.issuer_key),
+            self.days,
+            at(&self.cert)
+        )
+    }
+
+    /// cfssl takes SANs from the request but usages and CA constraints only from its signing
+    /// profile, which is given inline (bash process substitution).
+    fn cfssl(&self) -> String {
+        let at = |p: &str| shell_word(&format!("{}/{p}", self.out));
+        let profile = if self.is_ca {
+            let constraint = match self.path_len {
+                Some(0) => r#"{"is_ca":true,"max_path_len":0,"max_path_len_zero":true}"#.into(),
+                Some(n) => format!(r#"{{"is_ca":true,"max_path_len":{n}}}"#),
+                None => r#"{"is_ca":true}"#.to_string(),
+            };
+            format!(
+                r#""usages":["digital signature","cert sign","crl sign"],"ca_constraint":{constraint}"#
+            )
+        } else {
+            let mut usages = vec!["\"digital signature\""];
+            if self.rsa {
+                usages.push("\"key encipherment\"");
+            }
+            for u in &self.usages {
+                usages.push(match u {
+                    Usage::Server => "\"server auth\"",
+                    Usage::Client => "\"client auth\"",
+                });
+            }
+            format!(r#""usages":[{}]"#, usages.join(","))
+        };
+        format!(
+            r#"cfssl sign -ca {} -ca-key {} -config <(echo '{{"signing":{{"default":{{"expiry":"{}h",{profile}}}}}}}') {} | cfssljson -bare -stdout > {}"#,
+            at(&self.issuer_cert),
+            at(&self.issuer_key),
+            self.days * 24,
+            at(&self.csr),
+            at(&self.cert)
+        )
+    }
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let out = &self.out;
+        write!(
+            f,
+            "waiting: {out}/{} asks {} (whose key is not here) for the certificate of {}",
+            self.csr, self.issuer, self.item
+        )?;
+        if !self.waits_on_it.is_empty() {
+            write!(f, "; waiting on it: {}", self.waits_on_it.join(", "))?;
+        }
+        writeln!(
+            f,
+            ".
+  Where the key of {} is kept (pki.toml names it {out}/{}), sign it with openssl:",
+            self.issuer, self.issuer_key
+        )?;
+        writeln!(f, "    {}", self.openssl())?;
+        writeln!(f, "  or with cfssl (bash):")?;
+        writeln!(f, "    {}", self.cfssl())?;
+        write!(
+            f,
+            "  then put the certificate at {out}/{} and rerun `cargo xtask pki`",
+            self.cert
+        )
     }
 }
 
