@@ -490,3 +490,129 @@ fn a_leafs_csr_signed_with_the_printed_cfssl_command_is_taken_and_removed() {
     let r = f.pki(&["--now", &now, "--check"]);
     assert_eq!(r.code, 0, "{}", r.all());
 }
+
+// ---------------------------------------------------------------------------------------------
+// 9 and 21. Diffs of rendered files: redacted by provenance, every helper's output of a key
+// elided, and only what is not known yet shown as unknown, value by value.
+
+/// A template that embeds the admin's key through every helper, between lines that change.
+const EVERY_FORM: &str = "\
+server: {{vars.server}}
+quoted: {{quote admin.key.pem}}
+after-quoted: {{vars.server}}
+base64-of-b64: {{base64 admin.key.b64}}
+base64-of-pem: {{base64 admin.key.pem}}
+quoted-b64: {{quote admin.key.b64}}
+trimmed: {{trim admin.key.pem}}
+indented:
+{{indent 4 admin.key.pem}}
+cert: {{quote admin.cert.pem}}
+fingerprint: {{admin.cert.fingerprint}}
+last: {{vars.server}}
+";
+
+fn every_form_fixture() -> Fixture {
+    let spec = format!(
+        "{ONE_CA}\n[[render]]\nname = \"forms\"\ntemplate = \"forms.hbs\"\npath = \"forms.txt\"\n\
+         bind = {{ admin = \"admin\" }}\nsecrets = [\"admin\"]\nvars = {{ server = \"https://a:6443\" }}\n"
+    );
+    let f = Fixture::new(&spec);
+    std::fs::write(f.root().join("templates/forms.hbs"), EVERY_FORM).unwrap();
+    f
+}
+
+/// Panics if `text` holds any form of any private key in out/, the base64 of base64 of one too.
+fn assert_no_key(what: &str, text: &str, f: &Fixture) {
+    let keys = f.private_keys();
+    assert_no_key_material(what, text, &keys);
+    for k in &keys {
+        let twice = kubepki::render::b64(&kubepki::render::b64(k));
+        assert!(
+            !text.contains(&twice),
+            "{what} printed a key's base64 of base64:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn every_helpers_output_of_a_key_is_elided_in_diffs_and_the_rest_of_the_file_is_shown() {
+    let f = every_form_fixture();
+    let r = f.apply(&["--now", T0, "--diff"]);
+    assert_no_key("the first run's --diff", &r.stdout, &f);
+    let label = "[private key of admin elided]";
+    for want in [
+        format!("+quoted: \"{label}\\n\""),
+        format!("+base64-of-b64: {label}"),
+        format!("+base64-of-pem: {label}"),
+        format!("+quoted-b64: \"{label}\""),
+        format!("+trimmed: {label}"),
+        format!("+    {label}"),
+        "+last: https://a:6443".to_string(),
+    ] {
+        assert!(r.stdout.contains(&want), "`{want}` missing:\n{}", r.stdout);
+    }
+
+    // A changed variable: the diff shows the lines that change, with the key lines as context,
+    // up to the end of the file.
+    f.edit_spec("server = \"https://a:6443\"", "server = \"https://b:6443\"");
+    for args in [
+        &["--now", T0, "--check", "--diff"][..],
+        &["--now", T0, "--diff"],
+    ] {
+        let r = f.pki(args);
+        assert_no_key(&format!("{args:?}"), &r.stdout, &f);
+        for want in [
+            "-after-quoted: https://a:6443",
+            "+after-quoted: https://b:6443",
+            "-last: https://a:6443",
+            "+last: https://b:6443",
+        ] {
+            assert!(
+                r.stdout.contains(want),
+                "{args:?}: `{want}` missing:\n{}",
+                r.stdout
+            );
+        }
+        assert!(
+            !r.stdout.contains(&format!("-quoted: \"{label}\\n\"")),
+            "{args:?}: an unchanged key line shows as changed:\n{}",
+            r.stdout
+        );
+    }
+}
+
+#[test]
+fn check_diff_shows_a_re_rendered_file_line_by_line_and_a_kept_keys_identifier() {
+    let f = every_form_fixture();
+    f.apply(&["--now", T0]);
+    let ski = run(Command::new("openssl")
+        .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
+        .arg(f.path("pki/users/admin.crt")));
+    let ski = ski.stdout.lines().nth(1).unwrap_or("").trim().to_string();
+    assert!(!ski.is_empty(), "no subject key identifier");
+    // The admin gets a new O: re-signed over the same key.
+    f.edit_spec(
+        "cn = \"kubernetes-admin\"\n",
+        "cn = \"kubernetes-admin\"\no = [\"kubeadm:cluster-admins\", \"extra\"]\n",
+    );
+    f.edit_spec("o = [\"kubeadm:cluster-admins\"]\n", "");
+    let r = f.pki(&["--now", T0, "--check", "--diff"]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    assert_no_key("--check --diff", &r.stdout, &f);
+    let label = "[private key of admin elided]";
+    for want in [
+        format!(" trimmed: {label}"),
+        format!("     {label}"),
+        " last: https://a:6443".to_string(),
+        "+cert: \"(known after apply)\"".to_string(),
+        "+fingerprint: (known after apply)".to_string(),
+        format!(" subject-key-id: {ski}"),
+    ] {
+        assert!(r.stdout.contains(&want), "`{want}` missing:\n{}", r.stdout);
+    }
+    assert!(
+        !r.stdout.lines().any(|l| l == "+(known after apply)"),
+        "a whole file shown as unknown:\n{}",
+        r.stdout
+    );
+}

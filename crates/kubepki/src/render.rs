@@ -86,6 +86,64 @@ pub fn context(spec: &Spec, r: &RenderSpec, material: &dyn Fn(ItemId) -> Materia
     Value::Object(ctx)
 }
 
+/// A file as a diff shows it, redacted by provenance: rendered again with every private key and
+/// certificate the render is bound to replaced by a label naming it (`key_label`, `cert_label`),
+/// so whatever a helper makes of a key (quoted, base64, indented, trimmed) is made of its label,
+/// never of the key. The base64 forms of a label (`X.key.b64`, `{{base64 X.key.b64}}`) are turned
+/// back into the label, so the diff stays readable.
+pub fn render_shown(
+    spec: &Spec,
+    templates: &BTreeMap<String, String>,
+    r: &RenderSpec,
+    material: &dyn Fn(ItemId) -> Material,
+) -> Result<String, String> {
+    let labelled = |id: ItemId| labelled(spec, id, material(id));
+    let mut text = render(templates, &r.template, &context(spec, r, &labelled))?;
+    for &id in r.bind.values() {
+        let m = labelled(id);
+        for label in [m.key_pem, m.cert_pem].into_iter().flatten() {
+            let once = b64(&label);
+            let bare = label.trim_end();
+            text = text.replace(&b64(&once), bare).replace(&once, bare);
+        }
+    }
+    Ok(text)
+}
+
+/// The label a diff shows for the private key of item `name`.
+pub fn key_label(name: &str) -> String {
+    format!("[private key of {name} elided]")
+}
+
+/// The label a diff shows for a certificate: its item and the start of its SHA-256 fingerprint.
+pub fn cert_label(name: &str, cert: &CertFacts) -> String {
+    format!("[certificate {name}, sha256 {}]", &cert.fingerprint[..16])
+}
+
+/// `m` with its private key and certificate replaced by their labels (ending in a newline as the
+/// PEM does, so the lines around them are the file's); what is not known yet stays unknown.
+fn labelled(spec: &Spec, id: ItemId, m: Material) -> Material {
+    let name = &spec.items[id].name;
+    let like = |pem: &Option<String>, label: String| {
+        pem.as_ref().map(|p| {
+            if p.ends_with('\n') {
+                label + "\n"
+            } else {
+                label
+            }
+        })
+    };
+    let cert_pem = match &m.cert {
+        Some(cf) => like(&m.cert_pem, cert_label(name, cf)),
+        None => None,
+    };
+    Material {
+        key_pem: like(&m.key_pem, key_label(name)),
+        cert_pem,
+        ..m
+    }
+}
+
 fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
     let item = &spec.items[id];
     let mut v = serde_json::Map::new();

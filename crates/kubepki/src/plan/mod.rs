@@ -114,6 +114,9 @@ pub struct Step {
     pub(crate) fate: Fate,
     /// For renders: the text as it would be rendered now, when it can be known before apply.
     pub preview: Option<String>,
+    /// For renders: the text as a diff shows it, rendered whatever changes: every key and
+    /// certificate as a label, and only the values apply decides as `(known after apply)`.
+    pub shown: Option<String>,
     /// For a `csr` step: the CSR on disk already asks for what pki.toml declares, over the key
     /// that stays, so nothing is written and the step only waits for the external CA.
     pub csr_in_place: bool,
@@ -129,6 +132,7 @@ impl Step {
             fix_modes: Vec::new(),
             fate,
             preview: None,
+            shown: None,
             csr_in_place: false,
         }
     }
@@ -183,6 +187,10 @@ impl fmt::Debug for Step {
             .field("fix_modes", &self.fix_modes)
             .field("fate", &self.fate)
             .field("csr_in_place", &self.csr_in_place)
+            .field(
+                "shown",
+                &self.shown.as_ref().map(|_| "[rendered text elided]"),
+            )
             .field(
                 "preview",
                 &self.preview.as_ref().map(|_| "[rendered text elided]"),

@@ -48,6 +48,7 @@ pub(super) fn plan<'d>(
     let fixes = mode_fixes(cx.disk, &[(&r.path, render_mode(r))]);
     let mut step = decide(cx, id, r, &changed, text.as_deref(), fixes.clone());
     step.fix_modes = fixes;
+    step.shown = shown(cx, r);
     if changed.is_empty() {
         step.preview = text;
     }
@@ -160,6 +161,29 @@ fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
         materials.get(&i).cloned().unwrap_or_default()
     });
     render::render(&cx.sources.templates, &r.template, &ctx)
+}
+
+/// The file as a diff of this plan shows it: rendered whatever changes, redacted by provenance
+/// (`render::render_shown`). What apply decides is `(known after apply)`, value by value: a
+/// re-signed input's certificate, a new key; a key that stays is known (as its label).
+fn shown(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Option<String> {
+    let material = |i: ItemId| {
+        let fate = &cx.known[i].fate;
+        let current = &cx.current[i];
+        if fate.new_key() {
+            Material::default()
+        } else if fate.rewritten() {
+            Material {
+                key_pem: current.key_pem.clone(),
+                key_spki: current.key_spki.clone(),
+                public_pem: current.public_pem.clone(),
+                ..Material::default()
+            }
+        } else {
+            current.clone()
+        }
+    };
+    render::render_shown(cx.spec, &cx.sources.templates, r, &material).ok()
 }
 
 /// Whether the file does not depend on the inputs that change (a template that names a
