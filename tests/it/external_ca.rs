@@ -498,10 +498,10 @@ fn a_leafs_csr_signed_with_the_printed_cfssl_command_is_taken_and_removed() {
 /// A template that embeds the admin's key through every helper, between lines that change.
 const EVERY_FORM: &str = "\
 server: {{vars.server}}
-quoted: {{quote admin.key.pem}}
-after-quoted: {{vars.server}}
 base64-of-b64: {{base64 admin.key.b64}}
 base64-of-pem: {{base64 admin.key.pem}}
+quoted: {{quote admin.key.pem}}
+after-quoted: {{vars.server}}
 quoted-b64: {{quote admin.key.b64}}
 trimmed: {{trim admin.key.pem}}
 indented:
