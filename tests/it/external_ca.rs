@@ -616,3 +616,137 @@ fn check_diff_shows_a_re_rendered_file_line_by_line_and_a_kept_keys_identifier()
         r.stdout
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// 6. Under an intermediate, chains and bundles are declared files that verify as written.
+
+/// A root, an intermediate under it and a server under that; the intermediate's bundle, the
+/// server's chain, a Secret and a kubeconfig, all from the shipped templates.
+const INTERMEDIATE: &str = r#"
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "pki/root.crt"
+key = "pki/root.key"
+
+[[ca]]
+name = "kubernetes-ca"
+issuer = "root"
+cn = "kubernetes"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "apiserver"
+issuer = "kubernetes-ca"
+cn = "kube-apiserver"
+dns = ["kubernetes"]
+ips = ["10.0.0.1"]
+usage = ["server"]
+cert = "pki/apiserver.crt"
+key = "pki/apiserver.key"
+
+[[cert]]
+name = "admin"
+issuer = "kubernetes-ca"
+cn = "kubernetes-admin"
+usage = ["client"]
+cert = "pki/users/admin.crt"
+key = "pki/users/admin.key"
+
+[[render]]
+name = "ca-bundle"
+template = "ca-bundle.pem.hbs"
+path = "pki/ca-bundle.crt"
+bind = { ca = "kubernetes-ca" }
+
+[[render]]
+name = "apiserver-chain"
+template = "chain.pem.hbs"
+path = "pki/apiserver-chain.crt"
+bind = { cert = "apiserver" }
+
+[[render]]
+name = "apiserver-secret"
+template = "tls-secret.yaml.hbs"
+path = "apiserver-secret.yaml"
+bind = { cert = "apiserver" }
+secrets = ["cert"]
+vars = { name = "apiserver-tls", namespace = "default" }
+
+[[render]]
+name = "admin.conf"
+template = "kubeconfig.hbs"
+path = "admin.conf"
+bind = { ca = "kubernetes-ca", client = "admin" }
+secrets = ["client"]
+vars = { cluster = "kubernetes", server = "https://10.0.0.1:6443" }
+"#;
+
+/// The base64 value of `key: ` in `text`, decoded.
+fn decoded_value(text: &str, key: &str) -> String {
+    let value = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(key))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"));
+    String::from_utf8(unbase64(value.trim()).expect("base64")).expect("text")
+}
+
+#[test]
+fn under_an_intermediate_the_bundle_and_chain_files_verify_as_written() {
+    let f = generated(INTERMEDIATE);
+    let (root, inter) = (f.read("pki/root.crt"), f.read("pki/ca.crt"));
+    let server = f.read("pki/apiserver.crt");
+    assert_eq!(f.read("pki/ca-bundle.crt"), format!("{inter}{root}"));
+    assert_eq!(
+        f.read("pki/apiserver-chain.crt"),
+        format!("{server}{inter}")
+    );
+    // The intermediate alone is no trust anchor for openssl; its bundle is.
+    let alone = openssl_verify_file(&f.path("pki/ca.crt"), None, &f.path("pki/apiserver.crt"));
+    assert_ne!(alone.code, 0, "{}", alone.all());
+    for cert in ["pki/apiserver.crt", "pki/users/admin.crt"] {
+        let v = openssl_verify_file(&f.path("pki/ca-bundle.crt"), None, &f.path(cert));
+        assert_eq!(v.code, 0, "{cert}: {}", v.all());
+    }
+    // The chain, as a server presents it, verifies under the root alone.
+    let chain = f.path("pki/apiserver-chain.crt");
+    let v = openssl_verify_file(&f.path("pki/root.crt"), Some(&chain), &chain);
+    assert_eq!(v.code, 0, "{}", v.all());
+    // The shipped kubeconfig embeds the bundle; the Secret its certificate (`cert.cert.b64`;
+    // `cert.cert.chain.b64` gives the chain).
+    let secret = f.read("apiserver-secret.yaml");
+    assert_eq!(decoded_value(&secret, "tls.crt: "), server);
+    let conf = f.read("admin.conf");
+    assert_eq!(
+        decoded_value(&conf, "certificate-authority-data: "),
+        format!("{inter}{root}")
+    );
+
+    // The root's new key re-signs the intermediate: every file that holds it is re-rendered.
+    let r = f.apply(&["--now", T0, "--rekey", "root", "--diff"]);
+    assert_no_key("--rekey root --diff", &r.stdout, &f);
+    for render in [
+        "ca-bundle",
+        "apiserver-chain",
+        "apiserver-secret",
+        "admin.conf",
+    ] {
+        assert!(
+            actions(&r.stdout).contains(&("re-render".to_string(), render.to_string())),
+            "{render} not re-rendered:\n{}",
+            r.stdout
+        );
+    }
+    let v = openssl_verify_file(
+        &f.path("pki/ca-bundle.crt"),
+        None,
+        &f.path("pki/apiserver.crt"),
+    );
+    assert_eq!(v.code, 0, "{}", v.all());
+    let r = f.pki(&["--now", T0, "--check"]);
+    assert_eq!(r.code, 0, "{}", r.all());
+}

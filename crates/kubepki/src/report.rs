@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::plan::{Action, Plan};
-use crate::render::{Material, b64, cert_label, key_label};
+use crate::render::{self, Material, b64, cert_label, key_label};
 use crate::spec::{ItemKind, Spec};
 use crate::x509;
 
@@ -188,7 +188,7 @@ pub fn diff_text(diffs: &[Diff], style: Style) -> String {
 /// diff is redacted by provenance instead (`render::render_shown`); the labels are the same, so
 /// unchanged lines compare equal.
 pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
-    let mut out = text.to_string();
+    let mut out = redact_chains(text, materials, spec);
     let mut keys = Vec::new();
     for (id, m) in materials.iter().enumerate() {
         let name = &spec.items[id].name;
@@ -203,6 +203,30 @@ pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
     redact_base64_keys(&redact_pem_keys(&out, &keys))
 }
 
+/// `text` with the chains and bundles of several certificates (`X.cert.chain`, `X.cert.bundle`)
+/// replaced by their certificates' labels, one a line, before any single certificate is: the
+/// base64 of a bundle may start with the base64 of its first certificate.
+fn redact_chains(text: &str, materials: &[Material], spec: &Spec) -> String {
+    let real = |i: usize| materials[i].clone();
+    let labelled = |i: usize| render::labelled(spec, i, materials[i].clone());
+    let mut out = text.to_string();
+    for (id, item) in spec.items.iter().enumerate() {
+        if item.kind.as_cert().is_none() {
+            continue;
+        }
+        let (chain, bundle) = render::chain_and_bundle(spec, id, &real);
+        let (chain_label, bundle_label) = render::chain_and_bundle(spec, id, &labelled);
+        for (value, label) in [(bundle, bundle_label), (chain, chain_label)] {
+            if let (Some(v), Some(l)) = (value, label)
+                && Some(&v) != materials[id].cert_pem.as_ref()
+            {
+                out = replace_forms(&out, &v, l.trim_end());
+            }
+        }
+    }
+    out
+}
+
 /// `text` with every form the helpers make of `value` replaced by `label`, longest first: its
 /// base64 of base64, base64, quoted (JSON) text and text. A trailing newline of the value is left
 /// in place, as the new side's labels keep it.
@@ -213,11 +237,18 @@ fn replace_forms(text: &str, value: &str, label: &str) -> String {
     };
     let once = b64(value);
     let bare = value.trim_end();
-    let forms = [b64(&once), once.clone(), quoted(bare), bare.to_string()];
+    // A chain's labels, one a line as text, share one line where base64 stood.
+    let flat = label.replace('\n', " ");
+    let forms = [
+        (b64(&once), flat.as_str()),
+        (once.clone(), flat.as_str()),
+        (quoted(bare), label),
+        (bare.to_string(), label),
+    ];
     forms
         .iter()
-        .filter(|f| !f.is_empty())
-        .fold(text.to_string(), |t, f| t.replace(f.as_str(), label))
+        .filter(|(f, _)| !f.is_empty())
+        .fold(text.to_string(), |t, (f, l)| t.replace(f.as_str(), l))
 }
 
 /// A PEM block's text without its line breaks and indentation (real ones, or `\n` escapes):
