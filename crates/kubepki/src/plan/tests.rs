@@ -195,7 +195,13 @@ plan: 1 re-sign, 1 re-render, 3 keep",
 = external  mid  (mid.crt has no key mid.key: used as an external CA; what it must sign gets CSRs)
 ? csr       server  (key server.key missing)
 = keep      bundle  (waits for the certificate of server from its external CA)
-plan: 1 csr, 1 external, 3 keep",
+plan: 1 csr, 1 external, 3 keep
+waiting: out/server.csr asks mid (whose key is not here) for the certificate of server; waiting on it: bundle.
+  Where the key of mid is kept (pki.toml names it out/mid.key), sign it with openssl:
+    openssl x509 -req -in out/server.csr -CA out/mid.crt -CAkey out/mid.key -days 365 -copy_extensions copyall -out out/server.crt
+  or with cfssl (bash):
+    cfssl sign -ca out/mid.crt -ca-key out/mid.key -config <(echo '{\"signing\":{\"default\":{\"expiry\":\"8760h\",\"usages\":[\"digital signature\",\"server auth\"]}}}') out/server.csr | cfssljson -bare -stdout > out/server.crt
+  then put the certificate at out/server.crt and rerun `cargo xtask pki`",
     },
     Case {
         name: "a vanished CA with certificates below it stops the run",
@@ -299,12 +305,12 @@ plan: 1 re-sign, 1 re-render, 3 keep, 1 orphan",
         later: Duration::ZERO,
         rekey: &[],
         expect: "
-x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
+x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
 ~ re-render bundle  (rendered text differs: its template, vars or inputs changed)
 - orphan    server.crt  (not declared in pki.toml; --prune deletes it)
 - orphan    server.key  (not declared in pki.toml; --prune deletes it)
 plan: 1 re-render, 1 blocked, 3 keep, 2 orphan
-problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
+problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
     },
     Case {
         name: "a loose key mode is fixed and said",
