@@ -8,6 +8,7 @@ mod bad_input;
 mod crash;
 mod damage;
 mod embedding;
+mod encryption;
 mod external_ca;
 mod fuzz;
 mod keys_and_clocks;

@@ -242,7 +242,7 @@ fn debug_of_library_types_never_prints_keys() {
     let spec = kubepki::load(&sources).unwrap();
     let observed = scan::observe(&f.out()).unwrap();
     let shown_observed = format!("{observed:?}");
-    let disk = kubepki::disk::decode(observed);
+    let disk = kubepki::disk::decode(observed, &kubepki::layout::key_companions(&spec));
     let now = time::OffsetDateTime::now_utc();
     // A plan that re-keys, so building it makes new keys in memory.
     let opts = plan::Request {
@@ -250,7 +250,7 @@ fn debug_of_library_types_never_prints_keys() {
         out: "out".into(),
     };
     let the_plan = plan::plan(&spec, &sources, &disk, now, &opts);
-    let built = apply::build(&spec, &sources, &disk, &the_plan, now).unwrap();
+    let built = apply::build(&spec, &sources, &disk, &the_plan, now, &[]).unwrap();
     for w in &built.files {
         if let Ok(text) = std::str::from_utf8(&w.bytes)
             && kubepki::x509::parse_key(text.as_bytes()).is_ok()
@@ -284,6 +284,7 @@ fn debug_of_library_types_never_prints_keys() {
         now,
         clock: kubepki::Clock::system(now),
         color: false,
+        identities: Vec::new().into(),
     })
     .unwrap_err();
 

@@ -108,6 +108,7 @@ fn ours(args: &Args) -> Result<Duration, String> {
         now,
         clock: kubepki::Clock::system(now),
         color: false,
+        identities: Vec::new().into(),
     };
     let start = Instant::now();
     kubepki::run(&opts).map_err(|e| e.to_string())?;

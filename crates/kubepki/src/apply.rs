@@ -4,6 +4,8 @@
 //! dependency order (a key before its certificate, an issuer before what it signs), each atomic,
 //! and `inventory.txt` last.
 
+mod sealing;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -20,7 +22,8 @@ use crate::plan::{Action, Blocker, Plan, Problem, Step};
 use crate::render::{self, Material};
 use crate::report::{self, Diff};
 use crate::scan::Sources;
-use crate::spec::{CertSpec, ItemId, ItemKind, Spec};
+use crate::sops::Identity;
+use crate::spec::{CertSpec, ItemId, ItemKind, RenderSpec, Spec};
 use crate::{inventory, x509};
 
 /// One file to write.
@@ -52,41 +55,55 @@ pub struct Built {
     pub clamped: Vec<String>,
 }
 
-/// The key an item signs with or is signed over: a new one, or the one on disk.
+/// The key an item signs with or is signed over: a new one, the one on disk, or the one on disk
+/// decrypted (a key encrypted at rest that this run uses).
 enum Key<'d> {
     New(KeyPair),
     Disk(&'d KeyPair),
+    Opened(KeyPair),
 }
 
 impl Key<'_> {
     fn pair(&self) -> &KeyPair {
         match self {
-            Key::New(k) => k,
+            Key::New(k) | Key::Opened(k) => k,
             Key::Disk(k) => k,
         }
     }
 }
 
-/// Makes everything `plan` asks for, in memory.
+/// Makes everything `plan` asks for, in memory. `identities` open the keys encrypted at rest
+/// that the plan uses; a key that none opens stops the run, naming what it is encrypted to.
 pub fn build(
     spec: &Spec,
     sources: &Sources,
     disk: &Disk,
     plan: &Plan,
     now: OffsetDateTime,
+    identities: &[Identity],
 ) -> Result<Built, Error> {
+    let ring = sealing::Keyring {
+        encryption: spec.encryption.as_ref(),
+        identities,
+        now,
+    };
     let mut materials = plan.current.clone();
-    let keys = keys(spec, disk, plan)?;
+    let keys = keys(spec, disk, plan, ring)?;
     for (step, key) in plan.steps.iter().zip(&keys) {
-        if let Some(Key::New(k)) = key {
-            let m = &mut materials[step.item];
-            m.key_pem = Some(x509::key_pem(k));
-            m.key_spki = Some(k.subject_public_key_info());
-            if matches!(spec.items[step.item].kind, ItemKind::KeyPair(_)) {
-                m.public_pem = Some(x509::public_key_pem(&k.subject_public_key_info()));
+        let m = &mut materials[step.item];
+        match key {
+            Some(Key::New(k)) => {
+                m.key_pem = Some(x509::key_pem(k));
+                m.key_spki = Some(k.subject_public_key_info());
+                if matches!(spec.items[step.item].kind, ItemKind::KeyPair(_)) {
+                    m.public_pem = Some(x509::public_key_pem(&k.subject_public_key_info()));
+                }
             }
+            Some(Key::Opened(k)) => m.key_pem = Some(x509::key_pem(k)),
+            _ => {}
         }
     }
+    let resealed = resealed(spec, disk, plan, ring)?;
     let clamped = certificates(spec, plan, &keys, &mut materials, now)?;
     let csrs = csrs(spec, disk, plan, &keys)?;
     let renders = renders(spec, sources, plan, &materials)?;
@@ -98,13 +115,16 @@ pub fn build(
             disk,
             plan,
             materials: &materials,
+            ring,
+            resealed: &resealed,
         };
         let (f, d) = match &spec.items[s.item].kind {
             ItemKind::Cert(c) => made.cert_files(s, c, csrs.get(&s.item))?,
             ItemKind::KeyPair(k) => made.keypair_files(s, &k.private_path, &k.public_path)?,
-            ItemKind::Render(r) => match renders.get(&s.item) {
-                Some(rendered) => made.render_files(&r.path, render_mode(r), rendered),
-                None => (vec![], vec![]),
+            ItemKind::Render(r) => match (renders.get(&s.item), resealed.get(&s.item)) {
+                (Some(rendered), _) => made.render_files(r, rendered)?,
+                (None, Some(text)) => (vec![file(&r.path, text.clone(), render_mode(r))], vec![]),
+                (None, None) => (vec![], vec![]),
             },
         };
         files.extend(f);
@@ -119,14 +139,22 @@ pub fn build(
 }
 
 /// New keys, generated in parallel (RSA generation dominates a large run); the others borrowed
-/// from what the plan read.
-fn keys<'d>(spec: &Spec, disk: &'d Disk, plan: &Plan) -> Result<Vec<Option<Key<'d>>>, Error> {
-    plan.steps
+/// from what the plan read, or decrypted when they are encrypted at rest and this run uses them.
+/// Every key that does not open is reported, not only the first.
+fn keys<'d>(
+    spec: &Spec,
+    disk: &'d Disk,
+    plan: &Plan,
+    ring: sealing::Keyring<'_>,
+) -> Result<Vec<Option<Key<'d>>>, Error> {
+    let used = sealing::keys_used(spec, plan);
+    let keys: Vec<Result<Option<Key<'d>>, Error>> = plan
+        .steps
         .par_iter()
         .map(|s| {
-            let (alg, path) = match &spec.items[s.item].kind {
-                ItemKind::Cert(c) => (c.alg, &c.key_path),
-                ItemKind::KeyPair(k) => (k.alg, &k.private_path),
+            let alg = match &spec.items[s.item].kind {
+                ItemKind::Cert(c) => c.alg,
+                ItemKind::KeyPair(k) => k.alg,
                 ItemKind::Render(_) => return Ok(None),
             };
             if s.new_key() {
@@ -134,12 +162,66 @@ fn keys<'d>(spec: &Spec, disk: &'d Disk, plan: &Plan) -> Result<Vec<Option<Key<'
                     .map(|k| Some(Key::New(k)))
                     .map_err(Error::Crypto);
             }
-            Ok(disk
-                .get(path)
-                .and_then(|f| f.as_key())
-                .map(|k| Key::Disk(&k.key)))
+            let Some(paths) = sealing::key_paths(spec, s.item) else {
+                return Ok(None);
+            };
+            let Some(facts) = disk.get(paths.key).and_then(|f| f.as_key()) else {
+                return Ok(None);
+            };
+            match &facts.key {
+                Some(pair) => Ok(Some(Key::Disk(pair))),
+                None if used.contains(&s.item) => ring
+                    .open(disk, paths, &facts.spki)
+                    .map(|k| Some(Key::Opened(k)))
+                    .map_err(|b| Error::Blocked(vec![sealing::problem(spec, s.item, *b)])),
+                None => Ok(None),
+            }
         })
-        .collect()
+        .collect();
+    gather(keys)
+}
+
+/// The key files the plan rewrites with the key kept (`encrypt`, `decrypt`, `re-encrypt`), by
+/// item.
+fn resealed(
+    spec: &Spec,
+    disk: &Disk,
+    plan: &Plan,
+    ring: sealing::Keyring<'_>,
+) -> Result<BTreeMap<ItemId, String>, Error> {
+    let texts: Vec<Result<Option<(ItemId, String)>, Error>> = plan
+        .steps
+        .par_iter()
+        .map(|s| {
+            let (Some(reseal), Some(paths)) = (&s.reseal, sealing::sealed_paths(spec, s.item))
+            else {
+                return Ok(None);
+            };
+            let spki = plan.current[s.item].key_spki.as_deref().unwrap_or_default();
+            ring.reseal(disk, paths, reseal, spki)
+                .map(|text| Some((s.item, text)))
+                .map_err(|b| Error::Blocked(vec![sealing::problem(spec, s.item, *b)]))
+        })
+        .collect();
+    Ok(gather(texts)?.into_iter().flatten().collect())
+}
+
+/// Every result, or every problem of them all in one `Error::Blocked` (the first other error as
+/// it is).
+fn gather<T>(results: Vec<Result<T, Error>>) -> Result<Vec<T>, Error> {
+    let mut oks = Vec::new();
+    let mut problems = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => oks.push(v),
+            Err(Error::Blocked(p)) => problems.extend(p),
+            Err(other) => return Err(other),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Blocked(problems));
+    }
+    Ok(oks)
 }
 
 /// Signs every certificate the plan signs, by depth in the issuer tree, each level in parallel
@@ -317,6 +399,9 @@ struct Made<'a> {
     disk: &'a Disk,
     plan: &'a Plan,
     materials: &'a [Material],
+    ring: sealing::Keyring<'a>,
+    /// Key files rewritten with the key kept, by item.
+    resealed: &'a BTreeMap<ItemId, String>,
 }
 
 type FilesAndDiffs = (Vec<FileWrite>, Vec<Diff>);
@@ -324,6 +409,20 @@ type FilesAndDiffs = (Vec<FileWrite>, Vec<Diff>);
 impl Made<'_> {
     fn name(&self, s: &Step) -> &str {
         &self.spec.items[s.item].name
+    }
+
+    /// The item's key file, if this step writes it: a new key (encrypted under `[encryption]`),
+    /// or the key kept and its file rewritten to match `[encryption]`.
+    fn key_file(&self, s: &Step, path: &str) -> Result<Option<FileWrite>, Error> {
+        if s.new_key() {
+            let pem = made(&self.materials[s.item].key_pem, self.name(s))?;
+            let text = self.ring.key_file_text(&pem)?;
+            return Ok(Some(file(path, text, KEY_MODE)));
+        }
+        Ok(self
+            .resealed
+            .get(&s.item)
+            .map(|text| file(path, text.clone(), KEY_MODE)))
     }
 
     fn cert_files(
@@ -334,9 +433,7 @@ impl Made<'_> {
     ) -> Result<FilesAndDiffs, Error> {
         let m = &self.materials[s.item];
         let (mut files, mut diffs) = (Vec::new(), Vec::new());
-        if s.new_key() {
-            files.push(file(&c.key_path, made(&m.key_pem, self.name(s))?, KEY_MODE));
-        }
+        files.extend(self.key_file(s, &c.key_path)?);
         if s.action.signs() {
             files.push(file(
                 &c.cert_path,
@@ -360,9 +457,7 @@ impl Made<'_> {
     fn keypair_files(&self, s: &Step, private: &str, public: &str) -> Result<FilesAndDiffs, Error> {
         let m = &self.materials[s.item];
         let (mut files, mut diffs) = (Vec::new(), Vec::new());
-        if s.new_key() {
-            files.push(file(private, made(&m.key_pem, self.name(s))?, KEY_MODE));
-        }
+        files.extend(self.key_file(s, private)?);
         if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
             files.push(file(public, made(&m.public_pem, self.name(s))?, CERT_MODE));
             let summary = |m: &Material| {
@@ -381,11 +476,12 @@ impl Made<'_> {
         Ok((files, diffs))
     }
 
-    fn render_files(&self, path: &str, mode: u32, rendered: &Rendered) -> FilesAndDiffs {
+    fn render_files(&self, r: &RenderSpec, rendered: &Rendered) -> Result<FilesAndDiffs, Error> {
+        let path = &r.path;
         let old = self
             .disk
             .obs(path)
-            .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+            .map(|f| render::on_disk_text(&f.bytes))
             .unwrap_or_default();
         let diff = Diff {
             label: path.to_string(),
@@ -394,7 +490,20 @@ impl Made<'_> {
             new: report::redact(&rendered.shown, self.materials, self.spec),
             key_rotated: false,
         };
-        (vec![file(path, rendered.text.clone(), mode)], vec![diff])
+        let text = if render::is_sealed(self.spec, r) {
+            self.ring
+                .render_file_text(&rendered.text, &self.secret_keys(r))?
+        } else {
+            rendered.text.clone()
+        };
+        Ok((vec![file(path, text, render_mode(r))], vec![diff]))
+    }
+
+    /// The keys a render is granted, as this run leaves them (PEM).
+    fn secret_keys(&self, r: &RenderSpec) -> Vec<String> {
+        let ids = r.secrets.iter().filter_map(|var| r.bind.get(var));
+        ids.filter_map(|&i| self.materials[i].key_pem.clone())
+            .collect()
     }
 }
 

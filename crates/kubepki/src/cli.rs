@@ -100,7 +100,31 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
         now,
         clock,
         color,
+        identities: identities()?.into(),
     })
+}
+
+/// The age identities in the environment, as sops reads them: the file `SOPS_AGE_KEY_FILE`
+/// names, and the identities `SOPS_AGE_KEY` holds (both, when both are set). None is no error:
+/// only a run that must decrypt a key needs one, and it says which. A malformed identity is an
+/// error that names the variable and the line, never the text.
+fn identities() -> Result<Vec<crate::sops::Identity>, Error> {
+    let mut res = Vec::new();
+    if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io("read", &path, e))?;
+        res.extend(parse_identities("SOPS_AGE_KEY_FILE", &text)?);
+    }
+    if let Ok(text) = std::env::var("SOPS_AGE_KEY")
+        && !text.trim().is_empty()
+    {
+        res.extend(parse_identities("SOPS_AGE_KEY", &text)?);
+    }
+    Ok(res)
+}
+
+fn parse_identities(var: &str, text: &str) -> Result<Vec<crate::sops::Identity>, Error> {
+    crate::sops::Identity::parse_all(text).map_err(|e| Error::Usage(format!("{var}: {e}")))
 }
 
 /// The run's clock and where it comes from: `--now` wins, then `SOURCE_DATE_EPOCH`, then the

@@ -21,6 +21,8 @@ pub struct Raw {
     pub certs: Vec<RawCert>,
     pub keypairs: Vec<RawKeyPair>,
     pub renders: Vec<RawRender>,
+    /// `[encryption]`: the age recipients every private key in the output folder is encrypted to.
+    pub encryption: Option<RawEncryption>,
     /// `[vars]`: template variables every `[[render]]` sees, under its own `vars`.
     pub vars: Option<S<toml::Table>>,
     /// Names of entries that could not be read (already reported): `resolve` does not report a
@@ -35,6 +37,12 @@ pub struct RawDefaults {
     pub validity: Option<S<String>>,
     pub ca_validity: Option<S<String>>,
     pub renew_before: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawEncryption {
+    pub age_recipients: S<Vec<S<String>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,8 +130,15 @@ pub struct RawRender {
     pub vars: Option<S<toml::Table>>,
 }
 
-const TOP_LEVEL: [&str; 7] = [
-    "defaults", "vars", "node", "ca", "cert", "keypair", "render",
+const TOP_LEVEL: [&str; 8] = [
+    "defaults",
+    "encryption",
+    "vars",
+    "node",
+    "ca",
+    "cert",
+    "keypair",
+    "render",
 ];
 
 /// Parses `src`. On failure, returns every problem found: all syntax errors, or else every
@@ -158,6 +173,7 @@ pub fn parse_partial(src: &str) -> (Option<Raw>, Vec<Diagnostic>) {
             "keypair" => raw.keypairs = many(name, value, &mut diags, &mut raw.dropped),
             "render" => raw.renders = many(name, value, &mut diags, &mut raw.dropped),
             "vars" => raw.vars = one(value, &mut diags, &mut raw.dropped),
+            "encryption" => raw.encryption = one(value, &mut diags, &mut raw.dropped),
             other => {
                 let mut d =
                     Diagnostic::new(format!("unknown top-level key `{other}`"), Some(key.span()));

@@ -35,6 +35,8 @@ pub struct DiskFile {
     cert: Result<CertFacts, String>,
     key: Result<KeyFacts, String>,
     public: Result<Vec<u8>, String>,
+    /// For a SOPS file: the age recipients it is encrypted to, sorted (read without identity).
+    sops: Option<Vec<String>>,
 }
 
 /// What reading a file as one kind of thing gave.
@@ -54,8 +56,10 @@ impl<T> Read<'_, T> {
     }
 }
 
-/// Decodes every file of `observed`, in parallel (RSA keys are slow to load).
-pub fn decode(observed: Observed) -> Disk {
+/// Decodes every file of `observed`, in parallel (RSA keys are slow to load). `companions` maps
+/// each declared key's path to its public half's (`layout::key_companions`): a key encrypted at
+/// rest is known by it, since no identity is needed to plan.
+pub fn decode(observed: Observed, companions: &BTreeMap<String, String>) -> Disk {
     let pins = observed
         .files
         .get(INVENTORY)
@@ -70,6 +74,7 @@ pub fn decode(observed: Observed) -> Disk {
             (path, file)
         })
         .collect();
+    let files = know_sealed_keys(files, companions);
     Disk {
         files,
         linked_dirs: observed.linked_dirs,
@@ -83,6 +88,43 @@ pub fn decode(observed: Observed) -> Disk {
 
 const LINK: &str = "is a symlink (the tool never follows links in the output folder)";
 
+/// Why an encrypted file is not read as a private key when nothing tells what key it holds.
+const SEALED_ALONE: &str = "is encrypted (sops) and has no readable public half beside it (its \
+                            certificate or public key), so what key it holds cannot be told \
+                            without decrypting it";
+
+/// A key encrypted at rest takes its algorithm and public key from its public half (the
+/// certificate over it, or the key pair's public key), which is what the plan needs of it; apply
+/// checks the decrypted key against it before using it.
+fn know_sealed_keys(
+    mut files: BTreeMap<String, DiskFile>,
+    companions: &BTreeMap<String, String>,
+) -> BTreeMap<String, DiskFile> {
+    for (key_path, public_path) in companions {
+        let spki = files
+            .get(public_path)
+            .and_then(|f| match (&f.cert, &f.public) {
+                (Ok(cf), _) => Some(cf.spki.clone()),
+                (_, Ok(spki)) => Some(spki.clone()),
+                _ => None,
+            });
+        if let (Some(file), Some(spki)) = (files.get_mut(key_path), spki)
+            && file.sops.is_some()
+        {
+            file.key = Ok(x509::sealed_key_facts(&spki));
+        }
+    }
+    files
+}
+
+/// The recipients of a SOPS file, sorted, if `bytes` is one.
+fn sops_recipients(bytes: &[u8]) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut recipients = crate::sops::recipients_of(text).ok()?;
+    recipients.sort();
+    Some(recipients)
+}
+
 fn decode_file(obs: FileObs) -> DiskFile {
     if obs.symlink {
         return DiskFile {
@@ -90,12 +132,23 @@ fn decode_file(obs: FileObs) -> DiskFile {
             cert: Err(LINK.into()),
             key: Err(LINK.into()),
             public: Err(LINK.into()),
+            sops: None,
+        };
+    }
+    if let Some(recipients) = sops_recipients(&obs.bytes) {
+        return DiskFile {
+            cert: Err("is encrypted (sops), not a certificate".into()),
+            key: Err(SEALED_ALONE.into()),
+            public: Err("is encrypted (sops), not a public key".into()),
+            sops: Some(recipients),
+            obs,
         };
     }
     DiskFile {
         cert: x509::parse_cert(&obs.bytes),
         key: x509::parse_key(&obs.bytes),
         public: x509::parse_public_key(&obs.bytes),
+        sops: None,
         obs,
     }
 }
@@ -186,7 +239,9 @@ impl Disk {
 impl std::fmt::Debug for DiskFile {
     /// What the file is, never what it holds (it may be a private key).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.cert.is_ok() {
+        let kind = if self.sops.is_some() {
+            "sops file"
+        } else if self.cert.is_ok() {
             "certificate"
         } else if self.key.is_ok() {
             "private key"
@@ -208,6 +263,16 @@ impl DiskFile {
     /// The private key this file holds, if it is one.
     pub fn as_key(&self) -> Option<&KeyFacts> {
         self.key.as_ref().ok()
+    }
+
+    /// The age recipients this file is encrypted to (sorted), if it is a SOPS file.
+    pub fn sops_recipients(&self) -> Option<&[String]> {
+        self.sops.as_deref()
+    }
+
+    /// Whether this file is encrypted at rest (a SOPS file).
+    pub fn is_sealed(&self) -> bool {
+        self.sops.is_some()
     }
 
     /// The public key this file holds, if it is one.

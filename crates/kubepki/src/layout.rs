@@ -49,6 +49,17 @@ pub fn text_files(spec: &Spec) -> BTreeSet<String> {
         .collect()
 }
 
+/// Each private key's public half, by the key's path: the certificate over it, or the key pair's
+/// public key. A key encrypted at rest is known to the plan by its public half alone.
+pub fn key_companions(spec: &Spec) -> BTreeMap<String, String> {
+    let pairs = spec.items.iter().filter_map(|item| match &item.kind {
+        ItemKind::Cert(c) => Some((c.key_path.clone(), c.cert_path.clone())),
+        ItemKind::KeyPair(k) => Some((k.private_path.clone(), k.public_path.clone())),
+        ItemKind::Render(_) => None,
+    });
+    pairs.collect()
+}
+
 /// The mode each folder of the output folder is created with, decided from what pki.toml
 /// declares inside it.
 #[derive(Debug, Default)]

@@ -88,6 +88,10 @@ pub struct Options {
     pub clock: Clock,
     /// Colour the report (ANSI escapes).
     pub color: bool,
+    /// The age identities that open keys encrypted at rest (`[encryption]`), from
+    /// `SOPS_AGE_KEY_FILE` or `SOPS_AGE_KEY`: only apply uses them, and only for the keys it
+    /// uses; planning and `--check` need none.
+    pub identities: std::sync::Arc<[sops::Identity]>,
 }
 
 /// Where a run's clock comes from.
@@ -191,7 +195,8 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         Some(fsx::lock(&opts.out_dir)?)
     };
     let texts = layout::text_files(&spec);
-    let disk = disk::decode(scan::observe_declared(&opts.out_dir, &texts)?);
+    let companions = layout::key_companions(&spec);
+    let disk = disk::decode(scan::observe_declared(&opts.out_dir, &texts)?, &companions);
     let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
@@ -239,7 +244,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             changed: false,
         });
     }
-    let built = apply::build(&spec, &sources, &disk, &plan, opts.now)?;
+    let built = apply::build(&spec, &sources, &disk, &plan, opts.now, &opts.identities)?;
     let written = apply::write(&opts.out_dir, &spec, &disk, &plan, &built, opts.prune)?;
     if opts.diff {
         text.push_str(&report::diff_text(&built.diffs, style));

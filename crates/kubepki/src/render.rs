@@ -27,6 +27,35 @@ impl std::fmt::Debug for Material {
     }
 }
 
+/// The fields a rendered file that holds a key encrypts under `[encryption]`: a kubeconfig
+/// (`kind: Config`) its `client-key-data`, so the rest stays reviewable; any other Kubernetes
+/// manifest (a TLS Secret) its `data` and `stringData`, Flux's convention, so `apiVersion`, `kind`
+/// and `metadata` stay readable and Flux applies it as it is.
+pub fn encrypted_fields(text: &str) -> &'static [&'static str] {
+    if text.lines().any(|l| l.trim_end() == "kind: Config") {
+        &["client-key-data"]
+    } else {
+        &["data", "stringData"]
+    }
+}
+
+/// Whether the rendered file is written encrypted: pki.toml has `[encryption]` and the template
+/// is granted a key (`secrets`).
+pub fn is_sealed(spec: &Spec, r: &RenderSpec) -> bool {
+    spec.encryption.is_some() && !r.secrets.is_empty()
+}
+
+/// A rendered file on disk as a diff shows it: an encrypted one as what anyone reads of it
+/// (`sops::readable`), never its ciphertext, which differs on every run.
+pub fn on_disk_text(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    match crate::sops::readable(&text) {
+        Ok(view) => view,
+        Err(_) if crate::sops::recipients_of(&text).is_ok() => "(encrypted)\n".to_string(),
+        Err(_) => text.into_owned(),
+    }
+}
+
 /// Placeholder for values a dry run cannot know yet (a certificate that apply will make).
 pub const PENDING: &str = "(known after apply)";
 

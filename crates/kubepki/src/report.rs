@@ -48,6 +48,7 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
         Action::Csr => ("?", "35"),
         Action::Wait => ("?", "35"),
         Action::FixMode => ("~", "36"),
+        Action::Encrypt | Action::Reencrypt | Action::Decrypt => ("~", "36"),
         Action::External => ("=", "2"),
         Action::Keep => ("=", "2"),
         Action::Blocked => ("x", "31;1"),
@@ -169,6 +170,9 @@ pub fn counts(plan: &Plan) -> String {
         Action::Csr,
         Action::Wait,
         Action::FixMode,
+        Action::Encrypt,
+        Action::Reencrypt,
+        Action::Decrypt,
         Action::Blocked,
         Action::External,
         Action::Keep,
@@ -510,7 +514,7 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
             ItemKind::Render(r) if matches!(s.action, Action::Create | Action::Render) => {
                 let old = disk
                     .obs(&r.path)
-                    .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+                    .map(|f| crate::render::on_disk_text(&f.bytes))
                     .unwrap_or_default();
                 let new = s
                     .shown

@@ -15,6 +15,29 @@ pub type ItemId = usize;
 #[derive(Debug, Clone)]
 pub struct Spec {
     pub items: Vec<Item>,
+    /// `[encryption]`: when present, every private key in the output folder is written as a
+    /// SOPS file encrypted to these age recipients, and never in plaintext.
+    pub encryption: Option<Encryption>,
+}
+
+/// The age recipients private keys are encrypted to, in the order pki.toml lists them (at least
+/// one, each declared once).
+#[derive(Debug, Clone)]
+pub struct Encryption {
+    pub recipients: Vec<crate::sops::Recipient>,
+}
+
+impl Encryption {
+    /// The recipients as text (`age1...`), sorted: the form compared with a file's.
+    pub fn recipient_texts(&self) -> Vec<String> {
+        let mut res: Vec<String> = self
+            .recipients
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        res.sort();
+        res
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -44,7 +44,9 @@ pub struct CertFacts {
 /// What the tool reads from a private key file. The key itself stays in `KeyPair`, whose `Debug`
 /// never prints it.
 pub struct KeyFacts {
-    pub key: KeyPair,
+    /// The key itself; `None` for a key encrypted at rest (a SOPS file), whose algorithm and
+    /// public key are read from its public half beside it and which only apply decrypts.
+    pub key: Option<KeyPair>,
     pub alg: Option<KeyAlg>,
     pub spki: Vec<u8>,
 }
@@ -189,8 +191,18 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
     Ok(KeyFacts {
         alg: key_alg_of_spki(&spki),
         spki,
-        key,
+        key: Some(key),
     })
+}
+
+/// What the plan knows of a key encrypted at rest, read from its public half (the certificate
+/// over it, or the key pair's public key): the algorithm and the public key, never the key.
+pub fn sealed_key_facts(spki: &[u8]) -> KeyFacts {
+    KeyFacts {
+        key: None,
+        alg: key_alg_of_spki(spki),
+        spki: spki.to_vec(),
+    }
 }
 
 /// Parses a PEM public key (`PUBLIC KEY`, SubjectPublicKeyInfo) into its DER.

@@ -12,6 +12,7 @@ mod identity;
 mod keypair;
 mod moved;
 mod renders;
+mod seal;
 #[cfg(test)]
 mod tests;
 mod waits;
@@ -29,6 +30,7 @@ use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
+pub use seal::Reseal;
 pub use why::{Blocker, KeyOwner, PinnedKind, Problem, ProtectedKey, Reason, Waiting};
 
 /// What a step does to its item's files.
@@ -51,6 +53,12 @@ pub enum Action {
     External,
     /// Only file permissions are wrong; they are fixed.
     FixMode,
+    /// A plaintext key is encrypted in place (`[encryption]` was added), key kept.
+    Encrypt,
+    /// An encrypted key gets the declared recipients, key kept.
+    Reencrypt,
+    /// An encrypted key is decrypted in place (`[encryption]` was removed), key kept.
+    Decrypt,
     /// Nothing changes.
     Keep,
     /// Something the tool must not fix by itself (a damaged CA key): the run stops.
@@ -69,6 +77,9 @@ impl Action {
             Action::Wait => "wait",
             Action::External => "external",
             Action::FixMode => "fix-mode",
+            Action::Encrypt => "encrypt",
+            Action::Reencrypt => "re-encrypt",
+            Action::Decrypt => "decrypt",
             Action::Keep => "keep",
             Action::Blocked => "blocked",
         }
@@ -118,6 +129,8 @@ pub struct Step {
     /// For renders: the text as a diff shows it, rendered whatever changes: every key and
     /// certificate as a label, and only the values apply decides as `(known after apply)`.
     pub shown: Option<String>,
+    /// How the item's key file is rewritten, key kept, to match `[encryption]`.
+    pub reseal: Option<seal::Reseal>,
     /// For a `csr` step: the CSR on disk already asks for what pki.toml declares, over the key
     /// that stays, so nothing is written and the step only waits for the external CA.
     pub csr_in_place: bool,
@@ -135,6 +148,7 @@ impl Step {
             preview: None,
             shown: None,
             csr_in_place: false,
+            reseal: None,
         }
     }
 
@@ -188,6 +202,7 @@ impl fmt::Debug for Step {
             .field("fix_modes", &self.fix_modes)
             .field("fate", &self.fate)
             .field("csr_in_place", &self.csr_in_place)
+            .field("reseal", &self.reseal)
             .field(
                 "shown",
                 &self.shown.as_ref().map(|_| "[rendered text elided]"),
@@ -308,6 +323,7 @@ pub fn plan(
                 renders::plan(&cx, id, r, &mut problems)
             }
         };
+        let step = seal::amend(spec, disk, id, step);
         if let Some(b) = &step.blocker {
             problems.push(Problem {
                 items: vec![item.name.clone()],
@@ -439,6 +455,9 @@ fn undeclared_files(
             continue;
         }
         match f.as_key() {
+            // An encrypted file nothing declares could be any item's key: it is never an
+            // orphan that `--prune` deletes.
+            None if f.is_sealed() => undeclared.kept.push(p.to_string()),
             Some(k) if in_use.contains(k.spki.as_slice()) => undeclared.kept.push(p.to_string()),
             Some(k) => match key_owner(disk, &k.spki) {
                 Some(owner) => undeclared.protected.push(ProtectedKey {
@@ -577,13 +596,13 @@ pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
                         m.cert = Some(cf.clone());
                     }
                     if let Some(k) = disk.get(&c.key_path).and_then(|f| f.as_key()) {
-                        m.key_pem = Some(crate::x509::key_pem(&k.key));
+                        m.key_pem = k.key.as_ref().map(crate::x509::key_pem);
                         m.key_spki = Some(k.spki.clone());
                     }
                 }
                 ItemKind::KeyPair(kp) => {
                     if let Some(k) = disk.get(&kp.private_path).and_then(|f| f.as_key()) {
-                        m.key_pem = Some(crate::x509::key_pem(&k.key));
+                        m.key_pem = k.key.as_ref().map(crate::x509::key_pem);
                         m.public_pem = Some(crate::x509::public_key_pem(&k.spki));
                         m.key_spki = Some(k.spki.clone());
                     }

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{Action, Blocker, Fate, Known, Problem, Reason, Step, mode_fixes};
+use super::{Action, Blocker, Fate, Known, Problem, Reason, Reseal, Step, mode_fixes};
 use crate::disk::Disk;
 use crate::layout::render_mode;
 use crate::render::{self, Material};
 use crate::scan::Sources;
+use crate::sops::{self, Select};
 use crate::spec::{ItemId, ItemKind, RenderSpec, Spec};
 
 /// What every render decision reads.
@@ -110,10 +111,51 @@ fn decide(
             items: names(changed),
         });
     }
-    if text.is_some_and(|t| current.bytes != t.as_bytes()) {
+    if text.is_some_and(|t| differs(cx.spec, r, &current.bytes, t)) {
         return render(Reason::RenderedTextDiffers);
     }
+    if let Some(reason) = recipients_changed(cx.spec, r, &current.bytes) {
+        let mut step = Step::new(id, Action::Reencrypt, vec![reason], Fate::Kept);
+        step.reseal = Some(Reseal::Rewrap);
+        return step;
+    }
     Step::keep(id, fixes)
+}
+
+/// Whether the file on disk differs from `text`, the file as it would be rendered now. A file
+/// written encrypted is compared by what anyone reads of it (its ciphertext differs on every
+/// run, and the plan holds no identity): what its encrypted fields hold changes with the inputs,
+/// which are judged apart. A file in sops's binary format has nothing readable to compare.
+fn differs(spec: &Spec, r: &RenderSpec, on_disk: &[u8], text: &str) -> bool {
+    if !render::is_sealed(spec, r) {
+        return on_disk != text.as_bytes();
+    }
+    let disk_text = String::from_utf8_lossy(on_disk);
+    match sops::readable(&disk_text) {
+        Ok(view) => {
+            let fields = render::encrypted_fields(text);
+            sops::readable_of(text, Select::Keys(fields)).ok() != Some(view)
+        }
+        Err(_) => sops::recipients_of(&disk_text).is_err(),
+    }
+}
+
+/// Why an encrypted rendered file is re-encrypted: it is encrypted to other recipients than
+/// pki.toml declares.
+fn recipients_changed(spec: &Spec, r: &RenderSpec, on_disk: &[u8]) -> Option<Reason> {
+    let wanted = spec.encryption.as_ref()?.recipient_texts();
+    if !render::is_sealed(spec, r) {
+        return None;
+    }
+    let mut found = sops::recipients_of(&String::from_utf8_lossy(on_disk)).ok()?;
+    found.sort();
+    let added = super::seal::missing_from(&wanted, &found);
+    let removed = super::seal::missing_from(&found, &wanted);
+    (!added.is_empty() || !removed.is_empty()).then(|| Reason::RecipientsChanged {
+        path: r.path.clone(),
+        added,
+        removed,
+    })
 }
 
 /// Keys granted to the template that are not here and will not be made (an external CA's): the
@@ -130,7 +172,9 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
         let fate = &cx.known[i].fate;
         // A certificate that waits for its issuer's certificate gets its key when it is signed.
         let made_later = fate.new_key() || fate.awaits_csr();
-        if cx.current[i].key_pem.is_none() && !made_later && *fate != Fate::Blocked {
+        // A key encrypted at rest is here (its public key is known) though the plan never sees
+        // it.
+        if cx.current[i].key_spki.is_none() && !made_later && *fate != Fate::Blocked {
             missing.push(Blocker::SecretMissing {
                 item: cx.spec.items[i].name.clone(),
                 var: var.clone(),

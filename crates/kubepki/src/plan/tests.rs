@@ -68,7 +68,7 @@ fn tree(spec: &str) -> Observed {
     let spec = crate::load(&sources).expect("the base spec resolves");
     let empty = disk::Disk::default();
     let p = plan(&spec, &sources, &empty, t0(), &Request::default());
-    let built = crate::apply::build(&spec, &sources, &empty, &p, t0()).expect("build");
+    let built = crate::apply::build(&spec, &sources, &empty, &p, t0(), &[]).expect("build");
     let mut obs = Observed::default();
     for f in built.files {
         let file = FileObs {
@@ -111,7 +111,7 @@ fn check(case: &Case) -> String {
         rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
         out: "out".into(),
     };
-    let disk = disk::decode(obs);
+    let disk = disk::decode(obs, &crate::layout::key_companions(&spec));
     let p = plan(&spec, &sources, &disk, t0() + case.later, &opts);
     let mut got = crate::report::plan_text(&spec, &p, crate::report::Style { color: false });
     for problem in &p.problems {

@@ -140,6 +140,20 @@ pub enum Reason {
         items: Vec<String>,
     },
     RenderedTextDiffers,
+    /// A private key is in plaintext and pki.toml has `[encryption]`.
+    KeyInPlaintext {
+        path: String,
+    },
+    /// A private key is encrypted and pki.toml has no `[encryption]`.
+    EncryptionOff {
+        path: String,
+    },
+    /// A private key is encrypted to other recipients than pki.toml declares.
+    RecipientsChanged {
+        path: String,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
     /// An undeclared certificate (a removed node's, a removed entry's) that is still valid:
     /// deleting the file does not end what it grants.
     OrphanStillValid {
@@ -158,6 +172,30 @@ impl fmt::Display for Reason {
             New => f.write_str("new"),
             RekeyFlag => f.write_str("--rekey"),
             KeyMissing { path } => write!(f, "key {path} missing"),
+            KeyInPlaintext { path } => write!(
+                f,
+                "{path} is in plaintext and pki.toml has [encryption]: encrypted in place, key kept"
+            ),
+            EncryptionOff { path } => write!(
+                f,
+                "{path} is encrypted and pki.toml has no [encryption]: decrypted in place, key kept"
+            ),
+            RecipientsChanged {
+                path,
+                added,
+                removed,
+            } => {
+                let changes: Vec<String> = added
+                    .iter()
+                    .map(|r| format!("+{r}"))
+                    .chain(removed.iter().map(|r| format!("-{r}")))
+                    .collect();
+                write!(
+                    f,
+                    "recipients changed: {}; {path} re-encrypted, key kept",
+                    changes.join(", ")
+                )
+            }
             KeyUnreadable(e) => write!(f, "key unreadable: {e}"),
             KeyAlgChanged { disk, spec } => write!(
                 f,
@@ -508,6 +546,17 @@ pub enum Blocker {
     Template(String),
     /// A rendered file reads an input that has no certificate or key after apply.
     RenderInputMissing,
+    /// A key encrypted at rest that apply needs (to sign, re-sign, render or decrypt) opens with
+    /// none of the age identities given.
+    IdentityMissing {
+        path: String,
+        recipients: Vec<String>,
+    },
+    /// A key encrypted at rest could not be read: a damaged or edited SOPS file (the cause says
+    /// which, never the key).
+    SealedKeyUnreadable { path: String, cause: String },
+    /// A key encrypted at rest decrypts to another key than its public half beside it says.
+    SealedKeyMismatch { path: String, public: String },
     /// `--prune` would delete the private key of a CA or a key pair that pki.toml no longer
     /// declares.
     PruneProtectedKey {
@@ -710,6 +759,16 @@ impl Blocker {
             RenderInputMissing => {
                 "an input it reads has no certificate or key yet; nothing was rendered".into()
             }
+            IdentityMissing { path, recipients } => format!(
+                "{path} is encrypted to {}, and no age identity given opens it; set SOPS_AGE_KEY_FILE (a file of age identities) or SOPS_AGE_KEY to an identity of one of them, then rerun; nothing was written",
+                recipients.join(", ")
+            ),
+            SealedKeyUnreadable { path, cause } => format!(
+                "{path} does not decrypt: {cause}; restore it from git or a backup; nothing was written"
+            ),
+            SealedKeyMismatch { path, public } => format!(
+                "{path} decrypts to a key that is not the one of {public}; put the matching files back (from git or a backup); nothing was written"
+            ),
             PruneProtectedKey { key, out } => format!(
                 "--prune would delete {}, {}, which pki.toml no longer declares; a key that cannot be made again is deleted by a person, never as a side effect: if it is retired, keep a backup and delete it yourself (`rm {out}/{}`), or declare it again in pki.toml; then rerun (without --prune, nothing is deleted)",
                 key.path, key.owner, key.path

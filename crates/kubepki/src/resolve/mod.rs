@@ -10,6 +10,7 @@
 //! `checks` (what only the whole spec can tell: issuer order, path lengths, lifetimes).
 
 mod checks;
+mod encryption;
 mod entries;
 mod names;
 mod nodes;
@@ -43,6 +44,7 @@ pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnost
         ..Cx::default()
     };
     let defaults = cx.defaults(raw);
+    let encryption = cx.encryption(raw.encryption.as_ref());
     let nodes = cx.nodes(&raw.nodes);
     cx.names(raw);
     cx.some_ca(raw);
@@ -80,7 +82,10 @@ pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnost
     cx.leaf_lifetimes(raw, &made.items);
 
     if cx.diags.is_empty() {
-        Ok(Spec { items: made.items })
+        Ok(Spec {
+            items: made.items,
+            encryption,
+        })
     } else {
         Err(cx.diags)
     }

@@ -329,3 +329,38 @@ fn typed(plaintext: Vec<u8>, kind: Kind, aad: &str) -> Result<Node, Error> {
 pub(super) fn hex_upper(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02X}")).collect()
 }
+
+/// Replaces every value `rule` encrypts by the same marker, in place: what is left is what
+/// anyone reads of the file, the same for a plaintext document and for its SOPS file (whose
+/// ciphertext differs on every run). Empty strings and nulls, which sops leaves as they are,
+/// stay.
+pub(super) fn mask(doc: &mut Doc, rule: &Rule) {
+    let top = rule.at_top();
+    for (name, child) in &mut doc.entries {
+        let under = rule.under(top, name);
+        mask_node(child, rule, under);
+    }
+}
+
+fn mask_node(node: &mut Node, rule: &Rule, encrypt: bool) {
+    match node {
+        Node::Map(entries) => {
+            for (name, child) in entries {
+                let under = rule.under(encrypt, name);
+                mask_node(child, rule, under);
+            }
+        }
+        Node::Seq(items) => {
+            for item in items {
+                mask_node(item, rule, encrypt);
+            }
+        }
+        Node::Null => {}
+        Node::Str(text) if text.is_empty() => {}
+        scalar if encrypt => *scalar = Node::Str(MASK.to_owned()),
+        _ => {}
+    }
+}
+
+/// What an encrypted value reads as in `mask`'s view.
+const MASK: &str = "(encrypted)";

