@@ -504,3 +504,249 @@ fn a_bad_recipient_points_at_its_place() {
         r.stderr
     );
 }
+
+const NODES_SPEC: &str = r#"
+RECIPIENTS
+
+[defaults]
+algorithm = "ecdsa-p256"
+
+[vars]
+cluster = "kubernetes"
+server = "https://10.0.0.11:6443"
+
+[[node]]
+name = "cp-1"
+ips = ["10.0.0.11"]
+role = "control-plane"
+
+[[node]]
+name = "worker-1"
+ips = ["10.0.0.21"]
+role = "worker"
+
+[[ca]]
+name = "kubernetes-ca"
+cn = "kubernetes-ca"
+cert = "pki/ca.crt"
+key = "pki/ca.key"
+
+[[cert]]
+name = "apiserver"
+issuer = "kubernetes-ca"
+cn = "kube-apiserver"
+dns = ["kubernetes"]
+usage = ["server"]
+cert = "pki/apiserver.crt"
+key = "pki/apiserver.key"
+
+[[cert]]
+name = "admin"
+issuer = "kubernetes-ca"
+cn = "kubernetes-admin"
+usage = ["client"]
+cert = "pki/users/admin.crt"
+key = "pki/users/admin.key"
+
+[[cert]]
+name = "kubelet"
+issuer = "kubernetes-ca"
+for-each-node = "all"
+cn = "system:node:{node}"
+o = ["system:nodes"]
+dns = ["{node}"]
+ips = ["{node.ip}"]
+usage = ["server", "client"]
+cert = "nodes/{node}/kubelet.crt"
+key = "nodes/{node}/kubelet.key"
+
+[[keypair]]
+name = "sa"
+private = "pki/sa.key"
+public = "pki/sa.pub"
+
+[[render]]
+name = "admin.conf"
+template = "kubeconfig.hbs"
+path = "admin.conf"
+bind = { ca = "kubernetes-ca", client = "admin" }
+secrets = ["client"]
+
+[[render]]
+name = "kubelet.conf"
+template = "kubeconfig.hbs"
+for-each-node = "all"
+path = "nodes/{node}/kubelet.conf"
+bind = { ca = "kubernetes-ca", client = "kubelet" }
+secrets = ["client"]
+"#;
+
+/// `deploy ARGS` on the fixture, with `identity` as the only age identity, or none.
+fn deploy(f: &Fixture, args: &[&str], identity: Option<&Age>) -> std::process::Output {
+    let root = f.root();
+    let mut cmd = xtask();
+    cmd.arg("deploy")
+        .arg("--file")
+        .arg(root.join("pki.toml"))
+        .arg("--out")
+        .arg(root.join("out"))
+        .arg("--templates")
+        .arg(root.join("templates"))
+        .args(args)
+        .current_dir(root)
+        .env("NO_COLOR", "1")
+        .env_remove("SOPS_AGE_KEY")
+        .env_remove("SOPS_AGE_KEY_FILE");
+    if let Some(age) = identity {
+        cmd.env("SOPS_AGE_KEY_FILE", &age.key_file);
+    }
+    cmd.output().expect("run xtask deploy")
+}
+
+/// The relative paths of the files under `dir`, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn deploy_writes_one_nodes_files_decrypted_and_nothing_else() {
+    let Some((_, keygen)) = tools() else {
+        return;
+    };
+    let ids = tempfile::tempdir().unwrap();
+    let a = age_identity(&keygen, ids.path(), "a");
+    let table = format!("[encryption]\nage-recipients = [\"{}\"]\n", a.recipient);
+    let f = Fixture::new(&NODES_SPEC.replace("RECIPIENTS", &table));
+    assert_eq!(pki(&f, &[], None).code, 0);
+    let before = f.hashes();
+    let target = tempfile::tempdir().unwrap();
+    let cp1 = target.path().join("cp-1");
+    let cp1_arg = cp1.to_str().unwrap();
+
+    // Without an identity nothing is written, and the run says what is missing.
+    let locked = deploy(&f, &["--node", "cp-1", "--to", cp1_arg], None);
+    let stderr = String::from_utf8_lossy(&locked.stderr);
+    assert_eq!(locked.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pki/ca.key is encrypted to"), "{stderr}");
+    assert!(!cp1.exists() || tree(&cp1).is_empty(), "{:?}", tree(&cp1));
+
+    let done = deploy(&f, &["--node", "cp-1", "--to", cp1_arg], Some(&a));
+    let stderr = String::from_utf8_lossy(&done.stderr).into_owned();
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+    // A control-plane node: the CA key, its own files at the top, never the users' keys (they
+    // are inside the kubeconfigs) nor another node's.
+    let expected = [
+        "admin.conf",
+        "kubelet.conf",
+        "kubelet.crt",
+        "kubelet.key",
+        "pki/apiserver.crt",
+        "pki/apiserver.key",
+        "pki/ca.crt",
+        "pki/ca.key",
+        "pki/sa.key",
+        "pki/sa.pub",
+    ];
+    assert_eq!(tree(&cp1), expected);
+    for key in [
+        "pki/ca.key",
+        "pki/apiserver.key",
+        "kubelet.key",
+        "pki/sa.key",
+    ] {
+        assert_eq!(mode(&cp1.join(key)), 0o600, "{key}");
+        let pem = std::fs::read_to_string(cp1.join(key)).unwrap();
+        assert!(
+            pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+            "{key} is not a plaintext key"
+        );
+    }
+    for (key, cert) in [
+        ("pki/ca.key", "pki/ca.crt"),
+        ("pki/apiserver.key", "pki/apiserver.crt"),
+        ("kubelet.key", "kubelet.crt"),
+    ] {
+        assert_eq!(
+            pubkey_of_key(&cp1.join(key)),
+            pubkey_of_cert(&cp1.join(cert)),
+            "{key}"
+        );
+    }
+    let ca = cp1.join("pki/ca.crt");
+    let verified = openssl_verifies(&ca, &cp1.join("pki/apiserver.crt"), "sslserver");
+    assert_eq!(verified.code, 0, "{}", verified.all());
+    let verified = openssl_verifies(&ca, &cp1.join("kubelet.crt"), "sslclient");
+    assert_eq!(verified.code, 0, "{}", verified.all());
+    let conf = std::fs::read_to_string(cp1.join("kubelet.conf")).unwrap();
+    let key = unb64_text(&yaml_value(&conf, "client-key-data"));
+    assert_eq!(
+        key,
+        std::fs::read_to_string(cp1.join("kubelet.key")).unwrap()
+    );
+    let cp1_keys: BTreeSet<String> = [
+        "pki/ca.key",
+        "pki/apiserver.key",
+        "kubelet.key",
+        "pki/sa.key",
+    ]
+    .iter()
+    .map(|k| std::fs::read_to_string(cp1.join(k)).unwrap())
+    .collect();
+    assert_no_key_material("deploy's stderr", &stderr, &cp1_keys);
+
+    // A worker, as a tar stream: the CA certificate and its own files; no CA key, nothing of
+    // cp-1's.
+    let worker = deploy(&f, &["--node", "worker-1", "--tar"], Some(&a));
+    assert_eq!(
+        worker.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&worker.stderr)
+    );
+    let unpacked = target.path().join("worker-1");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut untar = Command::new("tar");
+    untar
+        .arg("-x")
+        .arg("-C")
+        .arg(&unpacked)
+        .stdin(std::process::Stdio::piped());
+    let mut child = untar.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &worker.stdout).unwrap();
+    assert!(child.wait().unwrap().success(), "tar refused the stream");
+    assert_eq!(
+        tree(&unpacked),
+        ["kubelet.conf", "kubelet.crt", "kubelet.key", "pki/ca.crt"]
+    );
+    assert_eq!(mode(&unpacked.join("kubelet.key")), 0o600);
+    let worker_key = std::fs::read_to_string(unpacked.join("kubelet.key")).unwrap();
+    assert!(!cp1_keys.contains(&worker_key));
+    // The stream holds the worker's own key, never a form of any of cp-1's.
+    let stream = String::from_utf8_lossy(&worker.stdout);
+    for form in cp1_keys.iter().flat_map(|k| leak_forms(k)) {
+        assert!(
+            !stream.contains(&form),
+            "the worker's tar holds cp-1's key material"
+        );
+    }
+    let verified = openssl_verifies(
+        &unpacked.join("pki/ca.crt"),
+        &unpacked.join("kubelet.crt"),
+        "sslserver",
+    );
+    assert_eq!(verified.code, 0, "{}", verified.all());
+
+    // Deploying never changes out/, and never writes plaintext into it.
+    let inside = f.path("nodes/cp-1/plain");
+    let refused = deploy(
+        &f,
+        &["--node", "cp-1", "--to", inside.to_str().unwrap()],
+        Some(&a),
+    );
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(!inside.exists());
+    assert_eq!(f.hashes(), before, "deploy changed out/");
+}

@@ -1,5 +1,5 @@
 //! The repository's tasks, run as `cargo xtask <task>` (see the cargo-xtask convention): a cargo
-//! alias in `.cargo/config.toml` builds and runs this binary. `pki` is the only task so far; the
+//! alias in `.cargo/config.toml` builds and runs this binary. `pki` makes the PKI and `deploy` places one node's files; the
 //! engine lives in the `kubepki` library so other repositories' xtasks can call it too.
 
 use std::path::{Path, PathBuf};
@@ -20,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Generate, check or update the cluster PKI declared in pki.toml.
     Pki(kubepki::cli::Args),
+    /// Write one node's files, decrypted, in its kubeadm layout (a folder, or a tar stream).
+    Deploy(kubepki::deploy::Args),
     /// Compare generation time with openssl scripts and cfssl, side by side (ratios).
     Bench(bench::Args),
 }
@@ -28,6 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
         Cmd::Pki(args) => kubepki::cli::main(&project_root(), args),
+        Cmd::Deploy(args) => kubepki::deploy::main(&project_root(), args),
         Cmd::Bench(args) => match bench::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

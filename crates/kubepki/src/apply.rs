@@ -487,7 +487,7 @@ impl Made<'_> {
             label: path.to_string(),
             old: report::redact(&old, &self.plan.current, self.spec),
             // Redacted by provenance, and by pattern too: a key in `vars` has no provenance.
-            new: report::redact(&rendered.shown, self.materials, self.spec),
+            new: report::redact(&self.shown(r, &rendered.shown), self.materials, self.spec),
             key_rotated: false,
         };
         let text = if render::is_sealed(self.spec, r) {
@@ -497,6 +497,15 @@ impl Made<'_> {
             rendered.text.clone()
         };
         Ok((vec![file(path, text, render_mode(r))], vec![diff]))
+    }
+
+    /// A rendered file's new text as its diff shows it: an encrypted one as anyone will read it.
+    fn shown(&self, r: &RenderSpec, shown: &str) -> String {
+        if render::is_sealed(self.spec, r) {
+            render::sealed_shown(shown)
+        } else {
+            shown.to_string()
+        }
     }
 
     /// The keys a render is granted, as this run leaves them (PEM).

@@ -108,7 +108,7 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
 /// names, and the identities `SOPS_AGE_KEY` holds (both, when both are set). None is no error:
 /// only a run that must decrypt a key needs one, and it says which. A malformed identity is an
 /// error that names the variable and the line, never the text.
-fn identities() -> Result<Vec<crate::sops::Identity>, Error> {
+pub(crate) fn identities() -> Result<Vec<crate::sops::Identity>, Error> {
     let mut res = Vec::new();
     if let Some(path) = std::env::var_os("SOPS_AGE_KEY_FILE").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);

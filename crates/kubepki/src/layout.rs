@@ -49,6 +49,13 @@ pub fn text_files(spec: &Spec) -> BTreeSet<String> {
         .collect()
 }
 
+/// The folder of `out/` that holds one node's own files, by the convention of the shipped
+/// pki.toml (`nodes/<node>/`): `deploy` places what is under it at the top of the node's tree,
+/// as kubeadm lays out `/etc/kubernetes`.
+pub fn node_folder(node: &str) -> String {
+    format!("nodes/{node}/")
+}
+
 /// Each private key's public half, by the key's path: the certificate over it, or the key pair's
 /// public key. A key encrypted at rest is known to the plan by its public half alone.
 pub fn key_companions(spec: &Spec) -> BTreeMap<String, String> {

@@ -17,6 +17,7 @@
 // The API an embedding xtask needs: `cli` (the whole command), or `run` with `Options`, and the
 // types of what comes back.
 pub mod cli;
+pub mod deploy;
 
 pub use diag::Diagnostic;
 pub use error::Error;

@@ -56,6 +56,13 @@ pub fn on_disk_text(bytes: &[u8]) -> String {
     }
 }
 
+/// The new side of an encrypted rendered file's diff, in the layout its old side has (sops's):
+/// what anyone will read of it once written.
+pub fn sealed_shown(shown: &str) -> String {
+    crate::sops::readable_of(shown, crate::sops::Select::Keys(encrypted_fields(shown)))
+        .unwrap_or_else(|_| shown.to_string())
+}
+
 /// Placeholder for values a dry run cannot know yet (a certificate that apply will make).
 pub const PENDING: &str = "(known after apply)";
 

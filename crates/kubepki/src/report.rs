@@ -520,6 +520,11 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
                     .shown
                     .clone()
                     .unwrap_or_else(|| format!("{}\n", crate::render::PENDING));
+                let new = if crate::render::is_sealed(spec, r) {
+                    crate::render::sealed_shown(&new)
+                } else {
+                    new
+                };
                 diffs.push(Diff {
                     label: r.path.clone(),
                     old: redact(&old, current, spec),
