@@ -126,6 +126,24 @@ fn same(s: &str) -> String {
 
 fn untouched(_: &mut Observed) {}
 
+/// Two age recipients (the age specification's example, and one of a fixed identity).
+const FIRST: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+const SECOND: &str = "age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k";
+
+fn encrypted_to_first(s: &str) -> String {
+    format!("[encryption]\nage-recipients = [\"{FIRST}\"]\n{s}")
+}
+
+/// Every key file of the tree encrypted to `FIRST`, as a run with `[encryption]` writes it.
+fn seal_keys(o: &mut Observed) {
+    let first = [crate::sops::Recipient::parse(FIRST).unwrap()];
+    for path in ["root.key", "mid.key", "server.key", "sa.key"] {
+        let file = o.files.get_mut(path).unwrap();
+        let sealed = crate::sops::encrypt_binary(&file.bytes, &first, t0()).unwrap();
+        file.bytes = sealed.into_bytes();
+    }
+}
+
 const CASES: &[Case] = &[
     Case {
         name: "nothing changed",
@@ -348,6 +366,82 @@ plan: 1 re-render, 4 keep",
         expect: "
 - orphan    stray.txt  (not declared in pki.toml; --prune deletes it)
 plan: 5 keep, 1 orphan",
+    },
+    Case {
+        name: "adding [encryption] encrypts every key in place, keys kept, no identity needed",
+        spec: encrypted_to_first,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ encrypt   root  (root.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
+~ encrypt   mid  (mid.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
+~ encrypt   server  (server.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
+~ encrypt   sa  (sa.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
+plan: 4 encrypt, 1 keep",
+    },
+    Case {
+        name: "keys encrypted at rest plan as their plaintext would",
+        spec: encrypted_to_first,
+        disk: seal_keys,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "plan: 5 keep",
+    },
+    Case {
+        name: "an encrypted key is judged by its certificate: a SAN change re-signs it",
+        spec: |s| {
+            encrypted_to_first(s)
+                .replace(r#"dns = ["a.example"]"#, r#"dns = ["a.example", "b.example"]"#)
+        },
+        disk: seal_keys,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-sign   server  (SANs changed: +DNS:b.example)
+~ re-render bundle  (input changes: server)
+plan: 1 re-sign, 1 re-render, 3 keep",
+    },
+    Case {
+        name: "other recipients re-encrypt every key, naming the change",
+        spec: |s| format!("[encryption]\nage-recipients = [\"{SECOND}\"]\n{s}"),
+        disk: seal_keys,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-encrypt root  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; root.key re-encrypted, key kept)
+~ re-encrypt mid  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; mid.key re-encrypted, key kept)
+~ re-encrypt server  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; server.key re-encrypted, key kept)
+~ re-encrypt sa  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; sa.key re-encrypted, key kept)
+plan: 4 re-encrypt, 1 keep",
+    },
+    Case {
+        name: "removing [encryption] decrypts every key in place",
+        spec: same,
+        disk: seal_keys,
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ decrypt   root  (root.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
+~ decrypt   mid  (mid.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
+~ decrypt   server  (server.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
+~ decrypt   sa  (sa.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
+plan: 4 decrypt, 1 keep",
+    },
+    Case {
+        name: "an encrypted key whose certificate is gone cannot be told: a CA stops",
+        spec: encrypted_to_first,
+        disk: |o| {
+            seal_keys(o);
+            o.files.remove("mid.crt");
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   mid  (key unreadable: mid.key: is encrypted (sops) and has no readable public half beside it (its certificate or public key), so what key it holds cannot be told without decrypting it; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed))
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: mid: key unreadable: mid.key: is encrypted (sops) and has no readable public half beside it (its certificate or public key), so what key it holds cannot be told without decrypting it; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed)",
     },
 ];
 
