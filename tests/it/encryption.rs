@@ -697,6 +697,31 @@ fn deploy_writes_one_nodes_files_decrypted_and_nothing_else() {
     .collect();
     assert_no_key_material("deploy's stderr", &stderr, &cp1_keys);
 
+    // The real peers on the deployed files: gnutls verifies the chains, and kubectl reaches an
+    // API server that serves the deployed apiserver pair, with the deployed kubeconfigs.
+    for (cert, purpose) in [
+        ("pki/apiserver.crt", "1.3.6.1.5.5.7.3.1"),
+        ("kubelet.crt", "1.3.6.1.5.5.7.3.2"),
+    ] {
+        let Some(certtool) = tool("certtool", "gnutls-bin") else {
+            return;
+        };
+        let verified = run(Command::new(certtool)
+            .arg("--verify")
+            .arg("--load-ca-certificate")
+            .arg(&ca)
+            .arg(format!("--verify-purpose={purpose}"))
+            .arg("--infile")
+            .arg(cp1.join(cert)));
+        assert_eq!(
+            verified.code,
+            0,
+            "certtool --verify {cert}: {}",
+            verified.all()
+        );
+    }
+    assert_kubectl_authenticates(&cp1);
+
     // A worker, as a tar stream: the CA certificate and its own files; no CA key, nothing of
     // cp-1's.
     let worker = deploy(&f, &["--node", "worker-1", "--tar"], Some(&a));
@@ -749,4 +774,44 @@ fn deploy_writes_one_nodes_files_decrypted_and_nothing_else() {
     assert_eq!(refused.status.code(), Some(2));
     assert!(!inside.exists());
     assert_eq!(f.hashes(), before, "deploy changed out/");
+}
+
+/// kubectl, with the deployed `admin.conf` and `kubelet.conf`, authenticates to a test API
+/// server that serves the deployed `pki/apiserver.crt`/`.key` and trusts the deployed CA.
+fn assert_kubectl_authenticates(deployed: &Path) {
+    if tool("kubectl", "kubectl").is_none() || tool("python3", "python3").is_none() {
+        return;
+    }
+    // The server reads its files from a fixture's out/: the deployed tree, copied there.
+    let host = Fixture {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    for rel in tree(deployed) {
+        let to = host.path(&rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(deployed.join(&rel), &to).unwrap();
+    }
+    let server = crate::kubectl::ApiServer::start(
+        &host,
+        "pki/apiserver.crt",
+        "pki/apiserver.key",
+        "pki/ca.crt",
+    );
+    for (conf, user) in [
+        ("admin.conf", "kubernetes-admin"),
+        ("kubelet.conf", "system:node:cp-1"),
+    ] {
+        let r = server.kubectl(&host.path(conf), &["auth", "whoami", "-o", "json"]);
+        assert_eq!(
+            r.code,
+            0,
+            "kubectl auth whoami with the deployed {conf}: {}",
+            r.all()
+        );
+        assert!(
+            r.stdout.contains(&format!("\"username\": \"{user}\"")),
+            "{conf}: {}",
+            r.stdout
+        );
+    }
 }

@@ -41,7 +41,7 @@ fn run_limited(cmd: &mut Command, limit: Duration) -> Run {
 
 /// tests/support/apiserver.py, running. Dropping it kills the process by its PID (also when the
 /// test panics), then reaps it.
-struct ApiServer {
+pub(super) struct ApiServer {
     proc: Proc,
     port: u16,
     log: PathBuf,
@@ -52,7 +52,7 @@ struct ApiServer {
 impl ApiServer {
     /// Serves `cert`/`key` (paths under the fixture's out/) and accepts client certificates
     /// that chain to `client_ca` only.
-    fn start(f: &Fixture, cert: &str, key: &str, client_ca: &str) -> ApiServer {
+    pub(super) fn start(f: &Fixture, cert: &str, key: &str, client_ca: &str) -> ApiServer {
         let script = repo_root().join("tests/support/apiserver.py");
         // One log per server started in this fixture.
         let log = (1..)
@@ -133,7 +133,7 @@ impl ApiServer {
     /// `kubectl --kubeconfig KUBECONFIG --server https://127.0.0.1:PORT --tls-server-name
     /// kubernetes ARGS`: always this loopback server, whatever the kubeconfig names, and TLS
     /// verification on. kubectl's HOME, cache and proxy settings are the test's own.
-    fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+    pub(super) fn kubectl(&self, kubeconfig: &Path, args: &[&str]) -> Run {
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig")
             .arg(kubeconfig)
