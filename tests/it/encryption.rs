@@ -815,3 +815,139 @@ fn assert_kubectl_authenticates(deployed: &Path) {
         );
     }
 }
+
+const ETCD_SPEC: &str = r#"
+RECIPIENTS
+
+[defaults]
+algorithm = "ecdsa-p256"
+
+[[node]]
+name = "cp-1"
+ips = ["127.0.0.1"]
+role = "control-plane"
+
+[[ca]]
+name = "etcd-ca"
+cn = "etcd-ca"
+cert = "pki/etcd/ca.crt"
+key = "pki/etcd/ca.key"
+
+[[cert]]
+name = "etcd-server"
+issuer = "etcd-ca"
+for-each-node = "control-plane"
+cn = "{node}"
+dns = ["{node}", "localhost"]
+ips = ["{node.ip}"]
+usage = ["server", "client"]
+cert = "nodes/{node}/pki/etcd/server.crt"
+key = "nodes/{node}/pki/etcd/server.key"
+
+[[cert]]
+name = "etcd-peer"
+issuer = "etcd-ca"
+for-each-node = "control-plane"
+cn = "{node}"
+dns = ["{node}", "localhost"]
+ips = ["{node.ip}"]
+usage = ["server", "client"]
+cert = "nodes/{node}/pki/etcd/peer.crt"
+key = "nodes/{node}/pki/etcd/peer.key"
+
+[[cert]]
+name = "etcd-healthcheck-client"
+issuer = "etcd-ca"
+cn = "kube-etcd-healthcheck-client"
+usage = ["client"]
+cert = "pki/etcd/healthcheck-client.crt"
+key = "pki/etcd/healthcheck-client.key"
+"#;
+
+/// A port on 127.0.0.1 that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn etcd_runs_on_a_nodes_deployed_files() {
+    let Some((_, keygen)) = tools() else {
+        return;
+    };
+    let (Some(etcd), Some(etcdctl)) = (tool("etcd", "etcd-server"), tool("etcdctl", "etcd-client"))
+    else {
+        return;
+    };
+    let ids = tempfile::tempdir().unwrap();
+    let a = age_identity(&keygen, ids.path(), "a");
+    let table = format!("[encryption]\nage-recipients = [\"{}\"]\n", a.recipient);
+    let f = Fixture::new(&ETCD_SPEC.replace("RECIPIENTS", &table));
+    assert_eq!(pki(&f, &[], None).code, 0);
+    let node = tempfile::tempdir().unwrap();
+    let etc = node.path().join("etc-kubernetes");
+    let done = deploy(
+        &f,
+        &["--node", "cp-1", "--to", etc.to_str().unwrap()],
+        Some(&a),
+    );
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let pki_dir = etc.join("pki/etcd");
+    let file = |name: &str| pki_dir.join(name).display().to_string();
+    let (client, peer) = (free_port(), free_port());
+    let client_url = format!("https://127.0.0.1:{client}");
+    let peer_url = format!("https://127.0.0.1:{peer}");
+    let log = node.path().join("etcd.log");
+    let mut member = Proc::spawn(
+        Command::new(etcd)
+            .arg("--name=cp-1")
+            .arg(format!("--data-dir={}", node.path().join("data").display()))
+            .arg(format!("--listen-client-urls={client_url}"))
+            .arg(format!("--advertise-client-urls={client_url}"))
+            .arg(format!("--listen-peer-urls={peer_url}"))
+            .arg(format!("--initial-advertise-peer-urls={peer_url}"))
+            .arg(format!("--initial-cluster=cp-1={peer_url}"))
+            .arg("--client-cert-auth")
+            .arg(format!("--trusted-ca-file={}", file("ca.crt")))
+            .arg(format!("--cert-file={}", file("server.crt")))
+            .arg(format!("--key-file={}", file("server.key")))
+            .arg("--peer-client-cert-auth")
+            .arg(format!("--peer-trusted-ca-file={}", file("ca.crt")))
+            .arg(format!("--peer-cert-file={}", file("peer.crt")))
+            .arg(format!("--peer-key-file={}", file("peer.key")))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    let etcdctl_run = |args: &[&str]| {
+        let mut cmd = Command::new(&etcdctl);
+        cmd.arg(format!("--endpoints={client_url}"))
+            .arg(format!("--cacert={}", file("ca.crt")))
+            .arg(format!("--cert={}", file("healthcheck-client.crt")))
+            .arg(format!("--key={}", file("healthcheck-client.key")))
+            .arg("--dial-timeout=2s")
+            .arg("--command-timeout=3s")
+            .args(args);
+        run_with_timeout(&mut cmd, Duration::from_secs(20)).unwrap_or_else(|r| r)
+    };
+    let put = poll(Duration::from_secs(40), Duration::from_millis(200), || {
+        let r = etcdctl_run(&["put", "kubepki", "deployed"]);
+        (r.code == 0).then_some(r)
+    });
+    let etcd_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        put.is_some(),
+        "etcdctl never reached etcd; its log:\n{etcd_log}"
+    );
+    let got = etcdctl_run(&["get", "kubepki", "--print-value-only"]);
+    assert_eq!(got.stdout.trim(), "deployed", "{}", got.all());
+    member.kill();
+}
