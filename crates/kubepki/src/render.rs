@@ -180,7 +180,7 @@ pub fn render(
             .line_no
             .map(|line| expression_at(text, line, e.column_no.unwrap_or(1)));
         let file = format!("templates/{template}");
-        format!("{what}\n{}", crate::diag::snippet(&file, text, at, help))
+        format!("{what}\n{}", crate::diag::snippet(&file, &crate::diag::Lines::new(text), at, help))
     })?;
     // Keep the template's final newline, which handlebars drops after a closing expression.
     if text.ends_with('\n') && !rendered.ends_with('\n') {
@@ -208,6 +208,6 @@ fn describe_template_error(template: &str, text: &str, e: &handlebars::TemplateE
     format!(
         "syntax error in template `templates/{template}`: {}\n{}",
         e.reason(),
-        crate::diag::snippet(&file, text, at, None)
+        crate::diag::snippet(&file, &crate::diag::Lines::new(text), at, None)
     )
 }
