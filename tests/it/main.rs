@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod bad_input_cases;
 mod crash;
 mod damage;
 mod embedding;

@@ -112,25 +112,28 @@ fn missing(key: &str, span: Option<Range<usize>>, table: &Table<'_>) -> Diagnost
         Some(name) => format!("`{}` `{name}`", table.header),
         None => format!("this `{}`", table.header),
     };
-    Diagnostic::new(format!("{what} has no `{key}`"), span)
-        .with_help(format!("add `{key} = {}`", example(key)))
+    Diagnostic::new(format!("{what} has no `{key}`"), span).with_help(example(key))
 }
 
-/// An example value of a required key, as the README's reference writes it.
-fn example(key: &str) -> &'static str {
-    match key {
-        "name" => "\"a-unique-name\"",
-        "issuer" => "\"kubernetes-ca\"` (the name of the [[ca]] that signs it)",
-        "usage" => "[\"server\"]` (or `[\"client\"]`, `[\"server\", \"client\"]`)",
-        "cert" => "\"pki/NAME.crt\"` (a path inside out/)",
-        "key" => "\"pki/NAME.key\"` (a path inside out/)",
-        "private" => "\"pki/sa.key\"` (a path inside out/)",
-        "public" => "\"pki/sa.pub\"` (a path inside out/)",
-        "role" => "\"worker\"` (or `\"control-plane\"`)",
-        "template" => "\"kubeconfig.hbs\"` (a file of the templates folder)",
-        "path" => "\"NAME.conf\"` (a path inside out/)",
-        _ => "...",
-    }
+/// An example value of a required key, as the README's reference writes it, and what it is.
+fn example(key: &str) -> String {
+    let (value, what) = match key {
+        "name" => ("\"a-unique-name\"", "names are unique across all entries"),
+        "issuer" => ("\"kubernetes-ca\"", "the name of the [[ca]] that signs it"),
+        "usage" => (
+            "[\"server\"]",
+            "or `[\"client\"]`, `[\"server\", \"client\"]`",
+        ),
+        "cert" => ("\"pki/NAME.crt\"", "a path inside the output folder"),
+        "key" => ("\"pki/NAME.key\"", "a path inside the output folder"),
+        "private" => ("\"pki/sa.key\"", "a path inside the output folder"),
+        "public" => ("\"pki/sa.pub\"", "a path inside the output folder"),
+        "path" => ("\"NAME.conf\"", "a path inside the output folder"),
+        "role" => ("\"worker\"", "or `\"control-plane\"`"),
+        "template" => ("\"kubeconfig.hbs\"", "a file of the templates folder"),
+        _ => return format!("add `{key} = ...`"),
+    };
+    format!("add `{key} = {value}` ({what})")
 }
 
 /// The kinds of value pki.toml's keys take.
@@ -299,6 +302,9 @@ fn fixed_value(kind: Kind, found: &Found<'_>) -> String {
         (Kind::String, _) => format!("\"{inner}\""),
         (Kind::List, DeValue::Table(_)) => "[\"...\"]".into(),
         (Kind::List, _) => format!("[{text}]"),
+        (Kind::Table, _) if found.path == "bind" => {
+            "{ ca = \"kubernetes-ca\", client = \"admin\" }".into()
+        }
         (Kind::Table, _) => "{ name = \"value\" }".into(),
     }
 }

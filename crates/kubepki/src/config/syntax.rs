@@ -216,8 +216,10 @@ fn unclosed(at: &At<'_>, open: char, close: char) -> Diagnostic {
         _ => (at.line, at.span.clone()),
     };
     let text = statement(at.lines.text(line));
+    // Inline tables are written with spaces inside their braces, lists without.
+    let space = if open == '{' { " " } else { "" };
     Diagnostic::new(format!("this {what} is not closed"), Some(span)).with_help(format!(
-        "add `{close}` after its last entry: `{text}{close}`"
+        "add `{close}` after its last entry: `{text}{space}{close}`"
     ))
 }
 

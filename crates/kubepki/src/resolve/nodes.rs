@@ -32,7 +32,7 @@ impl Cx {
                 self.err(
                     format!("duplicate node `{name}`"),
                     Some(n.name.span()),
-                    None,
+                    Some("every [[node]] needs a name of its own: rename this one, or remove it if it is the same machine".into()),
                 );
             }
             let role = n.role.get_ref();

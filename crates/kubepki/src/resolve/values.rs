@@ -8,6 +8,7 @@ use time::Duration;
 use toml::Spanned;
 
 use crate::config::{Raw, quote_list};
+use crate::diag::nearest;
 use crate::resolve::Cx;
 use crate::resolve::nodes::outside_per_node;
 use crate::spec::{
@@ -48,10 +49,15 @@ impl Cx {
             Some(a) => a,
             None => {
                 let names: Vec<&str> = KeyAlg::ALL.iter().map(|a| a.name()).collect();
+                let mut help = format!("expected one of {}", quote_list(&names));
+                let written = s.get_ref().to_ascii_lowercase();
+                if let Some(near) = nearest(&written, names.iter().copied()) {
+                    help = format!("did you mean `{near}`? {help}");
+                }
                 self.err(
                     format!("unsupported key algorithm `{}`", s.get_ref()),
                     Some(s.span()),
-                    Some(format!("expected one of {}", quote_list(&names))),
+                    Some(help),
                 );
                 default
             }
@@ -98,6 +104,11 @@ impl Cx {
                 continue;
             };
             let v = v.to_ascii_lowercase();
+            // A `{node}` of a node whose name is not a DNS name: reported at the node already.
+            let bad_node = node.is_some_and(|n| !is_dns_name(&n.name) || n.name.contains('*'));
+            if bad_node && d.get_ref().contains("{node") {
+                continue;
+            }
             if v.parse::<IpAddr>().is_ok() {
                 self.err(
                     format!("`{v}` is an IP address, not a DNS name"),
