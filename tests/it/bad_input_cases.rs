@@ -196,3 +196,94 @@ fn guard_ci() {
         );
     }
 }
+
+/// How many `[[node]]` tables the scale test declares: with their comments, a 10 MB pki.toml.
+const SCALE_NODES: usize = 40_000;
+
+/// The limit of the scale test's run. Linear work takes a few seconds here even on a loaded
+/// 2-core machine; work that grows with the square of the nodes or of the diagnostics took
+/// minutes at a quarter of this size (20 000 diagnostics: 100 s), and hours at this one, so the
+/// limit is far from both and a slow machine does not make the test flaky.
+const SCALE_LIMIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// A 10 MB pki.toml with 40 000 nodes, each with a bad name and a bad address, and a certificate
+/// per node: 80 000 diagnostics, every one reported, well within the limit.
+#[test]
+fn a_ten_megabyte_file_with_80000_mistakes_is_answered_in_linear_time() {
+    let spec = scale_spec(SCALE_NODES);
+    assert!(spec.len() > 10_000_000, "{} bytes", spec.len());
+    let f = Fixture::new(&spec);
+    let stderr_path = f.root().join("stderr.txt");
+    let mut cmd = f.command(&["--check"]);
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap());
+    let mut child = cmd.spawn().expect("run xtask");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > SCALE_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{SCALE_NODES} bad nodes not answered within {SCALE_LIMIT:?}: quadratic work?");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(2));
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap();
+    let n = 2 * SCALE_NODES;
+    assert_eq!(
+        stderr.matches("error: invalid node name `Node_").count()
+            + stderr.matches("error: invalid IP address `10.0.").count(),
+        n,
+        "every node's two mistakes are reported once"
+    );
+    assert!(
+        stderr.ends_with(&format!(
+            "error: pki.toml has {n} errors; nothing was written\n"
+        )),
+        "{}",
+        &stderr[stderr.len().saturating_sub(500)..]
+    );
+    let last = SCALE_NODES - 1;
+    let last_line = 22 + 6 * last;
+    assert!(
+        stderr.contains(&format!("--> pki.toml:{last_line}:8\n")),
+        "the last node's name is placed on its line"
+    );
+    assert!(!f.out().exists());
+}
+
+/// A CA, a certificate for every node, and `nodes` `[[node]]` tables, each with a comment line,
+/// a name that is not a DNS name (`Node_N`) and an address that is not one (`10.0.N.300`).
+fn scale_spec(nodes: usize) -> String {
+    let mut spec = String::from(
+        r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[[ca]]
+name = "ca"
+cn = "ca"
+cert = "ca.crt"
+key = "ca.key"
+
+[[cert]]
+name = "kubelet"
+issuer = "ca"
+for-each-node = "all"
+cn = "{node}"
+dns = ["kubelet.example"]
+usage = ["server"]
+cert = "nodes/{node}/kubelet.crt"
+key = "nodes/{node}/kubelet.key"
+"#,
+    );
+    let comment = format!("# {}", "a rack, a room, an owner; ".repeat(9));
+    for i in 0..nodes {
+        spec.push_str(&format!(
+            "\n[[node]]\n{comment}\nname = \"Node_{i}\"\nips = [\"10.0.{i}.300\"]\nrole = \"worker\"\n"
+        ));
+    }
+    spec
+}

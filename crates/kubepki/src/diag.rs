@@ -205,6 +205,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_agree_with_counting_from_the_start() {
+        let src = "a = 1\r\nbé = \"x\"\n\nlast";
+        let lines = Lines::new(src);
+        for offset in 0..=src.len() + 2 {
+            let before = &src[..floor_char_boundary(src, offset.min(src.len()))];
+            let line = before.matches('\n').count() + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+                .chars()
+                .count()
+                + 1;
+            assert_eq!(lines.line_col(offset), (line, col), "offset {offset}");
+        }
+        assert_eq!(lines.text(1), "a = 1");
+        assert_eq!(lines.text(2), "bé = \"x\"");
+        assert_eq!(lines.text(3), "");
+        assert_eq!(lines.text(4), "last");
+        assert_eq!(lines.text(5), "");
+    }
+
+    #[test]
     fn render_points_at_the_span() {
         let src = "[[cert]]\nissuer = \"etcd-ca\"\n";
         let d = Diagnostic::new("unknown issuer `etcd-ca`", Some(18..27)).with_help("declare it");
