@@ -10,10 +10,12 @@ mod crash;
 mod damage;
 mod embedding;
 mod fuzz;
+mod keys_and_clocks;
 mod resolve_edge;
 mod safety;
 mod secrets;
 mod snapshots;
+mod sops;
 
 mod bench;
 mod etcd;

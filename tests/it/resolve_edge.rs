@@ -168,6 +168,13 @@ name = "w-1"
 ips = ["10.0.0.21"]
 role = "worker"
 
+# A PKI declares a CA: a file without one is refused.
+[[ca]]
+name = "ca"
+cn = "ca"
+cert = "ca.crt"
+key = "ca.key"
+
 [[render]]
 name = "plain"
 template = "vars.hbs"

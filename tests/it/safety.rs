@@ -1427,7 +1427,12 @@ fn a_key_pair_whose_paths_changed_is_not_replaced() {
         &r.stdout,
         &[
             ("re-key", "sa", "--rekey"),
-            ("orphan", "pki/sa.key", "--prune deletes it"),
+            // The old service-account key is a key pair's: --prune stops rather than delete it.
+            (
+                "orphan",
+                "pki/sa.key",
+                "--prune stops rather than delete it",
+            ),
             ("orphan", "pki/sa.pub", "--prune deletes it"),
         ],
     );

@@ -282,6 +282,7 @@ fn debug_of_library_types_never_prints_keys() {
         prune: false,
         rekey: Default::default(),
         now,
+        clock: kubepki::Clock::system(now),
         color: false,
     })
     .unwrap_err();

@@ -96,6 +96,7 @@ fn ours(args: &Args) -> Result<Duration, String> {
         ));
     }
     std::fs::write(dir.path().join("pki.toml"), spec).map_err(|e| e.to_string())?;
+    let now = time::OffsetDateTime::now_utc();
     let opts = kubepki::Options {
         spec_file: dir.path().join("pki.toml"),
         templates_dir: dir.path().join("templates"),
@@ -104,7 +105,8 @@ fn ours(args: &Args) -> Result<Duration, String> {
         diff: false,
         prune: false,
         rekey: Default::default(),
-        now: time::OffsetDateTime::now_utc(),
+        now,
+        clock: kubepki::Clock::system(now),
         color: false,
     };
     let start = Instant::now();

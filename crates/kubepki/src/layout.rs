@@ -47,6 +47,21 @@ pub fn temp_name(name: &str) -> String {
     format!(".{name}.tmp-{}", std::process::id())
 }
 
+/// The most digits a process id has on Linux (`pid_max` is at most 2^22, 4194304).
+const PID_DIGITS_MAX: usize = 7;
+
+/// The length in bytes of the longest `temp_name` of `name`, whatever the run's process id.
+pub fn temp_name_len_max(name: &str) -> usize {
+    ".".len() + name.len() + ".tmp-".len() + PID_DIGITS_MAX
+}
+
+/// The longest name of a file or folder, in bytes (Linux's `NAME_MAX`).
+pub const NAME_MAX: usize = 255;
+
+/// The longest path the system opens, in bytes, without its final NUL (Linux's `PATH_MAX` less
+/// one). The output folder's own path comes before every path inside it.
+pub const PATH_MAX: usize = 4095;
+
 /// Whether `name` is the temporary file of a write (of this or any earlier run): a run that is
 /// killed mid-write leaves one. They are never taken for real files; a run that holds the lock
 /// removes them (no other run can be writing them then).

@@ -3,13 +3,13 @@
 //! The pipeline, one module per stage, each stage's output the next one's input:
 //!
 //! ```text
-//! pki.toml ─ config::parse ─> Raw ─ resolve ─> Spec ─┐
-//! out/ ───── scan::observe ─> Observed ──────────────┼─ plan ─> Plan ─ apply ─> Built ─> files
-//!                                                     └────────────── report ─> text
+//! pki.toml ─ config::parse ─> Raw ─ resolve ─> Spec ────────────────┐
+//! out/ ───── scan::observe ─> Observed ─ disk::decode ─> Disk ───────┼─ plan ─> Plan ─ apply ─> Built ─> files
+//!                                                                     └────────────── report ─> text
 //! ```
 //!
-//! `config`, `resolve`, `graph`, `plan`, `render` and `report` never touch the filesystem, the
-//! clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
+//! `config`, `resolve`, `graph`, `disk`, `plan`, `render` and `report` never touch the filesystem,
+//! the clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
 //! [`run`] wires the stages together; other repositories' xtasks call it (or `cli::main`).
 
 #![warn(missing_docs, unreachable_pub)]
@@ -44,6 +44,8 @@ pub mod report;
 pub mod resolve;
 #[doc(hidden)]
 pub mod scan;
+#[doc(hidden)]
+pub mod sops;
 #[doc(hidden)]
 pub mod spec;
 #[doc(hidden)]
@@ -80,8 +82,67 @@ pub struct Options {
     pub rekey: BTreeSet<String>,
     /// The clock for planning and signing.
     pub now: OffsetDateTime,
+    /// Where `now` comes from, and the system clock it is compared with: a run whose clock is
+    /// off says so on the first line of its report.
+    pub clock: Clock,
     /// Colour the report (ANSI escapes).
     pub color: bool,
+}
+
+/// Where a run's clock comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockSource {
+    /// The system clock.
+    System,
+    /// `--now` on the command line: a clock the user typed.
+    NowFlag,
+    /// The `SOURCE_DATE_EPOCH` environment variable (its value as given): a clock the
+    /// environment set, often without the user knowing.
+    SourceDateEpoch(i64),
+}
+
+/// A run's clock: where it comes from, and the system clock read when it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    /// Where `Options::now` comes from.
+    pub source: ClockSource,
+    /// The system clock, read at the same moment.
+    pub system: OffsetDateTime,
+}
+
+/// How far a run's clock is from the system clock, beyond `spec::CLOCK_TOLERANCE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skew {
+    /// Within the tolerance: as good as the system clock.
+    None,
+    /// Earlier than the system clock by this much: what is signed is back-dated.
+    Past(time::Duration),
+    /// Later than the system clock by this much: what is signed is not valid yet.
+    Future(time::Duration),
+}
+
+impl Clock {
+    /// The system clock at `system`, as a run that reads no other clock has it.
+    pub fn system(system: OffsetDateTime) -> Clock {
+        Clock {
+            source: ClockSource::System,
+            system,
+        }
+    }
+
+    /// How far `now` is from the system clock. A clock within `spec::CLOCK_TOLERANCE` of it is
+    /// taken as the system clock: what it signs is valid now and for all but a few minutes of
+    /// its declared validity.
+    pub fn skew(&self, now: OffsetDateTime) -> Skew {
+        let off = now - self.system;
+        if off.abs() <= spec::CLOCK_TOLERANCE {
+            Skew::None
+        } else if off.is_negative() {
+            Skew::Past(-off)
+        } else {
+            Skew::Future(off)
+        }
+    }
 }
 
 /// What a run did or would do.
@@ -135,9 +196,16 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     };
     let plan = plan::plan(&spec, &sources, &disk, opts.now, &plan_opts);
     let style = report::Style { color: opts.color };
-    let mut text = report::plan_text(&spec, &plan, style);
-    if !plan.problems.is_empty() {
-        return Err(Error::Blocked(plan.problems));
+    // The clock comes first: a plan made at another time than the present must say so before
+    // anything else it says.
+    let mut text = report::clock_line(opts.now, &opts.clock, opts.check);
+    text.push_str(&report::plan_text(&spec, &plan, style));
+    let mut problems = plan.problems.clone();
+    if opts.prune {
+        problems.extend(plan.prune_problems(&out));
+    }
+    if !problems.is_empty() {
+        return Err(Error::Blocked(problems));
     }
     if opts.check {
         if opts.diff {

@@ -5,12 +5,15 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
+use time::OffsetDateTime;
+
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::plan::{Action, Plan};
 use crate::render::{Material, b64};
 use crate::spec::{ItemKind, Spec};
 use crate::x509;
+use crate::{Clock, ClockSource, Skew};
 
 /// The before and after text of one file, already free of key material.
 #[derive(Debug, Clone)]
@@ -50,6 +53,34 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
     }
 }
 
+/// The report's first line when the run's clock is off the system clock (`Clock::skew`): which
+/// clock it is, where it comes from, and what that means for what is signed; empty otherwise.
+/// It names no distance to the system clock, so that a fixed `--now` always prints the same.
+pub fn clock_line(now: OffsetDateTime, clock: &Clock, check: bool) -> String {
+    let from = match clock.source {
+        ClockSource::System => return String::new(),
+        ClockSource::NowFlag => "--now".to_string(),
+        ClockSource::SourceDateEpoch(secs) => format!("SOURCE_DATE_EPOCH={secs}"),
+    };
+    let at = x509::fmt_time(now);
+    match (clock.skew(now), check) {
+        (Skew::None, _) => String::new(),
+        (Skew::Past(_), true) => format!(
+            "note: planning at {at} ({from}), earlier than the system clock: expiry and renewal are judged as of then\n"
+        ),
+        (Skew::Past(_), false) => format!(
+            "note: signing at {at} ({from}), earlier than the system clock: what this run signs is dated then\n"
+        ),
+        (Skew::Future(_), true) => format!(
+            "warning: planning at {at} ({from}), later than the system clock: a run at this clock signs certificates that are not valid yet\n"
+        ),
+        (Skew::Future(_), false) => format!(
+            "warning: signing at {at} ({from}), later than the system clock: what this run signs is not valid before {}\n",
+            x509::fmt_time(now - crate::spec::BACKDATE)
+        ),
+    }
+}
+
 /// One line per item that changes or has something to say, orphans, then counts.
 pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
     let width = spec
@@ -82,6 +113,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             out,
             "{}  (not declared in pki.toml; --prune deletes it)",
             style.paint("31", &format!("- {:<9} {o}", "orphan"))
+        );
+    }
+    for k in &plan.protected_keys {
+        let _ = writeln!(
+            out,
+            "{}  ({k})",
+            style.paint("33", &format!("- {:<9} {}", "orphan", k.path))
         );
     }
     for k in &plan.kept_keys {

@@ -196,6 +196,11 @@ pub struct Node {
 /// kubeadm backdates by the same five minutes.
 pub const BACKDATE: Duration = Duration::minutes(5);
 
+/// A clock within the backdate of the system clock is taken as the system clock: what it signs is
+/// valid at once (notBefore is backdated past it). Beyond that, a run says on its first line that
+/// its clock is off, and refuses a past clock it did not get from `--now` unless confirmed.
+pub const CLOCK_TOLERANCE: Duration = BACKDATE;
+
 /// Leaves last one year, kubeadm's `certificateValidityPeriod` (8760h).
 pub const DEFAULT_VALIDITY: Duration = Duration::hours(8760);
 

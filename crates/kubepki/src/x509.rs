@@ -71,6 +71,8 @@ pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
     parse_cert_der(&pem.contents)
 }
 
+/// Parses a DER certificate into the fields the plan compares. (It reads one extension after
+/// another into `CertFacts`, so it runs long; each part is a few lines about one field.)
 pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
     let (_, cert) =
         parse_x509_certificate(der).map_err(|e| format!("not a valid certificate: {e}"))?;

@@ -27,7 +27,7 @@ use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
-pub use why::{Blocker, Problem, Reason};
+pub use why::{Blocker, KeyOwner, Problem, ProtectedKey, Reason};
 
 /// What a step does to its item's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -181,6 +181,9 @@ pub struct Plan {
     /// Undeclared files that are private keys of certificates or key pairs still declared
     /// (a `key =` path was changed): reported, never pruned.
     pub kept_keys: Vec<String>,
+    /// Undeclared private keys of a CA or a key pair: `--prune` stops rather than delete them
+    /// (`Plan::prune_problems`); without it they are reported with the orphans.
+    pub protected_keys: Vec<ProtectedKey>,
     /// Problems that stop the run; nothing is written while there are any.
     pub problems: Vec<Problem>,
     pub inventory_stale: bool,
@@ -190,6 +193,22 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// What stops a `--prune` run besides `problems`: deleting a CA's or a key pair's private key
+    /// is a decision a person makes (`rm`), never a side effect of tidying up. `out` is the
+    /// output folder as the user names it.
+    pub fn prune_problems(&self, out: &str) -> Vec<Problem> {
+        self.protected_keys
+            .iter()
+            .map(|key| Problem {
+                items: vec![],
+                blocker: Blocker::PruneProtectedKey {
+                    key: key.clone(),
+                    out: out.to_string(),
+                },
+            })
+            .collect()
+    }
+
     /// Whether carrying out the plan changes nothing in the output folder. Orphans are deleted
     /// only with `--prune`: without it they are reported, left alone, and change nothing.
     pub fn changes_nothing(&self, prune: bool) -> bool {
@@ -260,13 +279,14 @@ pub fn plan(
         known.push(k);
     }
     problems.extend(folder_problems(disk, &claimed));
-    let (kept_keys, orphans) = undeclared_files(spec, disk, &claimed, &current);
+    let undeclared = undeclared_files(spec, disk, &claimed, &current);
     let inventory_stale =
         steps.iter().any(|s| s.action.writes()) || inventory_differs(spec, disk, &current);
     Plan {
         steps,
-        orphans,
-        kept_keys,
+        orphans: undeclared.orphans,
+        kept_keys: undeclared.kept,
+        protected_keys: undeclared.protected,
         problems: why::group(problems),
         inventory_stale,
         current,
@@ -338,15 +358,15 @@ fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
     problems
 }
 
-/// Files in the output folder that no item declares: (private keys still in use, which are never
-/// pruned, orphans). A private key that belongs to a certificate or public key still declared is
-/// kept even when its own path changed (a renamed `key =`): it is the only copy of that key.
+/// Files in the output folder that no item declares, by what may become of them. A private key
+/// that belongs to a certificate or public key still declared is kept even when its own path
+/// changed (a renamed `key =`): it is the only copy of that key.
 fn undeclared_files(
     spec: &Spec,
     disk: &Disk,
     claimed: &BTreeSet<String>,
     current: &[Material],
-) -> (Vec<String>, Vec<String>) {
+) -> UndeclaredFiles {
     let mut in_use: BTreeSet<&[u8]> = current
         .iter()
         .filter_map(|m| m.cert.as_ref().map(|c| c.spki.as_slice()))
@@ -358,17 +378,55 @@ fn undeclared_files(
             in_use.insert(spki);
         }
     }
-    let (mut kept, mut orphans) = (Vec::new(), Vec::new());
+    let mut undeclared = UndeclaredFiles::default();
     for (p, f) in disk.files() {
         if claimed.contains(p) || RESERVED.contains(&p) {
             continue;
         }
         match f.as_key() {
-            Some(k) if in_use.contains(k.spki.as_slice()) => kept.push(p.to_string()),
-            _ => orphans.push(p.to_string()),
+            Some(k) if in_use.contains(k.spki.as_slice()) => undeclared.kept.push(p.to_string()),
+            Some(k) => match key_owner(disk, &k.spki) {
+                Some(owner) => undeclared.protected.push(ProtectedKey {
+                    path: p.to_string(),
+                    owner,
+                }),
+                None => undeclared.orphans.push(p.to_string()),
+            },
+            None => undeclared.orphans.push(p.to_string()),
         }
     }
-    (kept, orphans)
+    undeclared
+}
+
+/// The undeclared files of the output folder, by what may become of them.
+#[derive(Default)]
+struct UndeclaredFiles {
+    /// Private keys of certificates or key pairs still declared: never pruned.
+    kept: Vec<String>,
+    /// Private keys of a CA or a key pair no item declares: `--prune` stops rather than delete.
+    protected: Vec<ProtectedKey>,
+    /// Everything else: `--prune` deletes it.
+    orphans: Vec<String>,
+}
+
+/// Whose private key `spki` is, when losing it cannot be undone by a rerun: a CA certificate's
+/// in the output folder (what it signed would have no issuer key), or a public key's (a
+/// service-account key: every token it signed would stop working). A leaf's key, or a key of
+/// nothing there, is only a file.
+fn key_owner(disk: &Disk, spki: &[u8]) -> Option<KeyOwner> {
+    disk.files().find_map(|(p, f)| {
+        if f.as_cert().is_some_and(|c| c.is_ca && c.spki == spki) {
+            Some(KeyOwner::Ca {
+                cert: p.to_string(),
+            })
+        } else if f.as_public_key() == Some(spki) {
+            Some(KeyOwner::KeyPair {
+                public: p.to_string(),
+            })
+        } else {
+            None
+        }
+    })
 }
 
 /// Whether the inventory on disk is not what this plan's state would write (checked when no

@@ -122,6 +122,8 @@ pub enum Reason {
 }
 
 impl fmt::Display for Reason {
+    // One arm per reason, in the order they are declared: long, but each arm is one sentence, and
+    // keeping them together is what makes this the one place their wording lives.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Reason::*;
         match self {
@@ -327,10 +329,57 @@ pub enum Blocker {
     Template(String),
     /// A rendered file reads an input that has no certificate or key after apply.
     RenderInputMissing,
+    /// `--prune` would delete the private key of a CA or a key pair that pki.toml no longer
+    /// declares.
+    PruneProtectedKey {
+        key: ProtectedKey,
+        /// The output folder as the user names it, for the command to run.
+        out: String,
+    },
+}
+
+/// An undeclared private key that only a person deletes: `--prune` stops rather than delete it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectedKey {
+    pub path: String,
+    pub owner: KeyOwner,
+}
+
+/// What an undeclared private key belongs to, found in the output folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyOwner {
+    /// The CA certificate at `cert`.
+    Ca { cert: String },
+    /// The public key at `public`: a key pair, such as the service-account key.
+    KeyPair { public: String },
+}
+
+impl fmt::Display for KeyOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyOwner::Ca { cert } => write!(f, "the private key of CA certificate {cert}"),
+            KeyOwner::KeyPair { public } => write!(
+                f,
+                "the private key of the key pair whose public key is {public} (a service-account key signs every token the cluster accepts)"
+            ),
+        }
+    }
+}
+
+impl fmt::Display for ProtectedKey {
+    /// How the plan lists it among the orphans.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "not declared in pki.toml, but {}: --prune stops rather than delete it; move or delete it yourself",
+            self.owner
+        )
+    }
 }
 
 impl Blocker {
-    /// What happened, and what to do about it.
+    /// What happened, and what to do about it. One arm per blocker, in the order they are
+    /// declared (long for the same reason as `Reason`'s `Display`).
     fn cause(&self) -> String {
         use Blocker::*;
         match self {
@@ -462,6 +511,10 @@ impl Blocker {
             RenderInputMissing => {
                 "an input it reads has no certificate or key yet; nothing was rendered".into()
             }
+            PruneProtectedKey { key, out } => format!(
+                "--prune would delete {}, {}, which pki.toml no longer declares; a key that cannot be made again is deleted by a person, never as a side effect: if it is retired, keep a backup and delete it yourself (`rm {out}/{}`), or declare it again in pki.toml; then rerun (without --prune, nothing is deleted)",
+                key.path, key.owner, key.path
+            ),
         }
     }
 }

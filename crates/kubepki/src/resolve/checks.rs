@@ -12,6 +12,27 @@ use crate::resolve::Cx;
 use crate::spec::{Item, ItemId, ItemKind, fmt_duration};
 
 impl Cx {
+    /// A spec without a CA makes no PKI: an empty file (or the wrong one) is refused, rather than
+    /// planned as nothing, which `--prune` would carry out by deleting the whole output folder,
+    /// CA keys included. An entry that did not parse may be the CA: it is reported already.
+    pub(super) fn some_ca(&mut self, raw: &Raw) {
+        if !raw.cas.is_empty() || !raw.dropped.is_empty() {
+            return;
+        }
+        let first = raw
+            .certs
+            .iter()
+            .map(|c| c.name.span())
+            .chain(raw.keypairs.iter().map(|k| k.name.span()))
+            .chain(raw.renders.iter().map(|r| r.name.span()))
+            .min_by_key(|s| s.start);
+        self.err(
+            "no [[ca]] is declared".into(),
+            first,
+            Some("declare the CAs that sign the cluster's certificates as [[ca]] tables (see the pki.toml reference in README.md); a file without one makes no PKI, and a `--prune` with it would delete everything in the output folder".into()),
+        );
+    }
+
     /// The CAs of `raw` (indices into `raw.cas`), each after its issuer. With a cycle, the cycle is
     /// reported and the CAs are taken in declared order, so that each is still checked.
     pub(super) fn ca_order(&mut self, raw: &Raw) -> Vec<usize> {

@@ -9,7 +9,7 @@ use crate::resolve::Cx;
 use crate::resolve::nodes::instance_name;
 use crate::resolve::values::Defaults;
 use crate::spec::{
-    CaSpec, CertSpec, Item, ItemId, ItemKind, KeyPairSpec, Node, Sans, Subject, Usage,
+    CaSpec, CertSpec, Item, ItemId, ItemKind, KeyAlg, KeyPairSpec, Node, Sans, Subject, Usage,
 };
 
 impl Cx {
@@ -41,14 +41,40 @@ impl Cx {
             o: values("o", &mut o.iter()),
             ou: values("ou", &mut ou.iter()),
         };
-        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() && !failed {
+        if failed {
+            return s;
+        }
+        if s.cn.is_none() && s.o.is_empty() && s.ou.is_empty() {
             self.err(
                 format!("`{}` has an empty subject", name.get_ref()),
                 Some(cn.map_or(name.span(), |c| c.span())),
                 Some("set `cn` (Kubernetes reads it as the user name)".into()),
             );
+        } else if let Some(cn) = cn.filter(|_| s.cn.is_none()) {
+            // An empty CN is dropped from the subject, which then names no user: a kubeconfig
+            // made from it reads `user: ` and `@kubernetes`, and kube-apiserver authenticates
+            // no one by it.
+            self.err(
+                format!("`cn` of `{}` is empty", name.get_ref()),
+                Some(cn.span()),
+                Some("Kubernetes reads the CN as the user name, and kubeconfigs name their user and context after it: write the name, or remove `cn` from a certificate no client logs in with".into()),
+            );
         }
         s
+    }
+
+    /// A client certificate names its user in the CN: kube-apiserver (and etcd, with client
+    /// authentication on) takes the user name from it alone and authenticates no certificate
+    /// without one; O values are groups, never the user. `cn = ""` is reported by `subject`.
+    fn client_cn(&mut self, raw: &RawCert, subject: &Subject, usages: &[Usage]) {
+        let named_otherwise = !subject.o.is_empty() || !subject.ou.is_empty();
+        if raw.cn.is_none() && named_otherwise && usages.contains(&Usage::Client) {
+            self.err(
+                format!("client certificate `{}` has no `cn`", raw.name.get_ref()),
+                Some(raw.usage.span()),
+                Some("kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user name, e.g. `cn = \"kubernetes-admin\"`".into()),
+            );
+        }
     }
 
     /// A `[[ca]]` entry; `issuer` is `None` for a root (or an issuer already reported). Its
@@ -103,6 +129,7 @@ impl Cx {
         // An invalid SAN is reported already; "no SANs" would only repeat it.
         let bad_sans = self.diags.len() > before;
         let usages = self.usages(raw, &name, &sans, bad_sans);
+        self.client_cn(raw, &subject, &usages);
         let (validity, renew_before) = self.lifetime(
             &raw.name,
             (raw.validity.as_ref(), d.validity),
@@ -196,8 +223,10 @@ impl Cx {
     /// key).
     pub(super) fn keypair(&mut self, raw: &RawKeyPair, d: &Defaults) -> Item {
         let name = raw.name.get_ref().clone();
+        let alg = self.alg(raw.algorithm.as_ref(), d.alg);
+        self.service_account_alg(raw, alg, d);
         let spec = KeyPairSpec {
-            alg: self.alg(raw.algorithm.as_ref(), d.alg),
+            alg,
             private_path: self.path(&name, &raw.private, None, "private"),
             public_path: self.path(&name, &raw.public, None, "public"),
         };
@@ -206,5 +235,34 @@ impl Cx {
             name,
             kind: ItemKind::KeyPair(spec),
         }
+    }
+
+    /// A key pair is the service-account key: kube-apiserver (`--service-account-key-file`,
+    /// `--service-account-signing-key-file`) and kube-controller-manager
+    /// (`--service-account-private-key-file`) load it, and both read RSA and ECDSA keys only
+    /// (tokens are signed RS256 or ES256/ES384). An Ed25519 key would stop kube-apiserver from
+    /// starting. The algorithm is reported where it is set: on the entry, or in `[defaults]`.
+    fn service_account_alg(&mut self, raw: &RawKeyPair, alg: KeyAlg, d: &Defaults) {
+        if alg != KeyAlg::Ed25519 {
+            return;
+        }
+        let (span, fix) = match &raw.algorithm {
+            Some(a) => (
+                Some(a.span()),
+                "set `algorithm = \"rsa-2048\"` (kubeadm's) or `\"ecdsa-p256\"`",
+            ),
+            None => (
+                d.alg_at.clone(),
+                "give this [[keypair]] its own `algorithm = \"rsa-2048\"` (kubeadm's) or `\"ecdsa-p256\"`; certificates may stay Ed25519",
+            ),
+        };
+        self.err(
+            format!(
+                "key pair `{}` cannot be ed25519: kube-apiserver and kube-controller-manager load service-account keys as RSA or ECDSA only",
+                raw.name.get_ref()
+            ),
+            span.or(Some(raw.name.span())),
+            Some(fix.into()),
+        );
     }
 }

@@ -45,6 +45,7 @@ pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnost
     let defaults = cx.defaults(raw);
     let nodes = cx.nodes(&raw.nodes);
     cx.names(raw);
+    cx.some_ca(raw);
     let declared = names::declared(raw);
 
     // CAs first, each after its issuer, so that an issuer always has the smaller id.

@@ -5,7 +5,7 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use crate::layout::{RESERVED, csr_path, is_temp_name};
+use crate::layout::{NAME_MAX, PATH_MAX, RESERVED, csr_path, is_temp_name, temp_name_len_max};
 use crate::resolve::Cx;
 use crate::spec::Node;
 
@@ -44,7 +44,15 @@ impl Cx {
     ) -> (String, String) {
         let cert_path = self.output_path(item, cert, node, "cert");
         if let Some(c) = &cert_path {
-            self.claim(item, &csr_path(c), true, cert.span());
+            let csr = csr_path(c);
+            if let Some(what) = too_long(&csr) {
+                self.err(
+                    format!("the CSR path of `{item}`, `{csr}`, is too long: {what}"),
+                    Some(cert.span()),
+                    Some(format!("shorten the certificate's path; {CSR_HELP}")),
+                );
+            }
+            self.claim(item, &csr, true, cert.span());
         }
         let key_path = self.path(item, key, node, "key");
         (cert_path.unwrap_or_default(), key_path)
@@ -97,6 +105,18 @@ impl Cx {
             );
             return None;
         }
+        if let Some(what) = too_long(&clean) {
+            self.err(
+                format!("output path `{clean}` is too long: {what}"),
+                Some(s.span()),
+                Some(format!(
+                    "every file is written through a temporary `.NAME.tmp-PID` beside it, so a file name may have at most {} bytes, a folder name {NAME_MAX}, and the whole path {}; shorten it",
+                    NAME_MAX - temp_name_len_max(""),
+                    PATH_MAX - temp_name_len_max(""),
+                )),
+            );
+            return None;
+        }
         self.claim(item, &clean, false, s.span()).then_some(clean)
     }
 
@@ -135,4 +155,31 @@ impl Cx {
         self.err(message, Some(span), Some(help.into()));
         false
     }
+}
+
+/// What makes `path` (cleaned, relative to the output folder) longer than the system can write,
+/// counting the temporary name its file is written through (`layout::temp_name`): a folder or
+/// file name over `NAME_MAX` bytes, or a whole path over `PATH_MAX`. Checked here, the write
+/// cannot fail halfway through a run on a name, and every rerun fail the same way.
+fn too_long(path: &str) -> Option<String> {
+    let (folders, file) = path.rsplit_once('/').unwrap_or(("", path));
+    if let Some(f) = folders.split('/').find(|f| f.len() > NAME_MAX) {
+        return Some(format!(
+            "its folder name `{f}` has {} bytes, more than {NAME_MAX}",
+            f.len()
+        ));
+    }
+    let temp = temp_name_len_max(file);
+    if temp > NAME_MAX {
+        return Some(format!(
+            "its file name has {} bytes, and its temporary name {temp}, more than {NAME_MAX}",
+            file.len()
+        ));
+    }
+    let whole = path.len() - file.len() + temp;
+    (whole > PATH_MAX).then(|| {
+        format!(
+            "with its temporary name it has {whole} bytes, more than {PATH_MAX}, before the output folder's own path"
+        )
+    })
 }

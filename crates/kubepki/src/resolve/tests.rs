@@ -462,6 +462,12 @@ public = "./.kubepki.lock"
 name = "b"
 private = "../b.key"
 public = "keys/.b.pub.tmp-42"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
 "#,
         r#"
 4:11 output path `inventory.txt` is reserved for the tool
@@ -562,9 +568,90 @@ name = "second"
 template = "conf.hbs"
 bind = { other = "first" }
 path = "second.conf"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
 "#,
         r#"
 10:18 `second` binds `other` to unknown item `first`
 "#,
+    );
+}
+
+/// What Kubernetes components cannot load: an Ed25519 service-account key (inherited from
+/// `[defaults]` here, so reported there; the CA may stay Ed25519), a client certificate named
+/// only by its groups, an empty `cn`.
+#[test]
+fn what_kubernetes_cannot_use() {
+    check(
+        r#"
+[defaults]
+algorithm = "ed25519"
+
+[[ca]]
+name = "root"
+cn = "root"
+cert = "root.crt"
+key = "root.key"
+
+[[cert]]
+name = "groups-only"
+issuer = "root"
+o = ["system:masters"]
+usage = ["client"]
+cert = "a.crt"
+key = "a.key"
+
+[[cert]]
+name = "empty-cn"
+issuer = "root"
+cn = ""
+o = ["system:nodes"]
+usage = ["server"]
+dns = ["node"]
+cert = "b.crt"
+key = "b.key"
+
+[[keypair]]
+name = "sa"
+private = "sa.key"
+public = "sa.pub"
+"#,
+        r#"
+15:9 client certificate `groups-only` has no `cn`
+    help: kube-apiserver takes the user name from the CN and ignores a client certificate without one (its `o` values are groups): set `cn` to the user name, e.g. `cn = "kubernetes-admin"`
+22:6 `cn` of `empty-cn` is empty
+    help: Kubernetes reads the CN as the user name, and kubeconfigs name their user and context after it: write the name, or remove `cn` from a certificate no client logs in with
+3:13 key pair `sa` cannot be ed25519: kube-apiserver and kube-controller-manager load service-account keys as RSA or ECDSA only
+    help: give this [[keypair]] its own `algorithm = "rsa-2048"` (kubeadm's) or `"ecdsa-p256"`; certificates may stay Ed25519
+"#,
+    );
+}
+
+/// A file without a CA, pointed at its first entry; a name too long for its temporary name.
+#[test]
+fn no_ca_and_names_too_long() {
+    check(
+        &format!(
+            r#"
+[[keypair]]
+name = "sa"
+private = "{}.key"
+public = "sa.pub"
+"#,
+            "k".repeat(243)
+        ),
+        &format!(
+            r#"
+3:8 no [[ca]] is declared
+    help: declare the CAs that sign the cluster's certificates as [[ca]] tables (see the pki.toml reference in README.md); a file without one makes no PKI, and a `--prune` with it would delete everything in the output folder
+4:11 output path `{}.key` is too long: its file name has 247 bytes, and its temporary name 260, more than 255
+    help: every file is written through a temporary `.NAME.tmp-PID` beside it, so a file name may have at most 242 bytes, a folder name 255, and the whole path 4082; shorten it
+"#,
+            "k".repeat(243)
+        ),
     );
 }

@@ -19,6 +19,8 @@ use crate::spec::{
 /// The values an entry falls back to: `[defaults]` over the constants of `spec.rs`.
 pub(super) struct Defaults {
     pub(super) alg: KeyAlg,
+    /// Where `[defaults]` sets `algorithm`, if it does.
+    pub(super) alg_at: Option<Range<usize>>,
     pub(super) validity: Duration,
     pub(super) ca_validity: Duration,
     pub(super) renew_before: Duration,
@@ -29,12 +31,14 @@ impl Cx {
     pub(super) fn defaults(&mut self, raw: &Raw) -> Defaults {
         let mut d = Defaults {
             alg: DEFAULT_ALG,
+            alg_at: None,
             validity: DEFAULT_VALIDITY,
             ca_validity: DEFAULT_CA_VALIDITY,
             renew_before: DEFAULT_RENEW_BEFORE,
         };
         if let Some(raw) = &raw.defaults {
             d.alg = self.alg(raw.algorithm.as_ref(), d.alg);
+            d.alg_at = raw.algorithm.as_ref().map(Spanned::span);
             d.validity = self.duration(raw.validity.as_ref(), d.validity);
             d.ca_validity = self.duration(raw.ca_validity.as_ref(), d.ca_validity);
             d.renew_before = self.duration(raw.renew_before.as_ref(), d.renew_before);
@@ -131,6 +135,16 @@ impl Cx {
             let addrs: Vec<IpAddr> = if ip.get_ref() == "{node.ips}" {
                 // All the node's addresses, as a whole entry of `ips` only.
                 match node {
+                    // Like `{node.ip}`, it stands for the node's addresses: a node without any
+                    // would get a certificate without its IP SAN, without a word.
+                    Some(n) if n.ips.is_empty() => {
+                        self.err(
+                            format!("`{{node.ips}}` used, but node `{}` has no `ips`", n.name),
+                            Some(ip.span()),
+                            Some("give the node its addresses, `ips = [\"10.0.0.21\"]`: clients that connect by address (kube-apiserver to a kubelet, etcd peers) refuse a certificate without them".into()),
+                        );
+                        vec![]
+                    }
                     Some(n) => n.ips.clone(),
                     None => {
                         let (message, help) = outside_per_node("node.ips");
