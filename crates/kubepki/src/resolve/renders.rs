@@ -111,11 +111,14 @@ impl Cx {
             // Sorted, so that of two equally close names the suggestion is always the same one.
             let mut all: Vec<&str> = made.ids.keys().map(String::as_str).collect();
             all.sort_unstable();
-            let help = nearest(target, all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            let help = match nearest(target, all.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "bind names a [[ca]], [[cert]] or [[keypair]] by its `name`".to_string(),
+            };
             self.err(
                 format!("`{name}` binds `{var}` to unknown item `{target}`"),
                 span,
-                help,
+                Some(help),
             );
             return None;
         };
