@@ -471,7 +471,9 @@ key = "root.key"
 "#,
         r#"
 4:11 output path `inventory.txt` is reserved for the tool
+    help: the tool writes this file itself: choose another name
 5:10 output path `.kubepki.lock` is reserved for the tool
+    help: the tool writes this file itself: choose another name
 9:11 output path `../b.key` escapes the output folder
     help: write a relative path inside the output folder, without `..`: `pki/ca.crt`
 10:10 output path `keys/.b.pub.tmp-42` is named like a temporary file of the tool
@@ -577,6 +579,7 @@ key = "root.key"
 "#,
         r#"
 10:18 `second` binds `other` to unknown item `first`
+    help: bind names a [[ca]], [[cert]] or [[keypair]] by its `name`
 "#,
     );
 }
