@@ -67,7 +67,9 @@ impl Headers {
             let trimmed = text.trim_start();
             if trimmed.starts_with('[') {
                 headers.lines.push(line);
-                headers.cols.push(text.len() - trimmed.len() + 1);
+                headers
+                    .cols
+                    .push(text.chars().count() - trimmed.chars().count() + 1);
                 headers.first.entry(header_text(trimmed)).or_insert(line);
             }
         }
