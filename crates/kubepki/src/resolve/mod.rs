@@ -94,6 +94,9 @@ struct Cx {
     /// Every diagnostic of `diags`, to say each once in constant time: a file with thousands of
     /// per-node mistakes must not take time that grows with the square of their number.
     said: HashSet<Diagnostic>,
+    /// How many mistakes were found, each instance's counted even when it repeats one said
+    /// already: what a check compares to tell whether an earlier check of the same instance failed.
+    mistakes: usize,
     /// Output path -> the item that claimed it first.
     paths: HashMap<String, paths::Claim>,
     /// Entries the parser could not read (`Raw::dropped`): references to them are not reported.
@@ -110,6 +113,7 @@ struct Cx {
 impl Cx {
     /// Records a problem and carries on: every problem of the file is reported in one run.
     fn err(&mut self, message: String, span: Option<Range<usize>>, help: Option<String>) {
+        self.mistakes += 1;
         let mut d = Diagnostic::new(message, span);
         d.help = help;
         // The instances of a per-node entry make the same mistake each: say it once.

@@ -136,8 +136,15 @@ impl Cx {
         nodes: &'n [Node],
     ) -> Vec<Option<&'n Node>> {
         let mut out = Vec::new();
+        let mut listed = std::collections::HashSet::new();
         for name in names {
             match self.node_index.get(name.get_ref()).map(|&i| &nodes[i]) {
+                // A node listed twice would make two instances of one name.
+                Some(n) if !listed.insert(n.name.as_str()) => self.err(
+                    format!("node `{}` is listed twice", n.name),
+                    Some(name.span()),
+                    Some("list each node once".into()),
+                ),
                 Some(n) => out.push(Some(n)),
                 None if self.dropped.contains(name.get_ref()) => {}
                 None => {

@@ -136,7 +136,8 @@ impl Cx {
         let o = &owner.item;
         // Two entries of one name (a copied table whose name was not changed) write the same
         // files: that is the duplicate name, reported at the name, not again at each path.
-        if o == item {
+        let base = item.split('@').next().unwrap_or(item);
+        if o == item && self.duplicates.contains(base) {
             return false;
         }
         let (message, help) = match (owner.csr, csr) {
