@@ -9,6 +9,7 @@ mod bad_input_cases;
 mod crash;
 mod damage;
 mod embedding;
+mod external_ca;
 mod fuzz;
 mod keys_and_clocks;
 mod resolve_edge;
@@ -16,6 +17,7 @@ mod safety;
 mod secrets;
 mod snapshots;
 mod sops;
+mod swapped;
 
 mod bench;
 mod etcd;

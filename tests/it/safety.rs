@@ -317,8 +317,7 @@ fn a_ca_whose_key_is_another_cas_key_stops_the_run() {
             &f,
             args,
             &[
-                "kubernetes-ca: pki/ca.crt and pki/ca.key are not a pair",
-                "delete pki/ca.crt and rerun",
+                "kubernetes-ca: pki/ca.key holds `front-proxy-ca`'s key",
                 "`--rekey kubernetes-ca`",
             ],
         );
@@ -584,7 +583,7 @@ fn a_certificate_whose_paths_changed_is_moved_not_made_anew() {
         &["--now", T0],
         &[
             "server: nodes/a/server.crt and nodes/a/server.key are missing, but its certificate and key are at pki/server.crt and pki/server.key",
-            "`mv out/pki/server.crt out/nodes/a/server.crt && mv out/pki/server.key out/nodes/a/server.key`",
+            "`mkdir -p out/nodes/a && mv out/pki/server.crt out/nodes/a/server.crt && mv out/pki/server.key out/nodes/a/server.key`",
         ],
     );
     assert_eq!(f.hashes(), before);
@@ -730,7 +729,8 @@ fn an_intermediate_under_an_external_ca_gets_a_ca_csr_and_what_it_signs_waits() 
     let plan = [
         ("external", "root", "pki/root.crt has no key pki/root.key"),
         ("csr", "inter", "key pki/inter.key missing"),
-        ("csr", "client", "key pki/client.key missing"),
+        // Signed here once inter's certificate is in place: no CSR, no key before (point 5).
+        ("wait", "client", "waits for inter's certificate"),
         (
             "keep",
             "client.conf",
@@ -751,16 +751,10 @@ fn an_intermediate_under_an_external_ca_gets_a_ca_csr_and_what_it_signs_waits() 
     let r = f.apply(&["--now", T0, "--diff"]);
     assert_plan("first run", &r.stdout, &plan);
     assert!(!r.stdout.contains(PENDING), "{}", r.stdout);
-    let want: BTreeSet<String> = [
-        "pki/inter.key",
-        "pki/inter.csr",
-        "pki/client.key",
-        "pki/client.csr",
-        "inventory.txt",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let want: BTreeSet<String> = ["pki/inter.key", "pki/inter.csr", "inventory.txt"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let changed = changed_files(&before, &f.hashes());
     // The lock file is the run's, not the PKI's.
     let changed: BTreeSet<String> = changed
@@ -788,11 +782,7 @@ fn an_intermediate_under_an_external_ca_gets_a_ca_csr_and_what_it_signs_waits() 
         .args(["req", "-noout", "-pubkey", "-in"])
         .arg(f.path("pki/inter.csr")));
     assert_eq!(csr_pub.stdout, pubkey_of_key(&f.path("pki/inter.key")));
-    let r = run(Command::new("openssl")
-        .args(["req", "-verify", "-noout", "-text", "-in"])
-        .arg(f.path("pki/client.csr")));
-    assert_eq!(r.code, 0, "{}", r.all());
-    assert!(!r.stdout.contains("CA:TRUE"), "{}", r.stdout);
+    assert!(!f.path("pki/client.csr").exists() && !f.path("pki/client.key").exists());
 
     // The external CA signs the intermediate's CSR as it asks (CA:TRUE, pathlen:0); now the
     // intermediate signs here, and what waited for it is made.
@@ -813,7 +803,7 @@ fn an_intermediate_under_an_external_ca_gets_a_ca_csr_and_what_it_signs_waits() 
         &r.stdout,
         &[
             ("external", "root", "pki/root.crt has no key pki/root.key"),
-            ("re-sign", "client", "certificate pki/client.crt missing"),
+            ("create", "client", "new"),
             ("create", "client.conf", "new"),
             ("create", "bundle", "new"),
         ],
@@ -1048,7 +1038,8 @@ fn under_an_external_ca_more_usages_than_requested_are_kept() {
             ("re-render", "inventory.txt", "out of date"),
         ],
     );
-    let want: BTreeSet<String> = ["inventory.txt".to_string()].into();
+    // The answered CSR is removed (issue 10, point 5).
+    let want: BTreeSet<String> = ["inventory.txt", "pki/server.csr"].map(String::from).into();
     assert_eq!(changed_files(&before, &f.hashes()), want, "{}", r.stdout);
     assert_settled(&f, &day(2));
 }
@@ -1281,7 +1272,7 @@ fn an_intermediate_waiting_for_its_csr_survives_a_rerun() {
         &[
             ("external", "root", "pki/root.crt has no key pki/root.key"),
             ("csr", "inter", "certificate pki/inter.crt missing"),
-            ("csr", "client", "certificate pki/client.crt missing"),
+            ("wait", "client", "waits for inter's certificate"),
             (
                 "keep",
                 "client.conf",
@@ -1556,7 +1547,8 @@ fn a_leaf_signed_by_an_external_ca_with_the_csrs_extensions_converges() {
             ("re-render", "inventory.txt", "out of date"),
         ],
     );
-    let want: BTreeSet<String> = ["inventory.txt".to_string()].into();
+    // The answered CSR is removed (issue 10, point 5).
+    let want: BTreeSet<String> = ["inventory.txt", "pki/server.csr"].map(String::from).into();
     assert_eq!(changed_files(&before, &f.hashes()), want, "{}", r.stdout);
     assert_settled_now(&f);
 
@@ -1600,7 +1592,7 @@ fn an_intermediate_signed_by_an_external_ca_with_the_csrs_extensions_converges()
         &[
             ("external", "root", "pki/root.crt has no key pki/root.key"),
             ("csr", "inter", "key pki/inter.key missing"),
-            ("csr", "client", "key pki/client.key missing"),
+            ("wait", "client", "waits for inter's certificate"),
             (
                 "keep",
                 "client.conf",
@@ -1630,6 +1622,9 @@ fn an_intermediate_signed_by_an_external_ca_with_the_csrs_extensions_converges()
         730,
         None,
     );
+    // The run removes the answered CSR (point 5); the external CA keeps its copy.
+    let kept_csr = f.root().join("inter.csr");
+    std::fs::copy(f.path("pki/inter.csr"), &kept_csr).unwrap();
     let ku = openssl_ext(&f.path("pki/inter.crt"), "keyUsage");
     assert!(ku.contains("Certificate Sign"), "{ku}");
     let bc = openssl_ext(&f.path("pki/inter.crt"), "basicConstraints");
@@ -1640,7 +1635,7 @@ fn an_intermediate_signed_by_an_external_ca_with_the_csrs_extensions_converges()
         &r.stdout,
         &[
             ("external", "root", "pki/root.crt has no key pki/root.key"),
-            ("re-sign", "client", "certificate pki/client.crt missing"),
+            ("create", "client", "new"),
             ("create", "client.conf", "new"),
             ("create", "bundle", "new"),
         ],
@@ -1659,7 +1654,7 @@ fn an_intermediate_signed_by_an_external_ca_with_the_csrs_extensions_converges()
     let ext = f.root().join("no-key-usage.ext");
     std::fs::write(&ext, "basicConstraints = critical, CA:TRUE, pathlen:0\n").unwrap();
     x509_req(
-        &f.path("pki/inter.csr"),
+        &kept_csr,
         (&root, &root_key),
         &f.path("pki/inter.crt"),
         730,
@@ -1868,9 +1863,9 @@ fn growing_to_two_control_plane_nodes_keeps_the_first_ones_keys() {
         &f,
         &[],
         &[
-            "`mv out/pki/apiserver.crt out/nodes/cp-1/pki/apiserver.crt && mv out/pki/apiserver.key out/nodes/cp-1/pki/apiserver.key`",
-            "`mv out/pki/etcd/server.crt out/nodes/cp-1/pki/etcd/server.crt && mv out/pki/etcd/server.key out/nodes/cp-1/pki/etcd/server.key`",
-            "`mv out/pki/etcd/peer.crt out/nodes/cp-1/pki/etcd/peer.crt && mv out/pki/etcd/peer.key out/nodes/cp-1/pki/etcd/peer.key`",
+            "`mkdir -p out/nodes/cp-1/pki && mv out/pki/apiserver.crt out/nodes/cp-1/pki/apiserver.crt && mv out/pki/apiserver.key out/nodes/cp-1/pki/apiserver.key`",
+            "`mkdir -p out/nodes/cp-1/pki/etcd && mv out/pki/etcd/server.crt out/nodes/cp-1/pki/etcd/server.crt && mv out/pki/etcd/server.key out/nodes/cp-1/pki/etcd/server.key`",
+            "`mkdir -p out/nodes/cp-1/pki/etcd && mv out/pki/etcd/peer.crt out/nodes/cp-1/pki/etcd/peer.crt && mv out/pki/etcd/peer.key out/nodes/cp-1/pki/etcd/peer.key`",
         ],
     );
     assert!(r.stderr.contains("3 problems stop the run"), "{}", r.stderr);

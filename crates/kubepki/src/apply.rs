@@ -15,7 +15,7 @@ use crate::disk::Disk;
 use crate::error::Error;
 use crate::fsx;
 use crate::issue::{self, Signer};
-use crate::layout::{CERT_MODE, INVENTORY, KEY_MODE, csr_path, render_mode};
+use crate::layout::{CERT_MODE, FolderModes, INVENTORY, KEY_MODE, csr_path, render_mode};
 use crate::plan::{Action, Blocker, Plan, Problem, Step};
 use crate::render::{self, Material};
 use crate::report::{self, Diff};
@@ -103,7 +103,7 @@ pub fn build(
             ItemKind::Cert(c) => made.cert_files(s, c, csrs.get(&s.item))?,
             ItemKind::KeyPair(k) => made.keypair_files(s, &k.private_path, &k.public_path)?,
             ItemKind::Render(r) => match renders.get(&s.item) {
-                Some(text) => made.render_files(&r.path, render_mode(r), text),
+                Some(rendered) => made.render_files(&r.path, render_mode(r), rendered),
                 None => (vec![], vec![]),
             },
         };
@@ -222,7 +222,11 @@ fn csrs(
     keys: &[Option<Key<'_>>],
 ) -> Result<BTreeMap<ItemId, String>, Error> {
     let mut csrs = BTreeMap::new();
-    for s in plan.steps.iter().filter(|s| s.action == Action::Csr) {
+    for s in plan
+        .steps
+        .iter()
+        .filter(|s| s.action == Action::Csr && s.writes())
+    {
         let ItemKind::Cert(c) = &spec.items[s.item].kind else {
             continue;
         };
@@ -249,6 +253,12 @@ fn same_request(old: &[u8], new: &[u8]) -> bool {
     csr_request_info(old).is_some_and(|o| csr_request_info(new).is_some_and(|n| n == o))
 }
 
+/// A rendered file: its text, and the text a diff shows (redacted by provenance).
+struct Rendered {
+    text: String,
+    shown: String,
+}
+
 /// Rendered files, from the final materials, in parallel. A value that is still unknown after
 /// apply means an input is missing: never write a placeholder where a certificate or key belongs.
 fn renders(
@@ -256,8 +266,8 @@ fn renders(
     sources: &Sources,
     plan: &Plan,
     materials: &[Material],
-) -> Result<BTreeMap<ItemId, String>, Error> {
-    let rendered: Vec<(ItemId, Result<String, Blocker>)> = plan
+) -> Result<BTreeMap<ItemId, Rendered>, Error> {
+    let rendered: Vec<(ItemId, Result<Rendered, Blocker>)> = plan
         .steps
         .par_iter()
         .filter(|s| matches!(s.action, Action::Create | Action::Render))
@@ -266,13 +276,20 @@ fn renders(
             _ => None,
         })
         .map(|(id, r)| {
-            let ctx = render::context(spec, r, &|i| materials[i].clone());
+            let material = |i: ItemId| materials[i].clone();
+            let ctx = render::context(spec, r, &material);
             let text = match render::render(&sources.templates, &r.template, &ctx) {
                 Ok(t) if t.contains(render::PENDING) => Err(Blocker::RenderInputMissing),
                 Ok(t) => Ok(t),
                 Err(e) => Err(Blocker::Template(e)),
             };
-            (id, text)
+            let shown = render::render_shown(spec, &sources.templates, r, &material);
+            let rendered = match (text, shown) {
+                (Ok(text), Ok(shown)) => Ok(Rendered { text, shown }),
+                (Err(b), _) => Err(b),
+                (Ok(_), Err(e)) => Err(Blocker::Template(e)),
+            };
+            (id, rendered)
         })
         .collect();
     let mut renders = BTreeMap::new();
@@ -364,7 +381,7 @@ impl Made<'_> {
         Ok((files, diffs))
     }
 
-    fn render_files(&self, path: &str, mode: u32, text: &str) -> FilesAndDiffs {
+    fn render_files(&self, path: &str, mode: u32, rendered: &Rendered) -> FilesAndDiffs {
         let old = self
             .disk
             .obs(path)
@@ -373,10 +390,11 @@ impl Made<'_> {
         let diff = Diff {
             label: path.to_string(),
             old: report::redact(&old, &self.plan.current, self.spec),
-            new: report::redact(text, self.materials, self.spec),
+            // Redacted by provenance, and by pattern too: a key in `vars` has no provenance.
+            new: report::redact(&rendered.shown, self.materials, self.spec),
             key_rotated: false,
         };
-        (vec![file(path, text.to_string(), mode)], vec![diff])
+        (vec![file(path, rendered.text.clone(), mode)], vec![diff])
     }
 }
 
@@ -443,6 +461,17 @@ pub fn remove_temps(out_dir: &Path, disk: &Disk) -> Result<Vec<String>, Error> {
     Ok(disk.temps.clone())
 }
 
+/// Removes the CSRs nothing waits on any more (their certificates are in place, or signed here
+/// now). A CSR is public data the tool wrote itself, like a temporary file: it is removed by any
+/// writing run, with or without `--prune`, even one that has nothing else to do. The caller
+/// holds the lock.
+pub fn remove_answered_csrs(out_dir: &Path, plan: &Plan) -> Result<(), Error> {
+    for (csr, _) in &plan.answered_csrs {
+        fsx::remove(out_dir, csr)?;
+    }
+    Ok(())
+}
+
 /// What apply changed on disk.
 #[derive(Debug, Default)]
 pub struct Written {
@@ -461,6 +490,7 @@ pub fn write(
     prune: bool,
 ) -> Result<Written, Error> {
     let mut w = Written::default();
+    let folders = FolderModes::new(spec);
     for f in &built.files {
         let unchanged = disk
             .obs(&f.path)
@@ -468,7 +498,7 @@ pub fn write(
         if unchanged {
             continue;
         }
-        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode)?;
+        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode, &folders)?;
         w.written.push(f.path.clone());
     }
     for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {
@@ -485,9 +515,16 @@ pub fn write(
             fsx::remove_empty_parents(out_dir, o);
         }
     }
+    // The inventory is also the record that pins each CA's key (and the key pair's) to its item
+    // (`inventory::Pins`), so it is written last, after every key and certificate. A crash before
+    // this write leaves the old record: it pins what was there before the run, and only a run that
+    // gave a pinned item a new key left anything it disagrees with; that is a `--rekey` (finished
+    // by running the same `--rekey` again, which skips the pin) or a pinned item made anew after
+    // all its files were gone (which the next run names, with the same ways out). A crash after
+    // it leaves nothing to do: every other file was written before it.
     let text = inventory::inventory(spec, &|i| built.materials[i].clone());
     if disk.obs(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
-        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE)?;
+        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE, &folders)?;
         w.written.push(INVENTORY.into());
     }
     Ok(w)

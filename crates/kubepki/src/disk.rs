@@ -1,13 +1,16 @@
 //! Stage 2b, DISK (pure): what the output folder holds, each file decoded once. `scan::observe`
 //! reads the bytes; `decode` turns every file into what it can be (a certificate, a private key,
 //! a public key) with the reason it is not, so `plan`, `apply` and `report` never parse a file
-//! again. Links are recorded, never followed, and are none of these.
+//! again. Links are recorded, never followed, and are none of these. The inventory the last
+//! run wrote is read here too, for the keys it pins to each item (`Pins`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::prelude::*;
 
-use crate::scan::{FileObs, Observed};
+use crate::inventory::Pins;
+use crate::layout::INVENTORY;
+use crate::scan::{FileObs, Observed, Unread};
 use crate::x509::{self, CertFacts, KeyFacts};
 
 /// The output folder, decoded.
@@ -18,6 +21,11 @@ pub struct Disk {
     pub linked_dirs: Vec<String>,
     /// Temporary files left by an interrupted write (`layout::is_temp_name`): not real files.
     pub temps: Vec<String>,
+    folders: BTreeSet<String>,
+    unread: BTreeMap<String, Unread>,
+    /// Entries whose name is not UTF-8, escaped: never read, never removed.
+    pub unnamed: Vec<String>,
+    pins: Pins,
 }
 
 /// One file of the output folder, with every reading of it.
@@ -48,6 +56,12 @@ impl<T> Read<'_, T> {
 
 /// Decodes every file of `observed`, in parallel (RSA keys are slow to load).
 pub fn decode(observed: Observed) -> Disk {
+    let pins = observed
+        .files
+        .get(INVENTORY)
+        .filter(|f| !f.symlink)
+        .map(|f| crate::inventory::pins(&String::from_utf8_lossy(&f.bytes)))
+        .unwrap_or_default();
     let files = observed
         .files
         .into_par_iter()
@@ -60,6 +74,10 @@ pub fn decode(observed: Observed) -> Disk {
         files,
         linked_dirs: observed.linked_dirs,
         temps: observed.temps,
+        folders: observed.folders,
+        unread: observed.unread,
+        unnamed: observed.unnamed,
+        pins,
     }
 }
 
@@ -86,6 +104,37 @@ impl Disk {
     /// Every file, by relative path (with `/`), sorted.
     pub fn files(&self) -> impl Iterator<Item = (&str, &DiskFile)> {
         self.files.iter().map(|(p, f)| (p.as_str(), f))
+    }
+
+    /// The keys the last run's inventory pins to each item (none when there is no inventory).
+    pub(crate) fn pins(&self) -> &Pins {
+        &self.pins
+    }
+
+    /// What the entry at `path` is, if it is neither a file nor a link nor nothing: a folder or a
+    /// special file, which a write could not replace (a folder) or should not (a FIFO another
+    /// program reads).
+    pub fn not_a_file(&self, path: &str) -> Option<String> {
+        if self.folders.contains(path) {
+            return Some("is a folder, not a file".into());
+        }
+        if self.linked_dirs.iter().any(|d| d == path) {
+            return Some("is a symlink to a folder, not a file".into());
+        }
+        match self.unread.get(path) {
+            Some(u @ Unread::Special(_)) => Some(u.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Entries that were not read (special files, files too large), by relative path.
+    pub fn unread(&self) -> impl Iterator<Item = (&str, &Unread)> {
+        self.unread.iter().map(|(p, u)| (p.as_str(), u))
+    }
+
+    /// Why the entry at `path` was not read, if it is one that was not.
+    pub fn unread_at(&self, path: &str) -> Option<&Unread> {
+        self.unread.get(path)
     }
 
     /// The file at `path`, if there is one (a link included).
@@ -119,7 +168,13 @@ impl Disk {
         pick: impl Fn(&'d DiskFile) -> &'d Result<T, String>,
     ) -> Read<'d, T> {
         match self.files.get(path).map(pick) {
-            None => Read::Missing,
+            // A folder or special file where a file is declared is there, not missing: taken as
+            // missing, a CA key that is a folder would make its CA external.
+            None => match (self.not_a_file(path), self.unread.get(path)) {
+                (Some(why), _) => Read::Bad(format!("{path} {why}")),
+                (None, Some(too_large)) => Read::Bad(format!("{path} {too_large}")),
+                (None, None) => Read::Missing,
+            },
             // A link's reason already says what it is; a decoding error is told with the path.
             Some(Err(e)) if e == LINK => Read::Bad(format!("{path} {e}")),
             Some(Err(e)) => Read::Bad(format!("{path}: {e}")),

@@ -3,19 +3,23 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::layout::{LOCK_FILE, temp_name};
+use crate::layout::{FOLDER_MODE, FolderModes, LOCK_FILE, temp_name};
 
-/// Makes sure every folder from `root` down to `rel`'s parent is a real folder (creating missing
-/// ones with the default mode, so the umask applies: a restrictive umask keeps `out/`'s folders
-/// private), so a planted symlink can never redirect a write outside `root`.
-pub(crate) fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
+/// Makes sure every folder from `root` down to `rel`'s parent is a real folder, so a planted
+/// symlink can never redirect a write outside `root`. Missing folders are created with the mode
+/// `folders` gives them (`create_folder`).
+pub(crate) fn ensure_parent(
+    root: &Path,
+    rel: &str,
+    folders: &FolderModes,
+) -> Result<PathBuf, Error> {
     let mut dir = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
-    for part in &parts[..parts.len() - 1] {
+    for (n, part) in parts[..parts.len() - 1].iter().enumerate() {
         dir.push(part);
         match fs::symlink_metadata(&dir) {
             Ok(m) if m.file_type().is_symlink() => {
@@ -35,18 +39,32 @@ pub(crate) fn ensure_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
                     cause: "not a folder".into(),
                 });
             }
-            Err(_) => {
-                fs::create_dir(&dir).map_err(|e| Error::io("create", &dir, e))?;
-            }
+            Err(_) => create_folder(&dir, folders.of(&parts[..=n].join("/")))?,
         }
     }
     Ok(root.join(rel))
 }
 
+/// Creates folder `dir` with `mode` rather than the default 0777, so the umask can only make it
+/// stricter: umask 000 gives `mode` itself, never a folder everyone can write to, and a
+/// restrictive umask (077) still keeps the folders private.
+fn create_folder(dir: &Path, mode: u32) -> Result<(), Error> {
+    fs::DirBuilder::new()
+        .mode(mode)
+        .create(dir)
+        .map_err(|e| Error::io("create", dir, e))
+}
+
 /// Writes `bytes` to `root/rel` atomically with `mode`. A symlink at the target is replaced by
 /// the new file, never followed.
-pub(crate) fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let path = ensure_parent(root, rel)?;
+pub(crate) fn write_atomic(
+    root: &Path,
+    rel: &str,
+    bytes: &[u8],
+    mode: u32,
+    folders: &FolderModes,
+) -> Result<(), Error> {
+    let path = ensure_parent(root, rel, folders)?;
     let dir = path.parent().unwrap_or(root).to_path_buf();
     let name = path
         .file_name()
@@ -54,6 +72,8 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> R
         .unwrap_or_default();
     let tmp = dir.join(temp_name(&name));
     let _ = fs::remove_file(&tmp);
+    // Errors name the file being written, not its temporary name: that is the file the user
+    // knows, and the temporary file is gone once the write failed.
     let result = (|| {
         // Created with the final mode from the start: a key is never readable by others, even briefly.
         let mut f = OpenOptions::new()
@@ -61,12 +81,12 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> R
             .create_new(true)
             .mode(mode)
             .open(&tmp)
-            .map_err(|e| Error::io("write", &tmp, e))?;
+            .map_err(|e| Error::io("write", &path, e))?;
         f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(|e| Error::io("chmod", &tmp, e))?;
+            .map_err(|e| Error::io("write", &path, e))?;
         f.write_all(bytes)
-            .map_err(|e| Error::io("write", &tmp, e))?;
-        f.sync_all().map_err(|e| Error::io("sync", &tmp, e))?;
+            .map_err(|e| Error::io("write", &path, e))?;
+        f.sync_all().map_err(|e| Error::io("write", &path, e))?;
         fs::rename(&tmp, &path).map_err(|e| Error::io("write", &path, e))?;
         if let Ok(d) = File::open(&dir) {
             let _ = d.sync_all();
@@ -80,7 +100,7 @@ pub(crate) fn write_atomic(root: &Path, rel: &str, bytes: &[u8], mode: u32) -> R
 }
 
 pub(crate) fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
-    let path = ensure_parent(root, rel)?;
+    let path = ensure_parent(root, rel, &FolderModes::default())?;
     let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("chmod", &path, e))?;
     if meta.file_type().is_symlink() {
         return Ok(());
@@ -101,7 +121,7 @@ pub(crate) fn remove_empty_parents(root: &Path, rel: &str) {
 }
 
 pub(crate) fn remove(root: &Path, rel: &str) -> Result<(), Error> {
-    let path = ensure_parent(root, rel)?;
+    let path = ensure_parent(root, rel, &FolderModes::default())?;
     fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
 }
 
@@ -126,17 +146,43 @@ impl Drop for Lock {
     }
 }
 
+/// Takes the output folder's lock, creating the folder (and any missing folder above it) first.
+/// The lock file is opened without following a link (a planted link would make the tool create
+/// or lock a file outside the output folder) and without blocking (opening a FIFO waits for a
+/// writer); anything but a regular file there is refused.
 pub(crate) fn lock(out_dir: &Path) -> Result<Lock, Error> {
     let created = (!out_dir.exists()).then(|| out_dir.to_path_buf());
-    fs::create_dir_all(out_dir).map_err(|e| Error::io("create", out_dir, e))?;
+    create_folders(out_dir)?;
     let path = out_dir.join(LOCK_FILE);
+    let refuse = |what: &str| Error::Io {
+        op: "lock",
+        path: path.display().to_string(),
+        cause: format!(
+            "it is {what}, not a regular file; the tool never follows links or opens special files in the output folder: remove it, then rerun"
+        ),
+    };
+    if let Ok(m) = fs::symlink_metadata(&path)
+        && !m.is_file()
+    {
+        return Err(refuse(crate::scan::kind_of(&m.file_type())));
+    }
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
         .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
+        .map_err(|e| match e.raw_os_error() {
+            // Replaced between the look and the open: the open refuses it all the same.
+            Some(libc::ELOOP) => refuse("a symlink"),
+            Some(libc::ENXIO) => refuse("a FIFO"),
+            _ => Error::io("open", &path, e),
+        })?;
+    let meta = file.metadata().map_err(|e| Error::io("open", &path, e))?;
+    if !meta.is_file() {
+        return Err(refuse(crate::scan::kind_of(&meta.file_type())));
+    }
     match file.try_lock() {
         Ok(()) => Ok(Lock {
             _file: file,
@@ -149,4 +195,13 @@ pub(crate) fn lock(out_dir: &Path) -> Result<Lock, Error> {
         ))),
         Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
     }
+}
+
+/// Creates `dir` and the folders above it that are missing, each `FOLDER_MODE`.
+fn create_folders(dir: &Path) -> Result<(), Error> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    for d in missing.into_iter().rev() {
+        create_folder(d, FOLDER_MODE)?;
+    }
+    Ok(())
 }

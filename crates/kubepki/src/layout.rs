@@ -3,7 +3,9 @@
 //! are written with. `resolve` checks pki.toml's paths against it, `scan` and `plan` recognise
 //! what they find by it, `apply` writes by it.
 
-use crate::spec::RenderSpec;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::spec::{ItemKind, RenderSpec, Spec};
 
 /// The sorted, key-free summary of the PKI, rewritten by every run that changes something.
 pub const INVENTORY: &str = "inventory.txt";
@@ -19,6 +21,84 @@ pub const KEY_MODE: u32 = 0o600;
 
 /// Certificates, public keys, CSRs and every other file: world-readable, as kubeadm writes them.
 pub const CERT_MODE: u32 = 0o644;
+
+/// Folders the tool creates, whatever the umask: readable by everyone, as kubeadm's `pki/`.
+pub const FOLDER_MODE: u32 = 0o755;
+
+/// Folders that hold only private keys: their names are nobody else's business either.
+pub const KEY_FOLDER_MODE: u32 = 0o700;
+
+/// The largest file the tool reads from the output folder. A certificate, key or rendered
+/// kubeconfig is a few kilobytes (a 16384-bit RSA key in PEM is under 13 KiB); anything larger
+/// is not one of them, and reading it would cost its size in memory on every run.
+pub const MAX_READ: u64 = 1 << 20;
+
+/// The largest inventory or rendered file the tool reads: text the tool writes itself, which
+/// grows with the PKI (an inventory lists every item, a few hundred bytes each).
+pub const MAX_TEXT: u64 = 64 << 20;
+
+/// The files of the output folder that may be read up to `MAX_TEXT` rather than `MAX_READ`: the
+/// inventory and every declared rendered file.
+pub fn text_files(spec: &Spec) -> BTreeSet<String> {
+    let rendered = spec.items.iter().filter_map(|item| match &item.kind {
+        ItemKind::Render(r) => Some(r.path.clone()),
+        _ => None,
+    });
+    std::iter::once(INVENTORY.to_string())
+        .chain(rendered)
+        .collect()
+}
+
+/// The mode each folder of the output folder is created with, decided from what pki.toml
+/// declares inside it.
+#[derive(Debug, Default)]
+pub struct FolderModes {
+    by_folder: BTreeMap<String, u32>,
+}
+
+impl FolderModes {
+    /// A folder all of whose declared files (at any depth) are private keys is `KEY_FOLDER_MODE`;
+    /// any other folder is `FOLDER_MODE`.
+    pub fn new(spec: &Spec) -> FolderModes {
+        let mut by_folder = BTreeMap::new();
+        for (path, mode) in declared_modes(spec) {
+            let folders = path.match_indices('/').map(|(i, _)| &path[..i]);
+            for folder in folders {
+                let m = by_folder
+                    .entry(folder.to_string())
+                    .or_insert(KEY_FOLDER_MODE);
+                if mode != KEY_MODE {
+                    *m = FOLDER_MODE;
+                }
+            }
+        }
+        FolderModes { by_folder }
+    }
+
+    /// The mode folder `rel` (relative, with `/`) is created with.
+    pub fn of(&self, rel: &str) -> u32 {
+        self.by_folder.get(rel).copied().unwrap_or(FOLDER_MODE)
+    }
+}
+
+/// Every file pki.toml declares, with the mode it is written with.
+fn declared_modes(spec: &Spec) -> Vec<(&str, u32)> {
+    let mut files = Vec::new();
+    for item in &spec.items {
+        match &item.kind {
+            ItemKind::Cert(c) => {
+                files.push((c.cert_path.as_str(), CERT_MODE));
+                files.push((c.key_path.as_str(), KEY_MODE));
+            }
+            ItemKind::KeyPair(k) => {
+                files.push((k.private_path.as_str(), KEY_MODE));
+                files.push((k.public_path.as_str(), CERT_MODE));
+            }
+            ItemKind::Render(r) => files.push((r.path.as_str(), render_mode(r))),
+        }
+    }
+    files
+}
 
 /// A rendered file that may hold a private key is written like a key.
 pub fn render_mode(r: &RenderSpec) -> u32 {

@@ -51,6 +51,7 @@ pub mod spec;
 #[doc(hidden)]
 pub mod x509;
 
+mod csr;
 mod error;
 mod fsx;
 mod graph;
@@ -183,12 +184,14 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
 pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let sources = scan::read_sources(&opts.spec_file, &opts.templates_dir)?;
     let spec = load(&sources)?;
+    scan::check_out_dir(&opts.out_dir)?;
     let _lock = if opts.check {
         None
     } else {
         Some(fsx::lock(&opts.out_dir)?)
     };
-    let disk = disk::decode(scan::observe(&opts.out_dir)?);
+    let texts = layout::text_files(&spec);
+    let disk = disk::decode(scan::observe_declared(&opts.out_dir, &texts)?);
     let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
@@ -215,6 +218,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         let changed = !plan.changes_nothing(opts.prune);
         text.push_str(&report::check_summary(
             &out,
+            &plan,
             changed,
             opts.prune,
             &opts.rekey,
@@ -226,8 +230,10 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     // the lock, so no other run is writing them.
     let removed = apply::remove_temps(&opts.out_dir, &disk)?;
     text.push_str(&report::removed_temps(&out, &removed));
+    apply::remove_answered_csrs(&opts.out_dir, &plan)?;
+    text.push_str(&report::removed_csrs(&out, &plan));
     if plan.changes_nothing(opts.prune) {
-        text.push_str(&report::nothing_written(&out));
+        text.push_str(&report::nothing_written(&out, &plan));
         return Ok(Outcome {
             text,
             changed: false,

@@ -81,24 +81,124 @@ pub fn context(spec: &Spec, r: &RenderSpec, material: &dyn Fn(ItemId) -> Materia
     }
     for (var, &id) in &r.bind {
         let with_key = r.secrets.contains(var);
-        ctx.insert(var.clone(), item_value(spec, id, &material(id), with_key));
+        ctx.insert(var.clone(), item_value(spec, id, material, with_key));
     }
     Value::Object(ctx)
 }
 
-fn item_value(spec: &Spec, id: ItemId, m: &Material, with_key: bool) -> Value {
+/// A certificate's chain and bundle, from the certificates of the items `material` gives: the
+/// chain is it followed by its issuers up to, not including, the self-signed root (what a TLS
+/// server presents); the bundle is it followed by all its issuers, the root included (a CA file
+/// `openssl verify -CAfile` accepts, and a trust bundle for Kubernetes' `--client-ca-file` and a
+/// kubeconfig). `None` while one of them is not known yet. For a root, or a leaf signed by one,
+/// the chain is its certificate alone; for a root its bundle too.
+pub fn chain_and_bundle(
+    spec: &Spec,
+    id: ItemId,
+    material: &dyn Fn(ItemId) -> Material,
+) -> (Option<String>, Option<String>) {
+    let mut chain = material(id).cert_pem;
+    let mut bundle = chain.clone();
+    let mut at = id;
+    while let Some(up) = spec.items[at].kind.as_cert().and_then(|c| c.issuer) {
+        let pem = material(up).cert_pem;
+        let is_root = spec.items[up]
+            .kind
+            .as_cert()
+            .is_some_and(|c| c.issuer.is_none());
+        let append = |s: Option<String>| Some(s? + pem.as_deref()?);
+        bundle = append(bundle);
+        if !is_root {
+            chain = append(chain);
+        }
+        at = up;
+    }
+    (chain, bundle)
+}
+
+/// A file as a diff shows it, redacted by provenance: rendered again with every private key and
+/// certificate the render is bound to replaced by a label naming it (`key_label`, `cert_label`),
+/// so whatever a helper makes of a key (quoted, base64, indented, trimmed) is made of its label,
+/// never of the key. The base64 forms of a label (`X.key.b64`, `{{base64 X.key.b64}}`) are turned
+/// back into the label, so the diff stays readable.
+pub fn render_shown(
+    spec: &Spec,
+    templates: &BTreeMap<String, String>,
+    r: &RenderSpec,
+    material: &dyn Fn(ItemId) -> Material,
+) -> Result<String, String> {
+    let labelled = |id: ItemId| labelled(spec, id, material(id));
+    let mut text = render(templates, &r.template, &context(spec, r, &labelled))?;
+    for &id in r.bind.values() {
+        let m = labelled(id);
+        let (chain, bundle) = chain_and_bundle(spec, id, &labelled);
+        for label in [m.key_pem, bundle, chain, m.cert_pem].into_iter().flatten() {
+            // A chain's labels, one a line as text, share one line where base64 stood.
+            let once = b64(&label);
+            let flat = label.trim_end().replace('\n', " ");
+            text = text.replace(&b64(&once), &flat).replace(&once, &flat);
+        }
+    }
+    Ok(text)
+}
+
+/// The label a diff shows for the private key of item `name`.
+pub fn key_label(name: &str) -> String {
+    format!("[private key of {name} elided]")
+}
+
+/// The label a diff shows for a certificate: its item and the start of its SHA-256 fingerprint.
+pub fn cert_label(name: &str, cert: &CertFacts) -> String {
+    format!("[certificate {name}, sha256 {}]", &cert.fingerprint[..16])
+}
+
+/// `m` with its private key and certificate replaced by their labels (ending in a newline as the
+/// PEM does, so the lines around them are the file's); what is not known yet stays unknown.
+pub fn labelled(spec: &Spec, id: ItemId, m: Material) -> Material {
+    let name = &spec.items[id].name;
+    let like = |pem: &Option<String>, label: String| {
+        pem.as_ref().map(|p| {
+            if p.ends_with('\n') {
+                label + "\n"
+            } else {
+                label
+            }
+        })
+    };
+    let cert_pem = match &m.cert {
+        Some(cf) => like(&m.cert_pem, cert_label(name, cf)),
+        None => None,
+    };
+    Material {
+        key_pem: like(&m.key_pem, key_label(name)),
+        cert_pem,
+        ..m
+    }
+}
+
+fn item_value(
+    spec: &Spec,
+    id: ItemId,
+    material: &dyn Fn(ItemId) -> Material,
+    with_key: bool,
+) -> Value {
     let item = &spec.items[id];
+    let m = &material(id);
     let mut v = serde_json::Map::new();
     v.insert("name".into(), json!(item.name));
     match &item.kind {
         ItemKind::Cert(c) => {
             let pem = m.cert_pem.clone().unwrap_or_else(|| PENDING.into());
             let facts = m.cert.as_ref();
+            let (chain, bundle) = chain_and_bundle(spec, id, material);
+            let pem_and_b64 = |p: Option<String>| json!({ "pem": p.clone().unwrap_or_else(|| PENDING.into()), "b64": b64_or_pending(p.as_deref()) });
             v.insert(
                 "cert".into(),
                 json!({
                     "pem": pem,
                     "b64": b64_or_pending(m.cert_pem.as_deref()),
+                    "chain": pem_and_b64(chain),
+                    "bundle": pem_and_b64(bundle),
                     "path": c.cert_path,
                     "key_path": c.key_path,
                     "subject": {

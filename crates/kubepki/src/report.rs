@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use crate::disk::Disk;
 use crate::error::Error;
 use crate::plan::{Action, Plan};
-use crate::render::{Material, b64};
+use crate::render::{self, Material, b64, cert_label, key_label};
 use crate::spec::{ItemKind, Spec};
 use crate::x509;
 use crate::{Clock, ClockSource, Skew};
@@ -46,6 +46,7 @@ fn sigil(a: Action) -> (&'static str, &'static str) {
         Action::Resign => ("~", "33"),
         Action::Render => ("~", "36"),
         Action::Csr => ("?", "35"),
+        Action::Wait => ("?", "35"),
         Action::FixMode => ("~", "36"),
         Action::External => ("=", "2"),
         Action::Keep => ("=", "2"),
@@ -109,9 +110,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
         let _ = writeln!(out, "{}{}", style.paint(color, head.trim_end()), reason);
     }
     for o in &plan.orphans {
+        let note = plan
+            .orphan_notes
+            .get(o)
+            .map_or(String::new(), |n| format!("; {n}"));
         let _ = writeln!(
             out,
-            "{}  (not declared in pki.toml; --prune deletes it)",
+            "{}  (not declared in pki.toml; --prune deletes it{note})",
             style.paint("31", &format!("- {:<9} {o}", "orphan"))
         );
     }
@@ -122,6 +127,13 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             style.paint("33", &format!("- {:<9} {}", "orphan", k.path))
         );
     }
+    for u in &plan.unnamed {
+        let _ = writeln!(
+            out,
+            "{}  (not declared; its name is not UTF-8, so the tool never reads or prunes it: rename or delete it yourself)",
+            style.paint("33", &format!("- {:<9} {u}", "orphan"))
+        );
+    }
     for k in &plan.kept_keys {
         let _ = writeln!(
             out,
@@ -129,7 +141,7 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
             style.paint("33", &format!("- {:<9} {k}", "orphan"))
         );
     }
-    if plan.inventory_stale && plan.steps.iter().all(|s| !s.action.writes()) {
+    if plan.inventory_stale && plan.steps.iter().all(|s| !s.writes()) {
         let _ = writeln!(
             out,
             "{}  (out of date)",
@@ -140,6 +152,9 @@ pub fn plan_text(spec: &Spec, plan: &Plan, style: Style) -> String {
         );
     }
     out.push_str(&counts(plan));
+    for w in &plan.waiting {
+        let _ = writeln!(out, "{w}");
+    }
     out
 }
 
@@ -152,6 +167,7 @@ pub fn counts(plan: &Plan) -> String {
         Action::Resign,
         Action::Render,
         Action::Csr,
+        Action::Wait,
         Action::FixMode,
         Action::Blocked,
         Action::External,
@@ -210,43 +226,126 @@ pub fn diff_text(diffs: &[Diff], style: Style) -> String {
     out
 }
 
-/// Replaces every private key (PEM or base64 of PEM) by a marker and every certificate by a short
-/// label, so rendered files can be diffed and shown.
+/// Replaces every private key by a marker and every certificate by a short label, so a file on
+/// disk can be diffed and shown: each key and certificate this run knows in every form the
+/// template helpers make of it (PEM, base64, base64 of base64, quoted, quoted base64), then
+/// anything else that still looks like a PEM private key or the base64 of one. The new side of a
+/// diff is redacted by provenance instead (`render::render_shown`); the labels are the same, so
+/// unchanged lines compare equal.
 pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
-    let mut out = text.to_string();
+    let mut out = redact_chains(text, materials, spec);
+    let mut keys = Vec::new();
     for (id, m) in materials.iter().enumerate() {
         let name = &spec.items[id].name;
         if let Some(k) = &m.key_pem {
-            out = out.replace(&b64(k), &format!("[private key of {name} elided]"));
-            out = out.replace(k.as_str(), &format!("[private key of {name} elided]"));
+            out = replace_forms(&out, k, &key_label(name));
+            keys.push((pem_body(k), key_label(name)));
         }
         if let (Some(pem), Some(cf)) = (&m.cert_pem, &m.cert) {
-            let label = format!("[certificate {name}, sha256 {}]", &cf.fingerprint[..16]);
-            out = out.replace(&b64(pem), &label);
-            out = out.replace(pem.as_str(), &label);
+            out = replace_forms(&out, pem, &cert_label(name, cf));
         }
     }
-    // Anything that still looks like a PEM private key (one this run did not know) goes too.
+    redact_base64_keys(&redact_pem_keys(&out, &keys))
+}
+
+/// `text` with the chains and bundles of several certificates (`X.cert.chain`, `X.cert.bundle`)
+/// replaced by their certificates' labels, one a line, before any single certificate is: the
+/// base64 of a bundle may start with the base64 of its first certificate.
+fn redact_chains(text: &str, materials: &[Material], spec: &Spec) -> String {
+    let real = |i: usize| materials[i].clone();
+    let labelled = |i: usize| render::labelled(spec, i, materials[i].clone());
+    let mut out = text.to_string();
+    for (id, item) in spec.items.iter().enumerate() {
+        if item.kind.as_cert().is_none() {
+            continue;
+        }
+        let (chain, bundle) = render::chain_and_bundle(spec, id, &real);
+        let (chain_label, bundle_label) = render::chain_and_bundle(spec, id, &labelled);
+        for (value, label) in [(bundle, bundle_label), (chain, chain_label)] {
+            if let (Some(v), Some(l)) = (value, label)
+                && Some(&v) != materials[id].cert_pem.as_ref()
+            {
+                out = replace_forms(&out, &v, l.trim_end());
+            }
+        }
+    }
+    out
+}
+
+/// `text` with every form the helpers make of `value` replaced by `label`, longest first: its
+/// base64 of base64, base64, quoted (JSON) text and text. A trailing newline of the value is left
+/// in place, as the new side's labels keep it.
+fn replace_forms(text: &str, value: &str, label: &str) -> String {
+    let quoted = |v: &str| {
+        let q = serde_json::to_string(v).unwrap_or_default();
+        q[1..q.len() - 1].to_string()
+    };
+    let once = b64(value);
+    let bare = value.trim_end();
+    // A chain's labels, one a line as text, share one line where base64 stood.
+    let flat = label.replace('\n', " ");
+    let forms = [
+        (b64(&once), flat.as_str()),
+        (once.clone(), flat.as_str()),
+        (quoted(bare), label),
+        (bare.to_string(), label),
+    ];
+    forms
+        .iter()
+        .filter(|(f, _)| !f.is_empty())
+        .fold(text.to_string(), |t, (f, l)| t.replace(f.as_str(), l))
+}
+
+/// A PEM block's text without its line breaks and indentation (real ones, or `\n` escapes):
+/// the same for a key however a helper laid it out.
+fn pem_body(block: &str) -> String {
+    block
+        .replace("\\n", "")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+/// Replaces what still looks like a PEM private key (one this run did not know), from its BEGIN
+/// marker to the end of its END marker, on one line or several (a quoted key is one line with
+/// `\n` in it). One with no END marker (a truncated file) goes to the end of its line when the
+/// key continues on that line (quoted), else to the end of the text: its lines are key material.
+fn redact_pem_keys(text: &str, known: &[(String, String)]) -> String {
+    let mut out = text.to_string();
     let mut from = 0;
     while let Some(rel) = out[from..].find("-----BEGIN ") {
         let start = from + rel;
-        let line_end = out[start..].find('\n').map_or(out.len(), |e| start + e);
-        if !out[start..line_end].contains("PRIVATE KEY") {
-            from = line_end;
+        let marker_end = out[start + 11..]
+            .find("-----")
+            .map_or(out.len(), |e| start + 11 + e + 5);
+        if !out[start..marker_end].contains("PRIVATE KEY") {
+            from = marker_end;
             continue;
         }
-        let stop = match out[line_end..].find("-----END ") {
-            Some(e) => out[line_end + e..]
-                .find('\n')
-                .map_or(out.len(), |n| line_end + e + n),
-            None => out.len(),
+        let line_end = out[start..].find('\n').map_or(out.len(), |e| start + e);
+        let unterminated = if out[marker_end.min(line_end)..line_end].trim().is_empty() {
+            out.len()
+        } else {
+            line_end
         };
-        out.replace_range(start..stop, "[private key elided]");
-        from = start;
+        let stop = out[marker_end..]
+            .find("-----END ")
+            .and_then(|e| {
+                let end = marker_end + e + 9;
+                out[end..].find("-----").map(|d| end + d + 5)
+            })
+            .unwrap_or(unterminated);
+        // A known key laid out another way (indented) is named like its other forms.
+        let body = pem_body(&out[start..stop]);
+        let label = known
+            .iter()
+            .find(|(k, _)| *k == body)
+            .map_or("[private key elided]", |(_, label)| label.as_str())
+            .to_string();
+        out.replace_range(start..stop, &label);
+        from = start + label.len();
     }
-    // And the base64 of one, as kubeconfigs and Secrets embed it: a key this run could not read
-    // (damaged on disk, or since replaced) is still in the files that embedded it.
-    redact_base64_keys(&out)
+    out
 }
 
 /// Replaces every run of base64 that decodes to a PEM private key.
@@ -291,6 +390,7 @@ pub fn planned_description(
     id: usize,
     old: Option<&x509::CertFacts>,
     new_key: bool,
+    ids: PlannedIds,
 ) -> String {
     let ItemKind::Cert(c) = &spec.items[id].kind else {
         return String::new();
@@ -336,17 +436,54 @@ pub fn planned_description(
         _ => later.to_string(),
     };
     let _ = writeln!(s, "public-key-sha256: {fp}");
-    for f in [
-        "not-before",
-        "not-after",
-        "serial",
-        "subject-key-id",
-        "authority-key-id",
-        "sha256",
-    ] {
+    for f in ["not-before", "not-after", "serial"] {
         let _ = writeln!(s, "{f}: {later}");
     }
+    let known = |id: Option<Vec<u8>>| id.map_or(later.to_string(), |k| x509::colon_hex(&k));
+    let _ = writeln!(s, "subject-key-id: {}", known(ids.subject));
+    let _ = writeln!(s, "authority-key-id: {}", ids.authority);
+    let _ = writeln!(s, "sha256: {later}");
     s
+}
+
+/// The key identifiers a certificate about to be signed will carry, as far as the plan knows
+/// them: the subject's when its key stays (kept with its old identifier, see
+/// `x509::identity`), the authority's as text (`none` for a root, which carries none).
+pub struct PlannedIds {
+    pub subject: Option<Vec<u8>>,
+    pub authority: String,
+}
+
+/// The key identifiers of item `id` after this plan: a key that stays keeps its identifier, and
+/// an issuer that keeps its key keeps its own.
+fn planned_ids(spec: &Spec, plan: &Plan, id: usize) -> PlannedIds {
+    let later = crate::render::PENDING.to_string();
+    let ski = |i: usize| -> Option<Vec<u8>> {
+        let step = plan.steps.get(i)?;
+        let c = spec.items[i].kind.as_cert()?;
+        let m = &plan.current[i];
+        if step.new_key() {
+            return None;
+        }
+        let spki = m
+            .key_spki
+            .as_deref()
+            .or(m.cert.as_ref().map(|cf| cf.spki.as_slice()))?;
+        let old = m.cert.as_ref();
+        if step.action.signs() {
+            Some(x509::identity(&c.subject, spki, old).1)
+        } else {
+            old.and_then(|cf| cf.ski.clone())
+        }
+    };
+    let authority = match spec.items[id].kind.as_cert().and_then(|c| c.issuer) {
+        None => "none".to_string(),
+        Some(i) => ski(i).map_or(later, |k| x509::colon_hex(&k)),
+    };
+    PlannedIds {
+        subject: ski(id),
+        authority,
+    }
 }
 
 /// Diffs for `--check --diff`: the planned text of each certificate and rendered file.
@@ -360,7 +497,13 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
                 diffs.push(Diff {
                     label: c.cert_path.clone(),
                     old: old.map(x509::describe).unwrap_or_default(),
-                    new: planned_description(spec, s.item, old, s.new_key()),
+                    new: planned_description(
+                        spec,
+                        s.item,
+                        old,
+                        s.new_key(),
+                        planned_ids(spec, plan, s.item),
+                    ),
                     key_rotated: s.new_key(),
                 });
             }
@@ -370,7 +513,7 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
                     .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
                     .unwrap_or_default();
                 let new = s
-                    .preview
+                    .shown
                     .clone()
                     .unwrap_or_else(|| format!("{}\n", crate::render::PENDING));
                 diffs.push(Diff {
@@ -390,11 +533,13 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
 /// that carries out this very plan; then a note per temporary file an interrupted run left.
 pub fn check_summary(
     out: &str,
+    plan: &Plan,
     changed: bool,
     prune: bool,
     rekey: &BTreeSet<String>,
     temps: &[String],
 ) -> String {
+    let orphans = plan.orphans.len();
     let mut text = String::new();
     if changed {
         let mut flags = String::new();
@@ -409,6 +554,21 @@ pub fn check_summary(
             }
         }
         let _ = writeln!(text, "{out}/ is stale: run `cargo xtask pki{flags}`");
+    } else if !plan.waiting.is_empty() {
+        // Only a person with an external CA's key can go on: a failing check could not be
+        // fixed by running the tool, so it passes and says what waits.
+        let _ = writeln!(text, "{out}/ is up to date{}", waiting_note(plan));
+    } else if orphans > 0 {
+        // Orphans change nothing a run would fix: deleting them is the user's decision (and a
+        // still-valid credential among them may call for rotating its CA), so they are named
+        // without failing the check.
+        let _ = writeln!(
+            text,
+            "{out}/ is up to date; {orphans} {} above: review {}, `cargo xtask pki --prune` deletes {}",
+            if orphans == 1 { "orphan" } else { "orphans" },
+            if orphans == 1 { "it" } else { "them" },
+            if orphans == 1 { "it" } else { "them" },
+        );
     } else {
         let _ = writeln!(text, "{out}/ is up to date");
     }
@@ -418,7 +578,18 @@ pub fn check_summary(
             "note: {out}/{t} is a temporary file of an interrupted run; the next run removes it"
         );
     }
+    for (csr, why) in &plan.answered_csrs {
+        let _ = writeln!(text, "note: {out}/{csr}: {why}; the next run removes it");
+    }
     text
+}
+
+/// What a writing run removed before anything else: CSRs nothing waits on any more.
+pub fn removed_csrs(out: &str, plan: &Plan) -> String {
+    plan.answered_csrs
+        .iter()
+        .map(|(csr, why)| format!("removed {out}/{csr}: {why}\n"))
+        .collect()
 }
 
 /// What a writing run did before planning: the temporary files of an interrupted run it removed.
@@ -430,8 +601,20 @@ pub fn removed_temps(out: &str, removed: &[String]) -> String {
 }
 
 /// The line of a writing run that finds nothing to do.
-pub fn nothing_written(out: &str) -> String {
-    format!("{out}/ is up to date; nothing written\n")
+pub fn nothing_written(out: &str, plan: &Plan) -> String {
+    format!(
+        "{out}/ is up to date; nothing written{}\n",
+        waiting_note(plan)
+    )
+}
+
+/// What an up-to-date output folder still waits for: CSRs only an external CA can sign.
+fn waiting_note(plan: &Plan) -> String {
+    match plan.waiting.len() {
+        0 => String::new(),
+        1 => "; it waits for an external CA to sign the CSR above".into(),
+        n => format!("; it waits for external CAs to sign the {n} CSRs above"),
+    }
 }
 
 /// What a writing run did: notes on certificates cut to their issuer's lifetime, then counts.

@@ -1,12 +1,15 @@
 //! Read-only I/O: everything the pure stages need, gathered in one place. Nothing here writes.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read as _;
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use crate::diag::Diagnostic;
 use crate::error::Error;
+use crate::layout::{INVENTORY, MAX_READ, MAX_TEXT, is_temp_name};
 
 /// The inputs: pki.toml and the templates, as text.
 #[derive(Debug, Clone)]
@@ -31,6 +34,41 @@ pub struct Observed {
     pub linked_dirs: Vec<String>,
     /// Temporary files left by an interrupted write (`layout::is_temp_name`): not real files.
     pub temps: Vec<String>,
+    /// Relative paths of the real folders.
+    pub folders: BTreeSet<String>,
+    /// Entries that were not read, with why: special files (never opened) and files too large
+    /// to be a certificate or key.
+    pub unread: BTreeMap<String, Unread>,
+    /// Entries whose name is not UTF-8, shown escaped (`\xff`): no path in pki.toml can name
+    /// them, and a lossy name would be another file's, so they are never read or removed.
+    pub unnamed: Vec<String>,
+}
+
+/// Why a file of the output folder was not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unread {
+    /// Not a regular file, a link or a folder (a FIFO, a socket, a device): opening it could
+    /// block or have effects.
+    Special(&'static str),
+    /// A regular file larger than the tool reads of it (`layout::MAX_READ`, or `layout::MAX_TEXT`
+    /// for the inventory and rendered files).
+    TooLarge { size: u64, limit: u64 },
+}
+
+impl fmt::Display for Unread {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Unread::Special(kind) => write!(f, "is {kind}, not a regular file"),
+            Unread::TooLarge { size, limit } if *limit == MAX_READ => write!(
+                f,
+                "is {size} bytes, more than any certificate or key ({limit} at most): not read"
+            ),
+            Unread::TooLarge { size, limit } => write!(
+                f,
+                "is {size} bytes, more than the tool reads of an inventory or rendered file ({limit} at most): not read"
+            ),
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -186,61 +224,165 @@ pub fn shown(path: &Path) -> String {
         .to_string()
 }
 
+/// Refuses an output folder that is not a folder (a file where `--out` points): every mode
+/// would otherwise see an empty tree.
+pub fn check_out_dir(out_dir: &Path) -> Result<(), Error> {
+    match fs::metadata(out_dir) {
+        Ok(m) if !m.is_dir() => Err(Error::Io {
+            op: "use",
+            path: shown(out_dir),
+            cause: "it is a file, not a folder; the output folder must be a folder: move the file away, or name another folder with --out".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Everything in the output folder, as `observe_declared` with only the inventory as a text file.
 pub fn observe(out_dir: &Path) -> Result<Observed, Error> {
+    observe_declared(out_dir, &BTreeSet::from([INVENTORY.to_string()]))
+}
+
+/// Everything in the output folder: regular files up to `layout::MAX_READ` bytes are read (any
+/// certificate or key, declared or moved, is far smaller), the files of `texts` (relative paths:
+/// the inventory and rendered files, `layout::text_files`) up to `layout::MAX_TEXT`; links, special
+/// files and larger files are recorded by kind, never followed, opened or read.
+pub fn observe_declared(out_dir: &Path, texts: &BTreeSet<String>) -> Result<Observed, Error> {
     let mut obs = Observed::default();
     if !out_dir.exists() {
         return Ok(obs);
     }
-    for entry in walkdir::WalkDir::new(out_dir)
+    let mut unnamed = Vec::new();
+    // A folder whose name is not UTF-8 is listed as such and not entered.
+    let walk = walkdir::WalkDir::new(out_dir)
         .follow_links(false)
         .sort_by_file_name()
-    {
+        .into_iter()
+        .filter_entry(|e| {
+            let named = e.depth() == 0 || e.file_name().to_str().is_some();
+            if !named {
+                unnamed.push(escaped_rel(out_dir, e.path()));
+            }
+            named
+        });
+    for entry in walk {
         let entry = entry.map_err(|e| Error::Io {
             op: "read",
             path: out_dir.display().to_string(),
             cause: e.to_string(),
         })?;
-        if entry.depth() == 0 {
-            continue;
-        }
-        let rel = rel_path(out_dir, entry.path());
-        let ft = entry.file_type();
-        if !ft.is_dir() && crate::layout::is_temp_name(&entry.file_name().to_string_lossy()) {
-            obs.temps.push(rel);
-        } else if ft.is_symlink() {
-            let target_is_dir = std::fs::metadata(entry.path())
-                .map(|m| m.is_dir())
-                .unwrap_or(false);
-            if target_is_dir {
-                obs.linked_dirs.push(rel);
-            } else {
-                obs.files.insert(
-                    rel,
-                    FileObs {
-                        bytes: Vec::new(),
-                        mode: 0,
-                        symlink: true,
-                    },
-                );
-            }
-        } else if ft.is_file() {
-            let bytes =
-                std::fs::read(entry.path()).map_err(|e| Error::io("read", entry.path(), e))?;
-            let mode = entry
-                .metadata()
-                .map(|m| m.permissions().mode() & 0o7777)
-                .unwrap_or(0);
-            obs.files.insert(
-                rel,
-                FileObs {
-                    bytes,
-                    mode,
-                    symlink: false,
-                },
-            );
+        if entry.depth() > 0 {
+            observe_entry(&mut obs, out_dir, &entry, texts)?;
         }
     }
+    obs.unnamed = unnamed;
     Ok(obs)
+}
+
+/// Records one entry of the output folder in `obs`.
+fn observe_entry(
+    obs: &mut Observed,
+    out_dir: &Path,
+    entry: &walkdir::DirEntry,
+    texts: &BTreeSet<String>,
+) -> Result<(), Error> {
+    let rel = rel_path(out_dir, entry.path());
+    let ft = entry.file_type();
+    if ft.is_dir() {
+        obs.folders.insert(rel);
+    } else if is_temp_name(&entry.file_name().to_string_lossy()) {
+        obs.temps.push(rel);
+    } else if ft.is_symlink() {
+        let target_is_dir = fs::metadata(entry.path()).is_ok_and(|m| m.is_dir());
+        if target_is_dir {
+            obs.linked_dirs.push(rel);
+        } else {
+            let link = FileObs {
+                bytes: Vec::new(),
+                mode: 0,
+                symlink: true,
+            };
+            obs.files.insert(rel, link);
+        }
+    } else if !ft.is_file() {
+        obs.unread.insert(rel, Unread::Special(kind_of(&ft)));
+    } else {
+        let limit = if texts.contains(&rel) {
+            MAX_TEXT
+        } else {
+            MAX_READ
+        };
+        match read_limited(entry.path(), limit)? {
+            Ok(file) => {
+                obs.files.insert(rel, file);
+            }
+            Err(unread) => {
+                obs.unread.insert(rel, unread);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a regular file of at most `limit` bytes. Opened without following a link or blocking
+/// (it could have been replaced by one since the folder was listed), and read no further than
+/// the limit, whatever its size says.
+fn read_limited(path: &Path, limit: u64) -> Result<Result<FileObs, Unread>, Error> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| Error::io("read", path, e))?;
+    let meta = file.metadata().map_err(|e| Error::io("read", path, e))?;
+    if !meta.is_file() {
+        return Ok(Err(Unread::Special(kind_of(&meta.file_type()))));
+    }
+    if meta.len() > limit {
+        let size = meta.len();
+        return Ok(Err(Unread::TooLarge { size, limit }));
+    }
+    let mut bytes = Vec::new();
+    File::take(file, limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    if bytes.len() as u64 > limit {
+        let size = bytes.len() as u64;
+        return Ok(Err(Unread::TooLarge { size, limit }));
+    }
+    Ok(Ok(FileObs {
+        bytes,
+        mode: meta.permissions().mode() & 0o7777,
+        symlink: false,
+    }))
+}
+
+/// What a file that is not a regular file is, in words.
+pub(crate) fn kind_of(ft: &fs::FileType) -> &'static str {
+    if ft.is_symlink() {
+        "a symlink"
+    } else if ft.is_dir() {
+        "a folder"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_block_device() || ft.is_char_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// The path of an entry whose own name is not UTF-8 (its folders' names are), with the name's
+/// bytes escaped.
+fn escaped_rel(base: &Path, p: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    let name = p
+        .file_name()
+        .map_or(String::new(), |n| n.as_bytes().escape_ascii().to_string());
+    match p.parent().map(|d| rel_path(base, d)) {
+        Some(dir) if !dir.is_empty() => format!("{dir}/{name}"),
+        _ => name,
+    }
 }
 
 fn rel_path(base: &Path, p: &Path) -> String {

@@ -317,7 +317,8 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn colon_hex(bytes: &[u8]) -> String {
+/// Upper-case hex with colons, as openssl prints key identifiers.
+pub fn colon_hex(bytes: &[u8]) -> String {
     bytes
         .iter()
         .map(|b| format!("{b:02X}"))

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use super::moved::{Undeclared, san_set};
 use super::{Action, Blocker, Fate, Known, ModeFix, Reason, Step, mode_fixes};
 use crate::disk::{Disk, Read};
-use crate::layout::{CERT_MODE, KEY_MODE};
+use crate::layout::{CERT_MODE, KEY_MODE, csr_path};
 use crate::spec::{BACKDATE, CertSpec, ItemId, Spec, Usage};
 use crate::x509::{self, CertFacts, KeyFacts};
 
@@ -90,6 +90,13 @@ pub(super) fn plan<'d>(
     {
         return me.blocked(blocker);
     }
+    // A CA's files that hold another CA's key, or a replaced one, stop it before anything else.
+    if c.ca.is_some()
+        && !rekey
+        && let Some(blocker) = super::identity::ca(cx.disk, &cx.spec.items[id].name, c)
+    {
+        return me.blocked(blocker);
+    }
     let kv = key_verdict(c, key, rekey);
     if c.ca.is_some()
         && !rekey
@@ -97,19 +104,18 @@ pub(super) fn plan<'d>(
     {
         return decided;
     }
-    let issuer = c
-        .issuer
-        .map(|i| (&cx.known[i], cx.spec.items[i].name.as_str()));
-    // Under a CA that cannot sign here (its key is elsewhere, or it waits for its own CSR),
-    // anything that needs signing gets a CSR instead.
-    let under_external = issuer.is_some_and(|(ik, _)| ik.fate.cannot_sign());
+    let under = under(cx, c);
     let Some(key) = kv.facts.filter(|_| kv.ok()) else {
+        if let Under::Pending(issuer) = under {
+            return wait(&me, kv.reasons, issuer, None);
+        }
+        let under_external = under == Under::External;
         if under_external && kv.facts.is_some() {
             // The key in use would stop matching its certificate until the external CA signs.
-            let (_, issuer) = issuer.expect("under an issuer");
+            let issuer = c.issuer.map(|i| cx.spec.items[i].name.clone());
             return me.blocked(Blocker::ExternalKeyInUse {
                 name: me.name.to_string(),
-                issuer: issuer.to_string(),
+                issuer: issuer.unwrap_or_default(),
                 cert: c.cert_path.clone(),
                 key: c.key_path.clone(),
                 is_ca: c.ca.is_some(),
@@ -118,7 +124,50 @@ pub(super) fn plan<'d>(
         }
         return new_key(&me, kv, cert.is_missing(), under_external);
     };
-    keep_key(cx, &me, key, cert, under_external)
+    keep_key(cx, &me, key, cert, under)
+}
+
+/// Who signs the certificate, as far as this run can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Under<'a> {
+    /// A CA that signs here (or none: a root signs itself).
+    Here,
+    /// A CA whose key is elsewhere: what needs signing gets a CSR.
+    External,
+    /// CA `.0`, whose key is here but whose own certificate is still to come from an external
+    /// CA: the tool signs itself once it arrives, so what needs signing waits, with no CSR and no
+    /// new key written before then.
+    Pending(&'a str),
+}
+
+fn under<'a>(cx: &Inputs<'a, '_>, c: &CertSpec) -> Under<'a> {
+    let Some(i) = c.issuer else {
+        return Under::Here;
+    };
+    let fate = &cx.known[i].fate;
+    if fate.awaits_csr() {
+        Under::Pending(&cx.spec.items[i].name)
+    } else if fate.cannot_sign() {
+        Under::External
+    } else {
+        Under::Here
+    }
+}
+
+/// A certificate that needs signing under a CA that cannot sign until its own certificate
+/// arrives: nothing is written now. A key made now would sit unused (and be one more private key
+/// to guard) until then, and the run that can sign makes key and certificate together.
+fn wait<'d>(
+    me: &Cert<'_, 'd>,
+    mut reasons: Vec<Reason>,
+    issuer: &str,
+    key_spki: Option<&'d [u8]>,
+) -> (Step, Known<'d>) {
+    reasons.push(Reason::WaitsForIssuer {
+        issuer: issuer.to_string(),
+    });
+    let step = Step::new(me.id, Action::Wait, reasons, Fate::Waiting);
+    (step, me.known(Fate::Waiting, key_spki))
 }
 
 /// Where the certificate's files are, when pki.toml's paths are empty but undeclared files in the
@@ -220,10 +269,23 @@ fn ca_identity<'d>(
     }))
 }
 
-/// Certificates below CA `id` (transitively) whose files are in the output folder.
+/// Certificates below CA `id` (transitively) whose files are in the output folder and that it
+/// signed. A self-signed CA on the way up was signed by nothing above it: it is an existing CA
+/// under which pki.toml now adds a root, and neither it nor what it signed needs the missing CA.
 fn signed_below(spec: &Spec, disk: &Disk, id: ItemId) -> Vec<String> {
+    let self_issued = |i: ItemId| {
+        spec.items[i]
+            .kind
+            .as_cert()
+            .and_then(|c| disk.get(&c.cert_path))
+            .and_then(|f| f.as_cert())
+            .is_some_and(|cf| cf.issuer_raw == cf.subject_raw)
+    };
     let below = |mut i: ItemId| {
         while let Some(up) = spec.items[i].kind.as_cert().and_then(|c| c.issuer) {
+            if self_issued(i) {
+                return false;
+            }
             if up == id {
                 return true;
             }
@@ -311,9 +373,10 @@ fn keep_key<'d>(
     me: &Cert<'_, 'd>,
     key: &'d KeyFacts,
     cert: Read<'d, CertFacts>,
-    under_external: bool,
+    under: Under<'_>,
 ) -> (Step, Known<'d>) {
     let c = me.c;
+    let under_external = under == Under::External;
     let spki = Some(key.spki.as_slice());
     let fixes: Vec<ModeFix> = mode_fixes(
         cx.disk,
@@ -334,21 +397,28 @@ fn keep_key<'d>(
         step.reasons.extend(notes);
         return (step, me.known(Fate::Kept, spki));
     }
+    if let Under::Pending(issuer) = under {
+        return wait(me, reasons, issuer, spki);
+    }
     // A CA's new key above re-signs everything below it, transitively (not only what it signs).
+    // A CA made for the first time (a root added above an existing CA) replaces no key: what is
+    // re-signed under it keeps its key, name and key identifier, so what that signed is kept.
     let cascade = c.issuer.and_then(|i| {
         let ik = &cx.known[i];
-        if ik.fate.new_key() {
+        if rotated(ik) {
             Some(cx.spec.items[i].name.clone())
         } else {
             ik.fate.cascade().map(String::from)
         }
     });
+    let mut csr_in_place = false;
     let (action, fate) = if under_external {
         // Waiting for an external CA with no certificate that matches the key (the run that made
         // the key and CSR, or any run after it until the CA signs): what reads or is signed by
         // this item waits too. A renewal CSR whose certificate still matches its key holds
         // nothing up.
         let waiting = me.disk_cert.is_none_or(|cf| cf.spki != key.spki) || cannot_sign(c, me);
+        csr_in_place = csr_in_place_for(cx.disk, c, key);
         let fate = Fate::Csr {
             new_key: false,
             waiting,
@@ -360,7 +430,21 @@ fn keep_key<'d>(
     };
     let mut step = Step::new(me.id, action, reasons, fate.clone());
     step.fix_modes = fixes;
+    if csr_in_place {
+        step.csr_in_place = true;
+        step.reasons.push(Reason::CsrInPlace {
+            csr: csr_path(&c.cert_path),
+        });
+    }
     (step, me.known(fate, spki))
+}
+
+/// Whether the CSR an earlier run wrote is still the request this run would write: over the key
+/// that stays, for what pki.toml declares. Then nothing is written; the run waits for the
+/// external CA to sign it.
+fn csr_in_place_for(disk: &Disk, c: &CertSpec, key: &KeyFacts) -> bool {
+    disk.obs(&csr_path(&c.cert_path))
+        .is_some_and(|f| !f.symlink && crate::csr::asks_for(&f.bytes, c, &key.spki))
 }
 
 /// A CA certificate whose key usage (when it has one) leaves out keyCertSign cannot sign: an
@@ -434,8 +518,11 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
     let ik = &cx.known[i];
     let iitem = &cx.spec.items[i];
     let issuer = iitem.name.clone();
-    if ik.fate.new_key() {
+    if rotated(ik) {
         return Some(Reason::IssuerNewKey { issuer });
+    }
+    if ik.fate.new_key() {
+        return Some(Reason::IssuerAdded { issuer });
     }
     if let Some(top) = ik.fate.cascade() {
         let top = top.to_string();
@@ -465,6 +552,12 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
     } else {
         None
     }
+}
+
+/// Whether a CA's key is replaced in this run: it gets a new key and had a certificate over the
+/// old one. A CA made for the first time gets a key too, but replaces none.
+fn rotated(ik: &Known<'_>) -> bool {
+    ik.fate.new_key() && ik.cert.is_some()
 }
 
 /// The issuer's notAfter, when the certificate was cut short to it (its full validity would have

@@ -22,6 +22,10 @@ pub(crate) enum Fate {
         waiting: bool,
         cascade: Option<String>,
     },
+    /// Under a CA whose key is here but whose own certificate has not arrived from its external
+    /// CA yet: nothing is written (no CSR, no key); the tool signs it itself once that
+    /// certificate is in place.
+    Waiting,
     /// A CA whose key is not in the output folder, used as it is.
     External,
     /// A file derived from others (a rendered file, a public key) is rewritten in this run.
@@ -43,12 +47,14 @@ impl Fate {
 
     /// Whether the item cannot sign here: its key is elsewhere, or it waits for its own CSR.
     pub(crate) fn cannot_sign(&self) -> bool {
-        matches!(self, Fate::External | Fate::Csr { waiting: true, .. })
+        *self == Fate::External || self.awaits_csr()
     }
 
-    /// Whether the item waits for its external CA to sign a CSR.
+    /// Whether the item waits for an external CA to sign a CSR (its own, or one above it) while
+    /// its key, if it has one, is here: what reads it or is signed by it waits too, and the tool
+    /// signs what is below it, without CSRs, once the certificate arrives.
     pub(crate) fn awaits_csr(&self) -> bool {
-        matches!(self, Fate::Csr { waiting: true, .. })
+        matches!(self, Fate::Csr { waiting: true, .. } | Fate::Waiting)
     }
 
     /// The CA above whose new key re-signs this item, if that is why it is re-signed.

@@ -48,6 +48,10 @@ pub(super) fn plan<'d>(
             return (step, known(Fate::NewKey, None));
         }
     };
+    if let Some(blocker) = super::identity::key_pair(disk.pins(), name, &kp.private_path, &key.spki)
+    {
+        return (Step::blocked(id, blocker), known(Fate::Blocked, None));
+    }
     if key.alg != Some(kp.alg) {
         let blocker = Blocker::KeyPairAlgChanged {
             name: name.to_string(),

@@ -8,26 +8,28 @@
 
 mod cert;
 mod fate;
+mod identity;
 mod keypair;
 mod moved;
 mod renders;
 #[cfg(test)]
 mod tests;
+mod waits;
 mod why;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use time::OffsetDateTime;
 
 use crate::disk::Disk;
-use crate::layout::{RESERVED, csr_path};
+use crate::layout::{INVENTORY, RESERVED, csr_path};
 use crate::render::Material;
 use crate::scan::Sources;
 use crate::spec::{Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
-pub use why::{Blocker, KeyOwner, Problem, ProtectedKey, Reason};
+pub use why::{Blocker, KeyOwner, PinnedKind, Problem, ProtectedKey, Reason, Waiting};
 
 /// What a step does to its item's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,6 +44,9 @@ pub enum Action {
     Render,
     /// A leaf under a CA whose key the tool does not hold: write its key (if missing) and a CSR.
     Csr,
+    /// Under a CA whose key is here but whose certificate is still to come from an external CA:
+    /// nothing is written; it is signed here once that certificate is in place.
+    Wait,
     /// A CA whose certificate exists but whose key does not: used as it is (external CA mode).
     External,
     /// Only file permissions are wrong; they are fixed.
@@ -61,6 +66,7 @@ impl Action {
             Action::Resign => "re-sign",
             Action::Render => "re-render",
             Action::Csr => "csr",
+            Action::Wait => "wait",
             Action::External => "external",
             Action::FixMode => "fix-mode",
             Action::Keep => "keep",
@@ -75,7 +81,10 @@ impl Action {
 
     /// Whether the step writes anything.
     pub fn writes(self) -> bool {
-        !matches!(self, Action::Keep | Action::External | Action::Blocked)
+        !matches!(
+            self,
+            Action::Keep | Action::External | Action::Wait | Action::Blocked
+        )
     }
 }
 
@@ -106,6 +115,12 @@ pub struct Step {
     pub(crate) fate: Fate,
     /// For renders: the text as it would be rendered now, when it can be known before apply.
     pub preview: Option<String>,
+    /// For renders: the text as a diff shows it, rendered whatever changes: every key and
+    /// certificate as a label, and only the values apply decides as `(known after apply)`.
+    pub shown: Option<String>,
+    /// For a `csr` step: the CSR on disk already asks for what pki.toml declares, over the key
+    /// that stays, so nothing is written and the step only waits for the external CA.
+    pub csr_in_place: bool,
 }
 
 impl Step {
@@ -118,6 +133,8 @@ impl Step {
             fix_modes: Vec::new(),
             fate,
             preview: None,
+            shown: None,
+            csr_in_place: false,
         }
     }
 
@@ -153,6 +170,11 @@ impl Step {
     pub fn new_key(&self) -> bool {
         self.fate.new_key()
     }
+
+    /// Whether the step writes anything: its action does, unless it is a CSR already in place.
+    pub fn writes(&self) -> bool {
+        self.action.writes() && !self.csr_in_place
+    }
 }
 
 impl fmt::Debug for Step {
@@ -165,6 +187,11 @@ impl fmt::Debug for Step {
             .field("blocker", &self.blocker)
             .field("fix_modes", &self.fix_modes)
             .field("fate", &self.fate)
+            .field("csr_in_place", &self.csr_in_place)
+            .field(
+                "shown",
+                &self.shown.as_ref().map(|_| "[rendered text elided]"),
+            )
             .field(
                 "preview",
                 &self.preview.as_ref().map(|_| "[rendered text elided]"),
@@ -178,12 +205,24 @@ impl fmt::Debug for Step {
 pub struct Plan {
     pub steps: Vec<Step>,
     pub orphans: Vec<String>,
+    /// What the user must know about an orphan beyond `--prune` (a certificate still valid), by
+    /// its path.
+    pub orphan_notes: BTreeMap<String, Reason>,
+    /// Each CSR an external CA must sign, with the commands that sign it and what waits on it.
+    pub waiting: Vec<Waiting>,
+    /// CSRs whose certificates are in place or are made here now: removed by any writing run
+    /// (like temporary files, they are the tool's own leftovers and change nothing the plan
+    /// decides, so they alone do not make `--check` fail).
+    pub answered_csrs: Vec<(String, Reason)>,
     /// Undeclared files that are private keys of certificates or key pairs still declared
     /// (a `key =` path was changed): reported, never pruned.
     pub kept_keys: Vec<String>,
     /// Undeclared private keys of a CA or a key pair: `--prune` stops rather than delete them
     /// (`Plan::prune_problems`); without it they are reported with the orphans.
     pub protected_keys: Vec<ProtectedKey>,
+    /// Undeclared entries whose name is not UTF-8, escaped: reported, never read or pruned (a
+    /// lossy name would be another file's).
+    pub unnamed: Vec<String>,
     /// Problems that stop the run; nothing is written while there are any.
     pub problems: Vec<Problem>,
     pub inventory_stale: bool,
@@ -215,7 +254,7 @@ impl Plan {
         self.problems.is_empty()
             && !self.inventory_stale
             && (!prune || self.orphans.is_empty())
-            && self.steps.iter().all(|s| !s.action.writes())
+            && self.steps.iter().all(|s| !s.writes())
     }
 }
 
@@ -280,13 +319,20 @@ pub fn plan(
     }
     problems.extend(folder_problems(disk, &claimed));
     let undeclared = undeclared_files(spec, disk, &claimed, &current);
+    let orphan_notes = orphan_notes(spec, disk, &undeclared.orphans, &steps, &current, now);
+    let waiting = waits::waiting(spec, &steps, &opts.out);
+    let answered_csrs = waits::answered(spec, disk, &steps);
     let inventory_stale =
-        steps.iter().any(|s| s.action.writes()) || inventory_differs(spec, disk, &current);
+        steps.iter().any(|s| s.writes()) || inventory_differs(spec, disk, &current);
     Plan {
         steps,
         orphans: undeclared.orphans,
+        orphan_notes,
+        waiting,
+        answered_csrs,
         kept_keys: undeclared.kept,
         protected_keys: undeclared.protected,
+        unnamed: disk.unnamed.clone(),
         problems: why::group(problems),
         inventory_stale,
         current,
@@ -344,10 +390,19 @@ fn folder_problems(disk: &Disk, claimed: &BTreeSet<String>) -> Vec<Problem> {
             }));
         }
     }
+    // Found here rather than halfway through apply, when the write would fail (or replace a FIFO
+    // another program reads). The inventory is written by every changing run.
+    let written = claimed.iter().map(String::as_str).chain([INVENTORY]);
+    for p in written {
+        if let Some(why) = disk.not_a_file(p) {
+            let path = p.to_string();
+            problems.push(whole_run(Blocker::NotAFile { path, why }));
+        }
+    }
     for p in claimed {
         let folders = p.match_indices('/').map(|(i, _)| &p[..i]);
         for ancestor in folders {
-            if disk.get(ancestor).is_some() {
+            if disk.get(ancestor).is_some() || disk.unread_at(ancestor).is_some() {
                 problems.push(whole_run(Blocker::FileWhereFolder {
                     file: ancestor.to_string(),
                     path: p.clone(),
@@ -395,6 +450,11 @@ fn undeclared_files(
             None => undeclared.orphans.push(p.to_string()),
         }
     }
+    // Special files and files too large to be read are no item's either: orphans, by their name.
+    let unread = disk.unread().map(|(p, _)| p);
+    let unread = unread.filter(|p| !claimed.contains(*p) && !RESERVED.contains(p));
+    undeclared.orphans.extend(unread.map(String::from));
+    undeclared.orphans.sort();
     undeclared
 }
 
@@ -427,6 +487,50 @@ fn key_owner(disk: &Disk, spki: &[u8]) -> Option<KeyOwner> {
             None
         }
     })
+}
+
+/// Orphan certificates that are still valid at `now`, with the declared CA that signed them: a
+/// removed node's credentials keep working until they expire, whatever happens to the files, so
+/// the report says so and what to do.
+fn orphan_notes(
+    spec: &Spec,
+    disk: &Disk,
+    orphans: &[String],
+    steps: &[Step],
+    current: &[Material],
+    now: OffsetDateTime,
+) -> BTreeMap<String, Reason> {
+    // A moved certificate is named by its blocker, to be moved back: it is no removed credential.
+    let moved: BTreeSet<&str> = steps
+        .iter()
+        .filter_map(|s| match &s.blocker {
+            Some(Blocker::Moved { cert_at, .. }) => cert_at.as_deref(),
+            _ => None,
+        })
+        .collect();
+    let cas: Vec<(&str, &[u8])> = spec
+        .items
+        .iter()
+        .zip(current)
+        .filter(|(item, _)| item.kind.as_cert().is_some_and(|c| c.ca.is_some()))
+        .filter_map(|(item, m)| Some((item.name.as_str(), m.cert.as_ref()?.spki.as_slice())))
+        .collect();
+    let mut notes = BTreeMap::new();
+    for path in orphans.iter().filter(|o| !moved.contains(o.as_str())) {
+        let Some(cf) = disk.get(path).and_then(|f| f.as_cert()) else {
+            continue;
+        };
+        if now >= cf.not_after {
+            continue;
+        }
+        let signer = cas
+            .iter()
+            .find(|(_, spki)| crate::x509::verifies_under(&cf.der, spki))
+            .map(|(name, _)| name.to_string());
+        let until = cf.not_after;
+        notes.insert(path.clone(), Reason::OrphanStillValid { until, signer });
+    }
+    notes
 }
 
 /// Whether the inventory on disk is not what this plan's state would write (checked when no

@@ -32,11 +32,10 @@ pub(super) fn plan<'d>(
         blocker,
     };
     problems.extend(missing_secrets(cx, r).into_iter().map(problem));
-    let changed: Vec<ItemId> = r
-        .bind
-        .values()
-        .copied()
+    let changed: Vec<ItemId> = inputs(cx.spec, r)
+        .into_iter()
         .filter(|&i| cx.known[i].fate.rewritten())
+        .filter(|&i| r.bind.values().any(|&b| b == i) || reads_certificate_of(cx, r, i))
         .collect();
     let text = match preview(cx, r) {
         Ok(t) => Some(t),
@@ -48,6 +47,7 @@ pub(super) fn plan<'d>(
     let fixes = mode_fixes(cx.disk, &[(&r.path, render_mode(r))]);
     let mut step = decide(cx, id, r, &changed, text.as_deref(), fixes.clone());
     step.fix_modes = fixes;
+    step.shown = shown(cx, r);
     if changed.is_empty() {
         step.preview = text;
     }
@@ -78,6 +78,7 @@ fn decide(
         ids.iter().map(|&i| cx.spec.items[i].name.clone()).collect()
     };
     let current = cx.disk.obs(&r.path);
+    // A bound certificate waits whenever one of its issuers does: naming the bound ones is enough.
     let pending: Vec<ItemId> = r
         .bind
         .values()
@@ -127,7 +128,9 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
             ItemKind::Render(_) => continue,
         };
         let fate = &cx.known[i].fate;
-        if cx.current[i].key_pem.is_none() && !fate.new_key() && *fate != Fate::Blocked {
+        // A certificate that waits for its issuer's certificate gets its key when it is signed.
+        let made_later = fate.new_key() || fate.awaits_csr();
+        if cx.current[i].key_pem.is_none() && !made_later && *fate != Fate::Blocked {
             missing.push(Blocker::SecretMissing {
                 item: cx.spec.items[i].name.clone(),
                 var: var.clone(),
@@ -142,10 +145,9 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
 /// will make: this catches template errors before anything is written, and gives the new text
 /// when nothing it reads changes.
 fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
-    let materials: BTreeMap<ItemId, Material> = r
-        .bind
-        .values()
-        .map(|&i| {
+    let materials: BTreeMap<ItemId, Material> = inputs(cx.spec, r)
+        .into_iter()
+        .map(|i| {
             let m = if cx.known[i].fate.rewritten() {
                 Material::default()
             } else {
@@ -158,6 +160,67 @@ fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
         materials.get(&i).cloned().unwrap_or_default()
     });
     render::render(&cx.sources.templates, &r.template, &ctx)
+}
+
+/// What a render reads: the items it is bound to, and the issuers of bound certificates (their
+/// certificates are in `X.cert.chain` and `X.cert.bundle`), in id order.
+fn inputs(spec: &Spec, r: &RenderSpec) -> Vec<ItemId> {
+    let mut ids: Vec<ItemId> = Vec::new();
+    for &i in r.bind.values() {
+        let mut at = Some(i);
+        while let Some(id) = at {
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+            at = spec.items[id].kind.as_cert().and_then(|c| c.issuer);
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Whether the file reads the certificate of issuer `i`, which it is not bound to (through a
+/// chain or bundle): rendered with two different stand-ins for that certificate, it differs.
+/// A template that names no chain or bundle does not depend on the issuers of what it is bound to.
+fn reads_certificate_of(cx: &Inputs<'_, '_>, r: &RenderSpec, i: ItemId) -> bool {
+    let with = |probe: Option<&str>| {
+        let material = |j: ItemId| {
+            if j == i {
+                Material {
+                    cert_pem: probe.map(String::from),
+                    ..Material::default()
+                }
+            } else {
+                cx.current[j].clone()
+            }
+        };
+        let ctx = render::context(cx.spec, r, &material);
+        render::render(&cx.sources.templates, &r.template, &ctx).ok()
+    };
+    with(None) != with(Some("(the issuer's certificate)\n"))
+}
+
+/// The file as a diff of this plan shows it: rendered whatever changes, redacted by provenance
+/// (`render::render_shown`). What apply decides is `(known after apply)`, value by value: a
+/// re-signed input's certificate, a new key; a key that stays is known (as its label).
+fn shown(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Option<String> {
+    let material = |i: ItemId| {
+        let fate = &cx.known[i].fate;
+        let current = &cx.current[i];
+        if fate.new_key() {
+            Material::default()
+        } else if fate.rewritten() {
+            Material {
+                key_pem: current.key_pem.clone(),
+                key_spki: current.key_spki.clone(),
+                public_pem: current.public_pem.clone(),
+                ..Material::default()
+            }
+        } else {
+            current.clone()
+        }
+    };
+    render::render_shown(cx.spec, &cx.sources.templates, r, &material).ok()
 }
 
 /// Whether the file does not depend on the inputs that change (a template that names a

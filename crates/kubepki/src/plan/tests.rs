@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{Request, plan};
 use crate::disk;
-use crate::scan::{FileObs, Observed, Sources};
+use crate::scan::{FileObs, Observed, Sources, Unread};
 
 const SPEC: &str = r#"
 [defaults]
@@ -195,7 +195,13 @@ plan: 1 re-sign, 1 re-render, 3 keep",
 = external  mid  (mid.crt has no key mid.key: used as an external CA; what it must sign gets CSRs)
 ? csr       server  (key server.key missing)
 = keep      bundle  (waits for the certificate of server from its external CA)
-plan: 1 csr, 1 external, 3 keep",
+plan: 1 csr, 1 external, 3 keep
+waiting: out/server.csr asks mid (whose key is not here) for the certificate of server; waiting on it: bundle.
+  Where the key of mid is kept (pki.toml names it out/mid.key), sign it with openssl:
+    openssl x509 -req -in out/server.csr -CA out/mid.crt -CAkey out/mid.key -days 365 -copy_extensions copyall -out out/server.crt
+  or with cfssl (bash):
+    cfssl sign -ca out/mid.crt -ca-key out/mid.key -config <(echo '{\"signing\":{\"default\":{\"expiry\":\"8760h\",\"usages\":[\"digital signature\",\"server auth\"]}}}') out/server.csr | cfssljson -bare -stdout > out/server.crt
+  then put the certificate at out/server.crt and rerun `cargo xtask pki`",
     },
     Case {
         name: "a vanished CA with certificates below it stops the run",
@@ -227,18 +233,84 @@ plan: 1 blocked, 4 keep
 problem: sa: key sa.key missing, but its public key sa.pub is here; a new `sa` key would invalidate everything signed with the old one (service-account tokens); restore sa.key from a backup, or run with `--rekey sa`",
     },
     Case {
+        name: "two CAs whose keys were swapped stop, each naming the other's",
+        spec: same,
+        disk: |o| {
+            let root = o.files.remove("root.key").unwrap();
+            let mid = o.files.insert("mid.key".into(), root).unwrap();
+            o.files.insert("root.key".into(), mid);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   root  (root.key holds `mid`'s key, not `root`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `root` a new key on purpose, run with `--rekey root` (every certificate below it is then re-signed; an interrupted `--rekey root` is finished by running it again); if the key now at root.key is meant to be `root`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+x blocked   mid  (mid.key holds `root`'s key, not `mid`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `mid` a new key on purpose, run with `--rekey mid` (every certificate below it is then re-signed; an interrupted `--rekey mid` is finished by running it again); if the key now at mid.key is meant to be `mid`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+~ re-render inventory.txt  (out of date)
+plan: 2 blocked, 3 keep
+problem: root: root.key holds `mid`'s key, not `root`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `root` a new key on purpose, run with `--rekey root` (every certificate below it is then re-signed; an interrupted `--rekey root` is finished by running it again); if the key now at root.key is meant to be `root`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)
+problem: mid: mid.key holds `root`'s key, not `mid`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `mid` a new key on purpose, run with `--rekey mid` (every certificate below it is then re-signed; an interrupted `--rekey mid` is finished by running it again); if the key now at mid.key is meant to be `mid`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)",
+    },
+    Case {
+        name: "a service-account key replaced by another item's stops the run",
+        spec: same,
+        disk: |o| {
+            let server = o.files["server.key"].clone();
+            o.files.insert("sa.key".into(), server);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   sa  (sa.key holds `server`'s key, not `sa`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): put each item's files back where pki.toml says (or set the paths back), then rerun; to make a new key pair on purpose, run with `--rekey sa` (an interrupted `--rekey sa` is finished by running it again); if the key now at sa.key is meant to be `sa`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: sa: sa.key holds `server`'s key, not `sa`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): put each item's files back where pki.toml says (or set the paths back), then rerun; to make a new key pair on purpose, run with `--rekey sa` (an interrupted `--rekey sa` is finished by running it again); if the key now at sa.key is meant to be `sa`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)",
+    },
+    Case {
+        name: "a folder where a CA key goes is a problem, not an external CA",
+        spec: same,
+        disk: |o| {
+            o.files.remove("mid.key");
+            o.folders.insert("mid.key".into());
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+x blocked   mid  (key unreadable: mid.key is a folder, not a file; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed))
+~ re-render inventory.txt  (out of date)
+plan: 1 blocked, 4 keep
+problem: mid: key unreadable: mid.key is a folder, not a file; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed)
+problem: mid.key is a folder, not a file, where a file of the PKI goes; the tool never opens or replaces it: move it away, then rerun",
+    },
+    Case {
+        name: "a certificate too large to read is re-signed, and a large stray is an orphan",
+        spec: same,
+        disk: |o| {
+            o.files.remove("server.crt");
+            let huge = Unread::TooLarge { size: 1 << 31, limit: crate::layout::MAX_READ };
+            o.unread.insert("server.crt".into(), huge.clone());
+            o.unread.insert("stray.bin".into(), huge);
+        },
+        later: Duration::ZERO,
+        rekey: &[],
+        expect: "
+~ re-sign   server  (certificate unreadable: server.crt is 2147483648 bytes, more than any certificate or key (1048576 at most): not read)
+~ re-render bundle  (input changes: server)
+- orphan    stray.bin  (not declared in pki.toml; --prune deletes it)
+plan: 1 re-sign, 1 re-render, 3 keep, 1 orphan",
+    },
+    Case {
         name: "a moved leaf is named, with the commands that put it back",
         spec: |s| s.replace(r#"cert = "server.crt""#, r#"cert = "srv/server.crt""#).replace(r#"key = "server.key""#, r#"key = "srv/server.key""#),
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
         expect: "
-x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
+x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
 ~ re-render bundle  (rendered text differs: its template, vars or inputs changed)
 - orphan    server.crt  (not declared in pki.toml; --prune deletes it)
 - orphan    server.key  (not declared in pki.toml; --prune deletes it)
 plan: 1 re-render, 1 blocked, 3 keep, 2 orphan
-problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
+problem: server: srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`",
     },
     Case {
         name: "a loose key mode is fixed and said",

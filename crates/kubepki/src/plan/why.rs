@@ -63,6 +63,10 @@ pub enum Reason {
     IssuerNewKey {
         issuer: String,
     },
+    /// The issuer is a CA made in this run (a root added above an existing CA).
+    IssuerAdded {
+        issuer: String,
+    },
     /// The issuer is re-signed because a CA further up gets a new key.
     IssuerCascade {
         issuer: String,
@@ -112,6 +116,23 @@ pub enum Reason {
     WaitsForCsr {
         items: Vec<String>,
     },
+    /// The issuer's key is here, but its own certificate is still to come from an external CA.
+    WaitsForIssuer {
+        issuer: String,
+    },
+    /// The CSR an earlier run wrote still asks for what pki.toml declares.
+    CsrInPlace {
+        csr: String,
+    },
+    /// A CSR whose certificate is now in place, or is signed here in this run.
+    CsrAnswered {
+        cert: String,
+    },
+    /// A CSR an external CA need not sign: the certificate is signed here once its issuer's
+    /// certificate arrives.
+    CsrObsolete {
+        cert: String,
+    },
     LinkReplaced {
         path: String,
     },
@@ -119,6 +140,13 @@ pub enum Reason {
         items: Vec<String>,
     },
     RenderedTextDiffers,
+    /// An undeclared certificate (a removed node's, a removed entry's) that is still valid:
+    /// deleting the file does not end what it grants.
+    OrphanStillValid {
+        until: OffsetDateTime,
+        /// The declared CA whose key signed it, when one did.
+        signer: Option<String>,
+    },
 }
 
 impl fmt::Display for Reason {
@@ -181,6 +209,10 @@ impl fmt::Display for Reason {
                 fmt_duration(*spec)
             ),
             IssuerNewKey { issuer } => write!(f, "issuer {issuer} gets a new key"),
+            IssuerAdded { issuer } => write!(
+                f,
+                "issuer {issuer} is new: signed by it, with its own key, name and key id kept"
+            ),
             IssuerCascade { issuer, top } => {
                 write!(f, "issuer {issuer} is re-signed under {top}'s new key")
             }
@@ -220,6 +252,19 @@ impl fmt::Display for Reason {
                 "waits for the certificate of {} from its external CA",
                 items.join(", ")
             ),
+            WaitsForIssuer { issuer } => write!(
+                f,
+                "waits for {issuer}'s certificate from its external CA; signed here once it is in place, nothing is written before"
+            ),
+            CsrInPlace { csr } => write!(f, "{csr} waits to be signed"),
+            CsrAnswered { cert } => write!(
+                f,
+                "{cert} is in place or signed here: nothing waits on this request"
+            ),
+            CsrObsolete { cert } => write!(
+                f,
+                "{cert} is signed here once its issuer's certificate arrives: no external CA needs this request"
+            ),
             LinkReplaced { path } => {
                 write!(f, "{path} is a symlink; it is replaced by a regular file")
             }
@@ -227,7 +272,130 @@ impl fmt::Display for Reason {
             RenderedTextDiffers => {
                 f.write_str("rendered text differs: its template, vars or inputs changed")
             }
+            OrphanStillValid { until, signer } => {
+                write!(
+                    f,
+                    "its credential stays valid until {}: deleting the file revokes nothing (Kubernetes has no revocation for client certificates); ",
+                    fmt_time(*until)
+                )?;
+                match signer {
+                    Some(ca) => write!(
+                        f,
+                        "if its holder may be compromised, rotate {ca} (`--rekey {ca}`, which re-signs everything below it), else let it expire"
+                    ),
+                    None => f.write_str(
+                        "if its holder may be compromised, rotate the CA that signed it, else let it expire",
+                    ),
+                }
+            }
         }
+    }
+}
+
+/// A CSR that an external CA must sign: which file, for what, the commands that sign it where
+/// that CA's key is kept, and what waits on it. Paths are relative to the output folder `out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// The output folder as the user names it.
+    pub out: String,
+    pub item: String,
+    pub csr: String,
+    pub cert: String,
+    pub issuer: String,
+    pub issuer_cert: String,
+    /// Where pki.toml declares the issuer's key (it is kept elsewhere).
+    pub issuer_key: String,
+    /// The declared validity, in whole days.
+    pub days: i64,
+    pub is_ca: bool,
+    /// A CA's path length constraint.
+    pub path_len: Option<u8>,
+    /// The extended key usages of a leaf.
+    pub usages: Vec<Usage>,
+    /// Whether its key is RSA (then a leaf's key usage includes key encipherment, as here).
+    pub rsa: bool,
+    /// Items that are made or rendered once the certificate is in place.
+    pub waits_on_it: Vec<String>,
+}
+
+impl Waiting {
+    /// openssl 3 copies the requested extensions (`-copy_extensions copyall`: SANs, usages,
+    /// basicConstraints) and adds the key identifiers; with no serial file named it picks a
+    /// random serial (so no `.srl` file is left in the output folder).
+    fn openssl(&self) -> String {
+        let at = |p: &str| shell_word(&format!("{}/{p}", self.out));
+        format!(
+            "openssl x509 -req -in {} -CA {} -CAkey {} -days {} -copy_extensions copyall -out {}",
+            at(&self.csr),
+            at(&self.issuer_cert),
+            at(&self.issuer_key),
+            self.days,
+            at(&self.cert)
+        )
+    }
+
+    /// cfssl takes SANs from the request but usages and CA constraints only from its signing
+    /// profile, which is given inline (bash process substitution).
+    fn cfssl(&self) -> String {
+        let at = |p: &str| shell_word(&format!("{}/{p}", self.out));
+        let profile = if self.is_ca {
+            let constraint = match self.path_len {
+                Some(0) => r#"{"is_ca":true,"max_path_len":0,"max_path_len_zero":true}"#.into(),
+                Some(n) => format!(r#"{{"is_ca":true,"max_path_len":{n}}}"#),
+                None => r#"{"is_ca":true}"#.to_string(),
+            };
+            format!(
+                r#""usages":["digital signature","cert sign","crl sign"],"ca_constraint":{constraint}"#
+            )
+        } else {
+            let mut usages = vec!["\"digital signature\""];
+            if self.rsa {
+                usages.push("\"key encipherment\"");
+            }
+            for u in &self.usages {
+                usages.push(match u {
+                    Usage::Server => "\"server auth\"",
+                    Usage::Client => "\"client auth\"",
+                });
+            }
+            format!(r#""usages":[{}]"#, usages.join(","))
+        };
+        format!(
+            r#"cfssl sign -ca {} -ca-key {} -config <(echo '{{"signing":{{"default":{{"expiry":"{}h",{profile}}}}}}}') {} | cfssljson -bare -stdout > {}"#,
+            at(&self.issuer_cert),
+            at(&self.issuer_key),
+            self.days * 24,
+            at(&self.csr),
+            at(&self.cert)
+        )
+    }
+}
+
+impl fmt::Display for Waiting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let out = &self.out;
+        write!(
+            f,
+            "waiting: {out}/{} asks {} (whose key is not here) for the certificate of {}",
+            self.csr, self.issuer, self.item
+        )?;
+        if !self.waits_on_it.is_empty() {
+            write!(f, "; waiting on it: {}", self.waits_on_it.join(", "))?;
+        }
+        writeln!(
+            f,
+            ".
+  Where the key of {} is kept (pki.toml names it {out}/{}), sign it with openssl:",
+            self.issuer, self.issuer_key
+        )?;
+        writeln!(f, "    {}", self.openssl())?;
+        writeln!(f, "  or with cfssl (bash):")?;
+        writeln!(f, "    {}", self.cfssl())?;
+        write!(
+            f,
+            "  then put the certificate at {out}/{} and rerun `cargo xtask pki`",
+            self.cert
+        )
     }
 }
 
@@ -246,6 +414,17 @@ pub enum Blocker {
     LinkedFolder { dir: String, path: String },
     /// A file sits where a declared path needs a folder.
     FileWhereFolder { file: String, path: String },
+    /// A folder or special file (FIFO, socket, device) sits where pki.toml declares a file, or
+    /// where the inventory goes.
+    NotAFile { path: String, why: String },
+    /// A CA's or key pair's file holds another key than the one the inventory pins to it.
+    NotPinnedKey {
+        name: String,
+        path: String,
+        kind: PinnedKind,
+        /// The item the key is pinned to instead, if any.
+        owner: Option<String>,
+    },
     /// A key pair's private key is gone while its public key remains.
     KeyPairKeyLost {
         name: String,
@@ -377,6 +556,17 @@ impl fmt::Display for ProtectedKey {
     }
 }
 
+/// Whose key a pinned item's file holds, for `Blocker::NotPinnedKey`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinnedKind {
+    /// A CA's key file.
+    Ca,
+    /// An external CA's certificate (its key is kept elsewhere).
+    ExternalCa,
+    /// A key pair's private key.
+    KeyPair,
+}
+
 impl Blocker {
     /// What happened, and what to do about it. One arm per blocker, in the order they are
     /// declared (long for the same reason as `Reason`'s `Display`).
@@ -398,6 +588,15 @@ impl Blocker {
             FileWhereFolder { file, path } => format!(
                 "{file} is a file, but {path} must be written inside a folder of that name: move the file away, then rerun"
             ),
+            NotAFile { path, why } => format!(
+                "{path} {why}, where a file of the PKI goes; the tool never opens or replaces it: move it away, then rerun"
+            ),
+            NotPinnedKey {
+                name,
+                path,
+                kind,
+                owner,
+            } => not_pinned(name, path, *kind, owner.as_deref()),
             KeyPairKeyLost {
                 name,
                 private,
@@ -437,11 +636,11 @@ impl Blocker {
                         format!(
                             "{cert} and {key} are missing, but its certificate and key are at {cp} and {key_at}"
                         ),
-                        format!("mv {out}/{cp} {out}/{cert} && mv {out}/{key_at} {out}/{key}"),
+                        move_commands(out, &[(cp, cert), (key_at, key)]),
                     ),
                     None => (
                         format!("{cert} has no key {key}, but its key is at {key_at}"),
-                        format!("mv {out}/{key_at} {out}/{key}"),
+                        move_commands(out, &[(key_at, key)]),
                     ),
                 };
                 format!(
@@ -516,6 +715,72 @@ impl Blocker {
                 key.path, key.owner, key.path
             ),
         }
+    }
+}
+
+/// What `Blocker::NotPinnedKey` says: what the file holds, why that must not be used, and the
+/// ways out (put the files back; a new key on purpose; accept the key in place).
+fn not_pinned(name: &str, path: &str, kind: PinnedKind, owner: Option<&str>) -> String {
+    let whose = match owner {
+        Some(o) => format!(
+            "{path} holds `{o}`'s key, not `{name}`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml)"
+        ),
+        None => format!(
+            "{path} holds another key than the one inventory.txt records for `{name}` (the file was replaced)"
+        ),
+    };
+    let back = if owner.is_some() {
+        "put each item's files back where pki.toml says (or set the paths back), then rerun"
+    } else {
+        "restore the file from a backup, then rerun"
+    };
+    let accept = format!(
+        "if the key now at {path} is meant to be `{name}`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are)"
+    );
+    match kind {
+        PinnedKind::Ca => format!(
+            "{whose}; a CA's key never changes without `--rekey`: {back}; to give `{name}` a new key on purpose, run with `--rekey {name}` (every certificate below it is then re-signed; an interrupted `--rekey {name}` is finished by running it again); {accept}"
+        ),
+        PinnedKind::ExternalCa => format!(
+            "{whose}; `{name}` is an external CA (its key is kept elsewhere), and its certificate is over that key: {back}; {accept}"
+        ),
+        PinnedKind::KeyPair => format!(
+            "{whose}; rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): {back}; to make a new key pair on purpose, run with `--rekey {name}` (an interrupted `--rekey {name}` is finished by running it again); {accept}"
+        ),
+    }
+}
+
+/// The shell commands that move files (`from`, `to`, relative to the output folder `out` as the
+/// user names it) where pki.toml says, runnable as printed: a target folder that is not the
+/// source's own (which exists, the file being in it) is made first with `mkdir -p`.
+fn move_commands(out: &str, moves: &[(&String, &String)]) -> String {
+    let at = |p: &str| shell_word(&format!("{out}/{p}"));
+    let folder = |p: &str| p.rsplit_once('/').map(|(d, _)| d.to_string());
+    let mut commands: Vec<String> = Vec::new();
+    for (from, to) in moves {
+        if let Some(dir) = folder(to).filter(|d| folder(from).as_ref() != Some(d)) {
+            let mkdir = format!("mkdir -p {}", at(&dir));
+            if !commands.contains(&mkdir) {
+                commands.push(mkdir);
+            }
+        }
+    }
+    commands.extend(
+        moves
+            .iter()
+            .map(|(from, to)| format!("mv {} {}", at(from), at(to))),
+    );
+    commands.join(" && ")
+}
+
+/// A path as one shell word: as it is when it holds only characters a shell leaves alone, else
+/// in single quotes.
+fn shell_word(path: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=@:,".contains(c);
+    if path.chars().all(plain) {
+        path.to_string()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
     }
 }
 
