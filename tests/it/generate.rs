@@ -53,8 +53,7 @@ const CAS: [&str; 3] = ["pki/ca.crt", "pki/front-proxy-ca.crt", "pki/etcd/ca.crt
 
 #[test]
 fn default_pki_verifies_with_openssl_against_its_own_ca_only() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     for ca in CAS {
         let r = openssl_verifies(&f.path(ca), &f.path(ca), "any");
         assert_eq!(
@@ -95,8 +94,7 @@ fn default_pki_verifies_with_openssl_against_its_own_ca_only() {
 
 #[test]
 fn etcd_trusts_nothing_of_the_kubernetes_ca() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let etcd_ca = cert_facts(&f.path("pki/etcd/ca.crt"));
     let k8s_ca = cert_facts(&f.path("pki/ca.crt"));
     assert_ne!(etcd_ca.spki, k8s_ca.spki);
@@ -118,8 +116,7 @@ fn verify_name(f: &Fixture, ca: &str, cert: &str, flag: &str, name: &str) -> boo
 
 #[test]
 fn server_names_match_as_kubeadm_derives_them() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let api = ("pki/ca.crt", "pki/apiserver.crt");
     for host in [
         "kubernetes",
@@ -174,8 +171,7 @@ fn server_names_match_as_kubeadm_derives_them() {
 
 #[test]
 fn every_key_matches_its_certificate_and_modes_are_right() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let mut certs = 0;
     for (rel, _) in f.hashes() {
         let path = f.path(&rel);
@@ -203,8 +199,7 @@ fn every_key_matches_its_certificate_and_modes_are_right() {
 
 #[test]
 fn certificates_follow_rfc5280_profile() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let text = |p: &str| {
         run(Command::new("openssl")
             .args(["x509", "-noout", "-text", "-in"])

@@ -1161,10 +1161,9 @@ fn a_ca_without_its_key_is_left_alone_and_gets_csrs() {
 
 #[test]
 fn a_rerun_of_the_default_pki_writes_nothing() {
-    let f = Fixture::default_spec();
-    f.apply(&["--now", T0]);
+    let f = kubeadm_tree();
     let settled = stamps(&f);
-    let r = f.apply(&["--now", T0]);
+    let r = f.apply(&["--now", kubeadm_now()]);
     assert!(
         r.stdout.contains("is up to date; nothing written"),
         "{}",
@@ -1176,7 +1175,7 @@ fn a_rerun_of_the_default_pki_writes_nothing() {
         r.stdout
     );
     assert_eq!(stamps(&f), settled);
-    let r = f.pki(&["--now", T0, "--check"]);
+    let r = f.pki(&["--now", kubeadm_now(), "--check"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(stamps(&f), settled);
 }

@@ -1836,8 +1836,7 @@ fn an_intermediate_an_external_ca_signed_without_certificate_signing_signs_nothi
 /// The README's recipe for more control-plane nodes, on the default pki.toml.
 #[test]
 fn growing_to_two_control_plane_nodes_keeps_the_first_ones_keys() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let keys: Vec<(&str, Vec<u8>)> = [
         "pki/apiserver.key",
         "pki/etcd/server.key",
