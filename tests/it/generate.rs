@@ -1,5 +1,6 @@
 //! Generation from pki.toml, judged by openssl: chains, purposes, names, keys, modes.
 
+use std::collections::BTreeSet;
 use std::process::Command;
 
 use crate::support::*;
@@ -433,4 +434,247 @@ key = "nodes/{node}/kubelet-client.key"
         );
         assert_eq!(c.subject.o, ["system:nodes"]);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The repository's own pki.toml and templates/.
+
+/// A certificate file in out/ and what it says of itself.
+struct Generated {
+    rel: String,
+    facts: kubepki::x509::CertFacts,
+}
+
+/// The public key of a public key file, as openssl prints it (PEM).
+fn pubkey_of_pub(path: &std::path::Path) -> String {
+    let r = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-pubout", "-in"])
+        .arg(path));
+    assert_eq!(
+        r.code,
+        0,
+        "openssl cannot read {}: {}",
+        path.display(),
+        r.stderr
+    );
+    r.stdout
+}
+
+/// The value of the first `name: value` line of a kubeconfig, if any.
+fn kubeconfig_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// What the repository ships, as the user has edited it: the only test that runs the
+/// repository's pki.toml and templates/ (every other one uses tests/fixtures). It expects
+/// nothing of what they declare (nodes, server URL, algorithms, paths): what it judges is read
+/// from the generated files. Every certificate verifies with openssl under the root its issuer
+/// chain leads to (issuers found among the generated CAs by subject and key identifier), for
+/// each purpose it declares and no other, and under no other root; every certificate and public
+/// key file has its private key in out/, and every private key is used; every file holding a
+/// private key is readable by its owner only; every kubeconfig embeds a CA of out/ and a client
+/// certificate and key of out/ that belong together and verify under that CA.
+#[test]
+fn shipped_pki_toml_generates_and_passes_the_peers() {
+    let f = Fixture::shipped();
+    let r = f.apply(&[]);
+    assert!(!r.stdout.contains("nothing written"), "{}", r.stdout);
+    let rels: Vec<String> = f.hashes().into_keys().collect();
+    let text = |rel: &str| String::from_utf8_lossy(&f.bytes(rel)).into_owned();
+
+    let certs: Vec<Generated> = rels
+        .iter()
+        .filter(|rel| text(rel).starts_with("-----BEGIN CERTIFICATE-----"))
+        .map(|rel| Generated {
+            rel: rel.clone(),
+            facts: cert_facts(&f.path(rel)),
+        })
+        .collect();
+    assert!(
+        !certs.is_empty(),
+        "the shipped pki.toml made no certificate"
+    );
+    let keys: Vec<&String> = rels
+        .iter()
+        .filter(|rel| kubepki::x509::parse_key(&f.bytes(rel)).is_ok())
+        .collect();
+    let pubs: Vec<&String> = rels
+        .iter()
+        .filter(|rel| text(rel).starts_with("-----BEGIN PUBLIC KEY-----"))
+        .collect();
+
+    // The issuer of `c`: the one generated CA whose subject is `c`'s issuer name and whose key
+    // identifier `c` names as its authority's.
+    let issuer_of = |c: &Generated| -> &Generated {
+        let found: Vec<&Generated> = certs
+            .iter()
+            .filter(|i| {
+                i.facts.is_ca
+                    && i.facts.subject_raw == c.facts.issuer_raw
+                    && (c.facts.aki.is_none() || i.facts.ski == c.facts.aki)
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{}: issuer {} among the generated CAs",
+            c.rel,
+            c.facts.issuer
+        );
+        found[0]
+    };
+    let is_root = |c: &Generated| c.facts.is_ca && c.facts.subject_raw == c.facts.issuer_raw;
+    let roots: Vec<&Generated> = certs.iter().filter(|c| is_root(c)).collect();
+    assert!(
+        !roots.is_empty(),
+        "no self-signed root among the certificates"
+    );
+
+    for c in &certs {
+        // The chain up to a root, and the CAs between as openssl's untrusted certificates.
+        let mut chain = vec![c];
+        while !is_root(chain.last().unwrap()) {
+            let next = issuer_of(chain.last().unwrap());
+            assert!(chain.len() < 16, "{}: an issuer loop", c.rel);
+            chain.push(next);
+        }
+        let root = chain.pop().unwrap();
+        // (A root's chain is itself: nothing lies between.)
+        let between = chain.get(1..).unwrap_or_default();
+        let untrusted = f.root().join("untrusted.pem");
+        let bundle: Vec<u8> = between.iter().flat_map(|i| f.bytes(&i.rel)).collect();
+        std::fs::write(&untrusted, bundle).unwrap();
+        let extra: Vec<&str> = if between.is_empty() {
+            vec![]
+        } else {
+            vec!["-untrusted", untrusted.to_str().unwrap()]
+        };
+        let verify = |ca: &str, purpose: &str| {
+            openssl_verify(&f.path(ca), &[&f.path(&c.rel)], purpose, &extra)
+        };
+        let usages = &c.facts.usages;
+        let purposes: Vec<(&str, bool)> = if usages.is_empty() {
+            vec![("any", true)]
+        } else {
+            [
+                (kubepki::spec::Usage::Server, "sslserver"),
+                (kubepki::spec::Usage::Client, "sslclient"),
+            ]
+            .into_iter()
+            .map(|(u, p)| (p, usages.contains(&u)))
+            .collect()
+        };
+        for (purpose, declared) in purposes {
+            let r = verify(&root.rel, purpose);
+            assert_eq!(
+                r.code == 0,
+                declared,
+                "{} under {} for {purpose} (usages {usages:?}): {}",
+                c.rel,
+                root.rel,
+                r.all()
+            );
+            for other in roots.iter().filter(|o| o.rel != root.rel) {
+                let r = verify(&other.rel, purpose);
+                assert_ne!(r.code, 0, "{} verified under {}", c.rel, other.rel);
+            }
+        }
+    }
+
+    // Keys: every certificate and public key file has its private key, and no key is unused.
+    let key_pubs: Vec<(&String, String)> = keys
+        .iter()
+        .map(|k| (*k, pubkey_of_key(&f.path(k))))
+        .collect();
+    let mut used = BTreeSet::new();
+    let public: Vec<(&String, String)> = certs
+        .iter()
+        .map(|c| (&c.rel, pubkey_of_cert(&f.path(&c.rel))))
+        .chain(pubs.iter().map(|p| (*p, pubkey_of_pub(&f.path(p)))))
+        .collect();
+    for (rel, public) in &public {
+        let owner: Vec<&String> = key_pubs
+            .iter()
+            .filter(|(_, k)| k == public)
+            .map(|(k, _)| *k)
+            .collect();
+        assert!(
+            !owner.is_empty(),
+            "{rel}: no private key in out/ matches it"
+        );
+        used.extend(owner);
+    }
+    for k in &keys {
+        assert!(
+            used.contains(k),
+            "{k}: a private key of no certificate or public key"
+        );
+    }
+
+    // Whatever holds a private key, as PEM or as the base64 templates embed, is the owner's only.
+    let pems: Vec<String> = keys.iter().map(|k| text(k)).collect();
+    for rel in &rels {
+        let t = text(rel);
+        if pems
+            .iter()
+            .any(|p| t.contains(p.trim()) || t.contains(&kubepki::render::b64(p)))
+        {
+            let m = mode(&f.path(rel));
+            assert_eq!(m & 0o077, 0, "{rel} holds a private key but has mode {m:o}");
+        }
+    }
+
+    // Kubeconfigs: embedded data decodes to files of out/ that belong together.
+    let decode = |rel: &str, t: &str, field: &str| -> Option<Vec<u8>> {
+        kubeconfig_field(t, field)
+            .map(|v| unbase64(v).unwrap_or_else(|e| panic!("{rel}: {field} is not base64: {e}")))
+    };
+    let by_bytes = |bytes: &[u8]| rels.iter().find(|r| f.bytes(r) == bytes).cloned();
+    for rel in &rels {
+        let t = text(rel);
+        if !t.lines().any(|l| l.trim() == "kind: Config") {
+            continue;
+        }
+        for field in [
+            "apiVersion",
+            "clusters",
+            "contexts",
+            "current-context",
+            "users",
+        ] {
+            assert!(kubeconfig_field(&t, field).is_some(), "{rel}: no {field}");
+        }
+        let server = kubeconfig_field(&t, "server").unwrap_or_default();
+        assert!(server.starts_with("https://"), "{rel}: server {server:?}");
+        let Some(ca) = decode(rel, &t, "certificate-authority-data") else {
+            continue;
+        };
+        let ca = by_bytes(&ca).unwrap_or_else(|| panic!("{rel}: its CA is no file of out/"));
+        assert!(
+            certs.iter().any(|c| c.rel == ca && c.facts.is_ca),
+            "{rel}: embeds {ca}, which is not a CA"
+        );
+        let (Some(cert), Some(key)) = (
+            decode(rel, &t, "client-certificate-data"),
+            decode(rel, &t, "client-key-data"),
+        ) else {
+            continue;
+        };
+        let cert =
+            by_bytes(&cert).unwrap_or_else(|| panic!("{rel}: its certificate is no file of out/"));
+        let key = by_bytes(&key).unwrap_or_else(|| panic!("{rel}: its key is no file of out/"));
+        assert_eq!(
+            pubkey_of_cert(&f.path(&cert)),
+            pubkey_of_key(&f.path(&key)),
+            "{rel}: {cert} and {key} do not belong together"
+        );
+        let r = openssl_verify(&f.path(&ca), &[&f.path(&cert)], "sslclient", &[]);
+        assert_eq!(r.code, 0, "{rel}: {cert} under {ca}: {}", r.all());
+    }
+
+    // And a rerun finds nothing to do.
+    let r = f.apply(&["--check"]);
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
 }
