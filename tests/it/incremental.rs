@@ -112,8 +112,15 @@ fn epoch(rfc3339: &str) -> i64 {
         .unix_timestamp()
 }
 
-/// A fixture for `spec`, applied at `T0`.
+/// A fixture for `spec` (with the note template), applied at `T0`: generated once per test
+/// binary for each spec, and copied.
 fn fixture(spec: &str) -> Fixture {
+    generated(spec, &[("note.txt.hbs", NOTE_TEMPLATE)], &["--now", T0])
+}
+
+/// Like `fixture`, but generated anew: its keys are its own, unlike those of every copy that
+/// `fixture` gives.
+fn fresh_fixture(spec: &str) -> Fixture {
     let f = Fixture::new(spec);
     std::fs::write(f.root().join("templates/note.txt.hbs"), NOTE_TEMPLATE).unwrap();
     f.apply(&["--now", T0]);
@@ -628,7 +635,7 @@ fn a_changed_issuer_or_issuer_key_re_signs_over_the_same_key() {
     check(Case {
         name: "issuer key changed",
         edit: |f| {
-            let other = fixture(BASE);
+            let other = fresh_fixture(BASE);
             for file in ["root.crt", "root.key"] {
                 std::fs::copy(other.path(file), f.path(file)).unwrap();
             }

@@ -86,11 +86,10 @@ fn asn1(t: OffsetDateTime) -> String {
     )
 }
 
-/// A fixture for `spec`, applied at `T0`.
+/// A fixture for `spec`, applied at `T0`: generated once per test binary for each spec, and
+/// copied.
 fn fixture(spec: &str) -> Fixture {
-    let f = Fixture::new(spec);
-    f.apply(&["--now", T0]);
-    f
+    generated(spec, &[], &["--now", T0])
 }
 
 /// Runs `pki ARGS` and asserts that it stops (exit 2) saying each of `says` on stderr, and that

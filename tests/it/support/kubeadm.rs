@@ -1,20 +1,52 @@
-//! The kubeadm PKI (tests/fixtures/kubeadm), generated once per test binary and copied into each
-//! test's own fixture: RSA-2048 generation in a debug build takes about a second, and a dozen
-//! tests judge the same tree.
+//! Generated trees, made once per test binary and copied into each test's own fixture: the
+//! kubeadm PKI (tests/fixtures/kubeadm), whose RSA-2048 keys take about a second to make in a
+//! debug build and which a dozen tests judge, and the starting points that many table-driven
+//! cases share.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock};
 
-use super::{Fixture, mode};
+use super::{Fixture, kubeadm_spec, mode};
 
 /// A fixture with the kubeadm pki.toml and out/ as `cargo xtask pki --now KUBEADM_NOW` made it,
 /// byte for byte and mode for mode. Each call gives a new folder of its own, free to edit.
 pub fn kubeadm_tree() -> Fixture {
-    let f = Fixture::kubeadm();
-    generated().copy_into(&f.out());
+    generated(&kubeadm_spec(), &[], &["--now", kubeadm_now()])
+}
+
+/// A fixture whose pki.toml is `spec`, with the tests' templates plus `templates` (name,
+/// text), and out/ as `cargo xtask pki ARGS` made it (the run must succeed). The run happens
+/// once per test binary for each (spec, templates, args); every call gets its own copy of the
+/// result, files and folders with the modes the tool gave them, free to edit.
+pub fn generated(spec: &str, templates: &[(&str, &str)], args: &[&str]) -> Fixture {
+    let setup = |f: &Fixture| {
+        for (name, text) in templates {
+            std::fs::write(f.root().join("templates").join(name), text).unwrap();
+        }
+    };
+    let key = format!("{spec}\0{templates:?}\0{args:?}");
+    let cell = {
+        let mut trees = TREES.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(trees.entry(key).or_default())
+    };
+    // Generation happens outside the map's lock: other trees are made meanwhile, and a test
+    // that wants this one waits for it.
+    let tree = cell.get_or_init(|| {
+        let f = Fixture::new(spec);
+        setup(&f);
+        f.apply(args);
+        Tree::read(&f.out())
+    });
+    let f = Fixture::new(spec);
+    setup(&f);
+    tree.copy_into(&f.out());
     f
 }
+
+/// Every tree made so far, by (spec, templates, args).
+static TREES: Mutex<BTreeMap<String, Arc<OnceLock<Tree>>>> = Mutex::new(BTreeMap::new());
 
 /// The `--now` the shared tree was generated at, in RFC 3339: the start of this test binary's
 /// first use of it, to the second. It is fixed for the whole run, so a rerun with it finds
@@ -36,24 +68,14 @@ pub fn kubeadm_now() -> &'static str {
     })
 }
 
-/// A generated out/ folder, held in memory.
+/// A generated out/ folder, held in memory (the folder it was made in is removed at once). If
+/// making it fails, the test that asked fails with the CLI's output, and the next one tries
+/// again.
 struct Tree {
     /// Folders (relative, parents first, out/ itself as the empty path) and their modes.
     dirs: Vec<(PathBuf, u32)>,
     /// Files (relative) with their bytes and modes.
     files: Vec<(PathBuf, Vec<u8>, u32)>,
-}
-
-/// The kubeadm tree, generated in a temporary folder the first time it is asked for (the folder
-/// is removed at once; only the bytes and modes stay). If generation fails, the test that asked
-/// fails with the CLI's output, and the next one tries again.
-fn generated() -> &'static Tree {
-    static TREE: OnceLock<Tree> = OnceLock::new();
-    TREE.get_or_init(|| {
-        let f = Fixture::kubeadm();
-        f.apply(&["--now", kubeadm_now()]);
-        Tree::read(&f.out())
-    })
 }
 
 impl Tree {
