@@ -2,7 +2,8 @@
 //! helpers every module judges with. One topic a submodule, all re-exported here, so a test
 //! module needs only `use crate::support::*;`:
 //!
-//! - `kubeadm`: the kubeadm PKI, generated once per run and copied into each test's fixture;
+//! - `trees`: generated trees (the kubeadm PKI and others), made once per run and copied into
+//!   each test's fixture;
 //! - `skip`: skipped tests, shown in a plain `cargo test` run and counted at its end;
 //! - `process`: child processes with deadlines (kill-on-drop guards, polling, bounded runs);
 //! - `openssl`: openssl as a judge (verifying chains, reading public keys);
@@ -13,20 +14,20 @@
 #![allow(dead_code)]
 
 mod base64;
-mod kubeadm;
 mod leaks;
 mod openssl;
 mod process;
 mod report;
 mod skip;
+mod trees;
 
 pub use base64::*;
-pub use kubeadm::*;
 pub use leaks::*;
 pub use openssl::*;
 pub use process::*;
 pub use report::*;
 pub use skip::*;
+pub use trees::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt as _;

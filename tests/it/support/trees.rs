@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{Fixture, kubeadm_spec, mode};
 
-/// A fixture with the kubeadm pki.toml and out/ as `cargo xtask pki --now KUBEADM_NOW` made it,
-/// byte for byte and mode for mode. Each call gives a new folder of its own, free to edit.
+/// A fixture with the kubeadm pki.toml and out/ as `cargo xtask pki --now <kubeadm_now()>` made
+/// it, byte for byte and mode for mode. Each call gives a new folder of its own, free to edit.
 pub fn kubeadm_tree() -> Fixture {
     generated(&kubeadm_spec(), &[], &["--now", kubeadm_now()])
 }
@@ -106,7 +106,7 @@ impl Tree {
                     .push((rel, std::fs::read(&path).unwrap(), mode(&path)));
             } else {
                 panic!(
-                    "{}: the kubeadm tree holds only files and folders",
+                    "{}: a generated tree holds only files and folders",
                     path.display()
                 );
             }
