@@ -475,8 +475,8 @@ fn kubeconfig_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
 /// chain leads to (issuers found among the generated CAs by subject and key identifier), for
 /// each purpose it declares and no other, and under no other root; every certificate and public
 /// key file has its private key in out/, and every private key is used; every file holding a
-/// private key is readable by its owner only; every kubeconfig embeds a CA of out/ and a client
-/// certificate and key of out/ that belong together and verify under that CA.
+/// private key is readable by its owner only; every kubeconfig embeds CAs of out/ and a client
+/// certificate and key of out/ that belong together and verify under those CAs.
 #[test]
 fn shipped_pki_toml_generates_and_passes_the_peers() {
     let f = Fixture::shipped();
@@ -676,11 +676,29 @@ fn shipped_pki_toml_generates_and_passes_the_peers() {
         let Some(ca) = decode(rel, &t, "certificate-authority-data") else {
             continue;
         };
-        let ca = by_bytes(&ca).unwrap_or_else(|| panic!("{rel}: its CA is no file of out/"));
-        assert!(
-            certs.iter().any(|c| c.rel == ca && c.facts.is_ca),
-            "{rel}: embeds {ca}, which is not a CA"
-        );
+        // The CA data is one CA certificate of out/, or a bundle of them (a CA and the CAs
+        // above it), each byte for byte a certificate file.
+        let bundle = String::from_utf8(ca).unwrap_or_else(|_| panic!("{rel}: CA data is not text"));
+        let end = "-----END CERTIFICATE-----";
+        let blocks: Vec<&str> = bundle
+            .split_inclusive(end)
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect();
+        assert!(!blocks.is_empty(), "{rel}: no certificate in its CA data");
+        for block in &blocks {
+            let ca = certs
+                .iter()
+                .find(|c| text(&c.rel).trim() == *block)
+                .unwrap_or_else(|| panic!("{rel}: a CA it embeds is no certificate of out/"));
+            assert!(
+                ca.facts.is_ca,
+                "{rel}: embeds {}, which is not a CA",
+                ca.rel
+            );
+        }
+        let ca_file = f.root().join(format!("{}.ca.pem", rel.replace('/', "_")));
+        std::fs::write(&ca_file, &bundle).unwrap();
         let (Some(cert), Some(key)) = (
             decode(rel, &t, "client-certificate-data"),
             decode(rel, &t, "client-key-data"),
@@ -695,8 +713,14 @@ fn shipped_pki_toml_generates_and_passes_the_peers() {
             pubkey_of_key(&f.path(&key)),
             "{rel}: {cert} and {key} do not belong together"
         );
-        let r = openssl_verify(&f.path(&ca), &[&f.path(&cert)], "sslclient", &[]);
-        assert_eq!(r.code, 0, "{rel}: {cert} under {ca}: {}", r.all());
+        // Trusted as kubectl trusts it: every certificate of the CA data is an anchor.
+        let r = openssl_verify(
+            &ca_file,
+            &[&f.path(&cert)],
+            "sslclient",
+            &["-partial_chain"],
+        );
+        assert_eq!(r.code, 0, "{rel}: {cert} under its CA data: {}", r.all());
     }
 
     // And a rerun finds nothing to do.
