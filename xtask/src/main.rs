@@ -2,6 +2,8 @@
 //! alias in `.cargo/config.toml` builds and runs this binary. `pki` is the only task so far; the
 //! engine lives in the `kubepki` library so other repositories' xtasks can call it too.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

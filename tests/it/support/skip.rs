@@ -30,11 +30,13 @@ pub fn skip(why: &str) {
         // SAFETY: atexit is the C library's, called with a function of the type it takes; the
         // function never unwinds (it cannot panic: every result is ignored, and a poisoned
         // lock is read anyway).
+        #[allow(unsafe_code)]
         let registered = unsafe { atexit(summary) };
         assert_eq!(registered, 0, "atexit refused the skip summary");
     });
 }
 
+#[allow(unsafe_code)]
 unsafe extern "C" {
     fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
 }
