@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version = kubepki::cli::VERSION)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

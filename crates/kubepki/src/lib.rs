@@ -49,6 +49,8 @@ pub mod sops;
 #[doc(hidden)]
 pub mod spec;
 #[doc(hidden)]
+pub mod status;
+#[doc(hidden)]
 pub mod x509;
 
 mod error;
