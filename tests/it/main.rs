@@ -15,6 +15,7 @@ mod safety;
 mod secrets;
 mod snapshots;
 mod sops;
+mod status;
 
 mod bench;
 mod etcd;
