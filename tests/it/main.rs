@@ -5,6 +5,7 @@
 mod support;
 
 mod bad_input;
+mod completions;
 mod crash;
 mod damage;
 mod embedding;
