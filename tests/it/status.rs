@@ -106,6 +106,13 @@ fn text_and_json_in_december() {
     assert_eq!(text.code, 1, "{}", text.all());
     assert_eq!(text.stderr, "");
     snapshot("status_text_december", &f, &text.stdout);
+    // The README shows this very table.
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let quoted = format!(
+        "$ cargo xtask pki status --warn-within 30d --now 2026-12-20\n{}```",
+        text.stdout
+    );
+    assert!(readme.contains(&quoted), "README lacks:\n{quoted}");
     let json = status(&f, &["--now", "2026-12-20T00:00:00Z", "--format", "json"]);
     assert_eq!(json.code, 0, "{}", json.all());
     snapshot("status_json_december", &f, &json.stdout);
@@ -131,6 +138,13 @@ fn warn_within_exit_codes() {
     assert!(r.stdout.contains("missing"), "{}", r.stdout);
     // Errors: 2.
     assert_eq!(code(&["--now", T0, "--warn-within", "soon"]), 2);
+    let r = f.pki(&["--check", "--prune", "status", "--now", T0]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(
+        r.stderr.contains("--check, --prune belong to"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(code(&["--now", "yesterday"]), 2);
     f.set_spec("[[ca]\n");
     assert_eq!(code(&["--now", T0, "--warn-within", "30d"]), 2);
@@ -203,12 +217,14 @@ fn a_certificate_signed_elsewhere_is_external() {
     assert_eq!(by_file("nodes/n1/client.crt")["state"], "missing");
     let damaged = by_file("nodes/n2/client.crt");
     assert_eq!(damaged["state"], "unreadable");
+    let why = damaged["error"].as_str().unwrap();
+    assert!(why.starts_with("nodes/n2/client.crt: "), "{damaged}");
+    // The table says why below itself.
+    let text = status(&f, &["--now", T0]);
     assert!(
-        damaged["error"]
-            .as_str()
-            .unwrap()
-            .contains("nodes/n2/client.crt"),
-        "{damaged}"
+        text.stdout.contains(&format!("\nunreadable: {why}\n")),
+        "{}",
+        text.stdout
     );
     validate(&schema(), &doc, "$");
 }

@@ -173,6 +173,7 @@ fn status_main(root: &Path, args: &Args, status_args: &StatusArgs) -> ExitCode {
 
 /// Reads pki.toml and the certificates of out/ (no lock: nothing is written), and judges them.
 fn status_text(root: &Path, args: &Args, s: &StatusArgs) -> Result<(String, bool), Error> {
+    refuse_plan_flags(args)?;
     let warn_within = s
         .warn_within
         .as_deref()
@@ -187,6 +188,28 @@ fn status_text(root: &Path, args: &Args, s: &StatusArgs) -> Result<(String, bool
     let style = crate::report::Style { color: color() };
     let text = crate::status::render(&status, s.format, style);
     Ok((text, crate::status::gate_fails(&status)))
+}
+
+/// `status` reads and plans nothing: the plain command's flags would be silently ignored there,
+/// so they are refused (`cargo xtask pki --check status` is not a check).
+fn refuse_plan_flags(args: &Args) -> Result<(), Error> {
+    let given: Vec<&str> = [
+        ("--check", args.check),
+        ("--diff", args.diff),
+        ("--prune", args.prune),
+        ("--rekey", !args.rekey.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "`status` only reads certificates; {} belong{} to `cargo xtask pki` without a subcommand",
+        given.join(", "),
+        if given.len() == 1 { "s" } else { "" }
+    )))
 }
 
 /// `--warn-within`'s duration, in pki.toml's syntax.

@@ -292,7 +292,19 @@ fn text(status: &Status, style: Style) -> String {
             None => out.push_str(&line),
         }
     }
+    out.push_str(&unreadable(status));
     out.push_str(&counts(status));
+    out
+}
+
+/// Why each unreadable certificate is, one line each (the table has no room for it).
+fn unreadable(status: &Status) -> String {
+    let mut out = String::new();
+    for c in &status.certs {
+        if let Found::Unreadable(why) = &c.found {
+            let _ = writeln!(out, "unreadable: {why}");
+        }
+    }
     out
 }
 
