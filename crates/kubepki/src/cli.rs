@@ -19,13 +19,13 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The common tasks, shown after `--help`'s list of flags.
 const EXAMPLES: &str = "\
 Examples:
-  cargo xtask pki                          make or update out/ as pki.toml declares
-  cargo xtask pki --check --diff           what would change, as a CI gate (exit 1 if stale)
-  cargo xtask pki --rekey front-proxy-ca   a new key for a CA, re-signing what it signed
-  cargo xtask pki --check --now +60d       what a run in 60 days would renew
-  cargo xtask pki status                   every certificate's expiry and renewal date
-  cargo xtask pki status --warn-within 30d exit 1 if anything expires within 30 days (cron, CI)
-  cargo xtask pki status --format json     the same as JSON (schema_version 1; see README)";
+  cargo xtask pki                           make or update out/ as pki.toml declares
+  cargo xtask pki --check --diff            what would change, as a CI gate (exit 1 if stale)
+  cargo xtask pki --rekey front-proxy-ca    a new key for a CA, re-signing what it signed
+  cargo xtask pki --check --now +60d        what a run in 60 days would renew
+  cargo xtask pki status                    every certificate's expiry and renewal date
+  cargo xtask pki status --warn-within 30d  exit 1 if anything expires within 30 days (cron, CI)
+  cargo xtask pki status --format json      the same as JSON (schema_version 1; see README)";
 
 /// Generate, check or update the cluster PKI declared in pki.toml.
 #[derive(Debug, Clone, clap::Args)]

@@ -529,44 +529,4 @@ fn label_value(v: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(secs: i64) -> OffsetDateTime {
-        OffsetDateTime::from_unix_timestamp(secs).unwrap()
-    }
-
-    #[test]
-    fn urgency_orders_expiry_before_the_window_before_renewal() {
-        let day = 86_400;
-        let not_after = at(100 * day);
-        let renew_at = at(70 * day);
-        let warn = Some(Duration::days(10));
-        let check = |now: i64, warn: Option<Duration>, want: Urgency| {
-            assert_eq!(
-                urgency(at(now), not_after, renew_at, warn),
-                want,
-                "now = {now}"
-            );
-        };
-        check(100 * day, warn, Urgency::Expired);
-        check(95 * day, warn, Urgency::Expiring);
-        check(90 * day, warn, Urgency::Expiring);
-        check(89 * day, warn, Urgency::RenewDue);
-        check(95 * day, None, Urgency::RenewDue);
-        check(69 * day, warn, Urgency::Ok);
-    }
-
-    #[test]
-    fn left_is_said_in_its_largest_unit() {
-        assert_eq!(fmt_left(Duration::days(3) + Duration::hours(5)), "3d");
-        assert_eq!(fmt_left(Duration::hours(5)), "5h");
-        assert_eq!(fmt_left(Duration::seconds(30)), "1m");
-        assert_eq!(fmt_left(Duration::ZERO), "expired");
-    }
-
-    #[test]
-    fn label_values_are_escaped() {
-        assert_eq!(label_value("a\"b\\c\nd"), r#"a\"b\\c\nd"#);
-    }
-}
+mod tests;
