@@ -516,3 +516,81 @@ fn has_type(value: &Value, t: &str) -> bool {
         other => panic!("unknown type `{other}` in the schema"),
     }
 }
+
+/// `pki status ARGS` on a terminal (util-linux `script` gives it one), with `NO_COLOR` as given.
+fn on_terminal(
+    f: &Fixture,
+    script: &std::path::Path,
+    args: &[&str],
+    no_color: Option<&str>,
+) -> Run {
+    let mut inner = f.command(&[]);
+    inner.arg("status").args(args);
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(|a| format!("'{}'", a.to_str().unwrap()))
+        .collect();
+    let mut cmd = std::process::Command::new(script);
+    cmd.args(["-qec", &line.join(" "), "/dev/null"])
+        .current_dir(f.root())
+        .env_remove("NO_COLOR")
+        .env_remove("SOURCE_DATE_EPOCH");
+    if let Some(v) = no_color {
+        cmd.env("NO_COLOR", v);
+    }
+    run(&mut cmd)
+}
+
+#[test]
+fn rows_are_coloured_by_urgency_on_a_terminal_only() {
+    let Some(script) = tool("script", "bsdutils") else {
+        return;
+    };
+    let f = made();
+    let args = ["--now", "2026-12-20", "--warn-within", "30d"];
+    let r = on_terminal(&f, &script, &args, None);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let row = |name: &str| {
+        r.stdout
+            .lines()
+            .find(|l| {
+                l.split_once('m')
+                    .is_some_and(|(_, rest)| rest.starts_with(&format!("{name} ")))
+            })
+            .unwrap_or_else(|| panic!("no {name} in {}", r.stdout))
+            .to_string()
+    };
+    assert!(
+        row("server").starts_with("\x1b[31;1mserver "),
+        "{:?}",
+        row("server")
+    );
+    assert!(
+        row("inter").starts_with("\x1b[33minter "),
+        "{:?}",
+        row("inter")
+    );
+    assert!(
+        row("root-ca").starts_with("\x1b[32mroot-ca "),
+        "{:?}",
+        row("root-ca")
+    );
+    assert!(
+        row("server").ends_with("expired\x1b[0m"),
+        "{:?}",
+        row("server")
+    );
+    // NO_COLOR, and the machine-readable forms, are plain even on a terminal.
+    let plain = on_terminal(&f, &script, &args, Some("1"));
+    assert!(!plain.stdout.contains('\x1b'), "{:?}", plain.stdout);
+    assert_eq!(plain.stdout.replace('\r', ""), status(&f, &args).stdout);
+    for form in ["json", "prometheus"] {
+        let r = on_terminal(
+            &f,
+            &script,
+            &["--now", "2026-12-20", "--format", form],
+            None,
+        );
+        assert!(!r.stdout.contains('\x1b'), "{form}: {:?}", r.stdout);
+    }
+}
