@@ -122,7 +122,6 @@ fn latest() -> OffsetDateTime {
 /// The run's options from the command line, paths taken from `root`, the clock from `--now`,
 /// `SOURCE_DATE_EPOCH` or the system.
 pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
-    // The one reading of the system clock: the run's clock is compared with it, never replaced.
     let (now, clock) = read_clock(args)?;
     let color = color();
     Ok(Options {
