@@ -50,6 +50,8 @@ pub mod sops;
 #[doc(hidden)]
 pub mod spec;
 #[doc(hidden)]
+pub mod status;
+#[doc(hidden)]
 pub mod x509;
 
 mod csr;
