@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use crate::support::*;
 
-const LEAVES: usize = 48;
+const LEAVES: usize = 72;
 
-/// Two CAs (one RSA, one ECDSA), 48 leaves (every third RSA, so a run lasts long enough to be
-/// killed in many places), a key pair and kubeconfigs that embed leaf keys. Files go to four
-/// folders, whose modification times show when a run has started writing.
+/// Two CAs (one RSA, one ECDSA), 72 leaves (a few of them RSA), a key pair and kubeconfigs that
+/// embed leaf keys. Files go to four folders, whose modification times show when a run has
+/// started writing. The number of files makes the write phase long enough to be killed in many
+/// places; RSA keys would not: every key is made before the first write, so more RSA only made
+/// each run (and the suite) slower before the point where kills begin.
 fn big_spec() -> String {
     let mut s = String::from(
         r#"[defaults]
@@ -42,9 +44,10 @@ public = "keys/sa.pub"
 "#,
     );
     for i in 0..LEAVES {
-        let (issuer, alg) = match i % 3 {
-            0 => ("rsa-ca", "rsa-2048"),
-            1 => ("rsa-ca", "ecdsa-p256"),
+        // Every twelfth leaf is RSA (six of them), the rest ECDSA under either CA.
+        let (issuer, alg) = match (i % 3, i % 12) {
+            (0, 0) => ("rsa-ca", "rsa-2048"),
+            (0 | 1, _) => ("rsa-ca", "ecdsa-p256"),
             _ => ("ec-ca", "ecdsa-p256"),
         };
         s.push_str(&format!(

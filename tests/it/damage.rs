@@ -78,10 +78,9 @@ const LEAVES: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-fn generated() -> Fixture {
-    let f = Fixture::new(SPEC);
-    f.apply(&[]);
-    f
+/// A fixture for SPEC, applied: generated once per test binary, and copied.
+fn applied() -> Fixture {
+    generated(SPEC, &[], &[])
 }
 
 /// The tree is whole: every certificate verifies with openssl under its own CA, every key is the
@@ -145,7 +144,7 @@ fn damaged_leaf_files_are_resigned_or_rekeyed() {
         ("pki/client.key", Damage::Garbage, "re-key", false),
     ];
     for (rel, how, action, key_kept) in cases {
-        let f = generated();
+        let f = applied();
         let key = rel.replace(".crt", ".key");
         let key_before = f.bytes(&key);
         let ca_before = (f.bytes("pki/ca.key"), f.bytes("pki/ca.crt"));
@@ -178,7 +177,7 @@ fn damaged_leaf_files_are_resigned_or_rekeyed() {
 #[test]
 fn ca_certificate_garbage_is_resigned_with_the_same_key() {
     for how in [Damage::Truncated, Damage::Garbage] {
-        let f = generated();
+        let f = applied();
         let key_before = f.bytes("pki/ca.key");
         let leaves_before: Vec<Vec<u8>> = LEAVES.iter().map(|l| f.bytes(l.0)).collect();
         damage(&f, "pki/ca.crt", how);
@@ -204,7 +203,7 @@ fn ca_certificate_garbage_is_resigned_with_the_same_key() {
 #[test]
 fn ca_key_garbage_stops_the_run_and_writes_nothing() {
     for how in [Damage::Truncated, Damage::Garbage] {
-        let f = generated();
+        let f = applied();
         damage(&f, "pki/ca.key", how);
         // Something else to do too: it must not be done either.
         std::fs::remove_file(f.path("pki/server.crt")).unwrap();
@@ -227,7 +226,7 @@ fn ca_key_garbage_stops_the_run_and_writes_nothing() {
 
 #[test]
 fn a_certificate_from_another_ca_is_resigned() {
-    let f = generated();
+    let f = applied();
     let key_before = f.bytes("pki/client.key");
     std::fs::copy(f.path("pki/other-client.crt"), f.path("pki/client.crt")).unwrap();
     let r = f.apply(&[]);
@@ -245,7 +244,7 @@ fn a_certificate_from_another_ca_is_resigned() {
 fn swapped_keys_are_kept_and_both_certificates_resigned() {
     // Each key is intact and private; only the pairing is wrong. Keys are never thrown away when
     // they are sound, so each certificate is re-signed over the key now at its path.
-    let f = generated();
+    let f = applied();
     let server_key = f.bytes("pki/server.key");
     let client_key = f.bytes("pki/client.key");
     std::fs::write(f.path("pki/server.key"), &client_key).unwrap();
@@ -272,7 +271,7 @@ fn swapped_keys_are_kept_and_both_certificates_resigned() {
 
 #[test]
 fn loose_key_permissions_are_fixed_and_reported() {
-    let f = generated();
+    let f = applied();
     let before = f.hashes();
     for rel in ["pki/server.key", "client.conf"] {
         std::fs::set_permissions(f.path(rel), std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -306,7 +305,7 @@ fn outside(f: &Fixture, name: &str) -> (std::path::PathBuf, Vec<u8>) {
 #[test]
 fn a_symlink_where_a_key_or_certificate_goes_is_replaced_never_followed() {
     for rel in ["pki/server.key", "pki/client.crt"] {
-        let f = generated();
+        let f = applied();
         let (target, content) = outside(&f, "target");
         std::fs::remove_file(f.path(rel)).unwrap();
         symlink(&target, f.path(rel)).unwrap();
@@ -330,7 +329,7 @@ fn a_symlink_where_a_key_or_certificate_goes_is_replaced_never_followed() {
     }
     // Where a CA key should be, a link is never followed either; the CA key is never replaced by
     // the tool, so the run stops and says why.
-    let f = generated();
+    let f = applied();
     let (target, content) = outside(&f, "ca-key");
     std::fs::remove_file(f.path("pki/ca.key")).unwrap();
     symlink(&target, f.path("pki/ca.key")).unwrap();
@@ -348,7 +347,7 @@ fn a_symlink_where_a_key_or_certificate_goes_is_replaced_never_followed() {
 
 #[test]
 fn a_symlinked_folder_inside_out_is_refused() {
-    let f = generated();
+    let f = applied();
     // out/pki is moved outside and linked back; a file in it is missing, so a run must write.
     let elsewhere = f.root().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();

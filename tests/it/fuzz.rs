@@ -14,7 +14,7 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::select;
 
-use crate::support::repo_root;
+use crate::support::{fixtures, kubeadm_spec};
 
 fn config() -> ProptestConfig {
     let cases = std::env::var("PROPTEST_CASES")
@@ -29,11 +29,11 @@ fn config() -> ProptestConfig {
     }
 }
 
-/// The repository's templates, and two of our own: one that reads variables, one that does
+/// The tests' templates (tests/fixtures/templates), and two more: one that reads variables, one that does
 /// not parse.
 fn templates() -> BTreeMap<String, String> {
     let mut t = BTreeMap::new();
-    for e in std::fs::read_dir(repo_root().join("templates")).unwrap() {
+    for e in std::fs::read_dir(fixtures().join("templates")).unwrap() {
         let e = e.unwrap();
         t.insert(
             e.file_name().to_string_lossy().into_owned(),
@@ -565,9 +565,10 @@ fn document() -> impl Strategy<Value = String> {
     )
 }
 
-/// The repository's pki.toml with a few random edits: near-valid input that reaches every stage.
+/// The kubeadm pki.toml (tests/fixtures/kubeadm) with a few random edits: near-valid input that
+/// reaches every stage.
 fn mutated_default() -> impl Strategy<Value = String> {
-    let base = std::fs::read_to_string(repo_root().join("pki.toml")).unwrap();
+    let base = kubeadm_spec();
     let len = base.len();
     vec(
         (

@@ -1,5 +1,7 @@
 //! Generation from pki.toml, judged by openssl: chains, purposes, names, keys, modes.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::support::*;
@@ -53,8 +55,7 @@ const CAS: [&str; 3] = ["pki/ca.crt", "pki/front-proxy-ca.crt", "pki/etcd/ca.crt
 
 #[test]
 fn default_pki_verifies_with_openssl_against_its_own_ca_only() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     for ca in CAS {
         let r = openssl_verifies(&f.path(ca), &f.path(ca), "any");
         assert_eq!(
@@ -95,8 +96,7 @@ fn default_pki_verifies_with_openssl_against_its_own_ca_only() {
 
 #[test]
 fn etcd_trusts_nothing_of_the_kubernetes_ca() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let etcd_ca = cert_facts(&f.path("pki/etcd/ca.crt"));
     let k8s_ca = cert_facts(&f.path("pki/ca.crt"));
     assert_ne!(etcd_ca.spki, k8s_ca.spki);
@@ -118,8 +118,7 @@ fn verify_name(f: &Fixture, ca: &str, cert: &str, flag: &str, name: &str) -> boo
 
 #[test]
 fn server_names_match_as_kubeadm_derives_them() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let api = ("pki/ca.crt", "pki/apiserver.crt");
     for host in [
         "kubernetes",
@@ -174,8 +173,7 @@ fn server_names_match_as_kubeadm_derives_them() {
 
 #[test]
 fn every_key_matches_its_certificate_and_modes_are_right() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let mut certs = 0;
     for (rel, _) in f.hashes() {
         let path = f.path(&rel);
@@ -203,8 +201,7 @@ fn every_key_matches_its_certificate_and_modes_are_right() {
 
 #[test]
 fn certificates_follow_rfc5280_profile() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let text = |p: &str| {
         run(Command::new("openssl")
             .args(["x509", "-noout", "-text", "-in"])
@@ -438,4 +435,295 @@ key = "nodes/{node}/kubelet-client.key"
         );
         assert_eq!(c.subject.o, ["system:nodes"]);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The repository's own pki.toml and templates/.
+
+/// A certificate file in out/ and what it says of itself.
+struct Generated {
+    rel: String,
+    facts: kubepki::x509::CertFacts,
+}
+
+/// The public key of a public key file, as openssl prints it (PEM).
+fn pubkey_of_pub(path: &Path) -> String {
+    let r = run(Command::new("openssl")
+        .args(["pkey", "-pubin", "-pubout", "-in"])
+        .arg(path));
+    assert_eq!(
+        r.code,
+        0,
+        "openssl cannot read {}: {}",
+        path.display(),
+        r.stderr
+    );
+    r.stdout
+}
+
+/// The value of the first `name: value` line of a kubeconfig, if any.
+fn kubeconfig_field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(name)?.strip_prefix(':'))
+        .map(str::trim)
+}
+
+/// What the repository ships, as the user has edited it: the only test that runs the
+/// repository's pki.toml and templates/ (every other one uses tests/fixtures). It expects
+/// nothing of what they declare (nodes, server URL, algorithms, paths): what it judges is read
+/// from the generated files. Every certificate verifies with openssl under the root its issuer
+/// chain leads to (issuers found among the generated CAs by subject and key identifier), for
+/// each purpose it declares and no other, and under no other root; every certificate and public
+/// key file has its private key in out/, and every private key is used; every file holding a
+/// private key is readable by its owner only; every kubeconfig embeds CAs of out/ and a client
+/// certificate and key of out/ that belong together and verify under those CAs.
+#[test]
+fn shipped_pki_toml_generates_and_passes_the_peers() {
+    let f = Fixture::shipped();
+    let r = f.apply(&[]);
+    assert!(!r.stdout.contains("nothing written"), "{}", r.stdout);
+    let rels: Vec<String> = f.hashes().into_keys().collect();
+    let text = |rel: &str| String::from_utf8_lossy(&f.bytes(rel)).into_owned();
+
+    let certs: Vec<Generated> = rels
+        .iter()
+        .filter(|rel| text(rel).starts_with("-----BEGIN CERTIFICATE-----"))
+        .map(|rel| Generated {
+            rel: rel.clone(),
+            facts: cert_facts(&f.path(rel)),
+        })
+        .collect();
+    assert!(
+        !certs.is_empty(),
+        "the shipped pki.toml made no certificate"
+    );
+    let keys: Vec<&String> = rels
+        .iter()
+        .filter(|rel| kubepki::x509::parse_key(&f.bytes(rel)).is_ok())
+        .collect();
+    let pubs: Vec<&String> = rels
+        .iter()
+        .filter(|rel| text(rel).starts_with("-----BEGIN PUBLIC KEY-----"))
+        .collect();
+
+    // The issuer of `c`: the one generated CA whose subject is `c`'s issuer name and whose key
+    // identifier `c` names as its authority's.
+    let issuer_of = |c: &Generated| -> &Generated {
+        let found: Vec<&Generated> = certs
+            .iter()
+            .filter(|i| {
+                i.facts.is_ca
+                    && i.facts.subject_raw == c.facts.issuer_raw
+                    && (c.facts.aki.is_none() || i.facts.ski == c.facts.aki)
+            })
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{}: issuer {} among the generated CAs",
+            c.rel,
+            c.facts.issuer
+        );
+        found[0]
+    };
+    let is_root = |c: &Generated| c.facts.is_ca && c.facts.subject_raw == c.facts.issuer_raw;
+    let roots: Vec<&Generated> = certs.iter().filter(|c| is_root(c)).collect();
+    assert!(
+        !roots.is_empty(),
+        "no self-signed root among the certificates"
+    );
+
+    // Certificates by chain: (root, the CAs between), each with openssl's untrusted bundle.
+    let mut chains: BTreeMap<(String, Vec<String>), Vec<&Generated>> = BTreeMap::new();
+    for c in &certs {
+        let mut chain = vec![c];
+        while !is_root(chain.last().unwrap()) {
+            let next = issuer_of(chain.last().unwrap());
+            assert!(chain.len() < 16, "{}: an issuer loop", c.rel);
+            chain.push(next);
+        }
+        let root = chain.pop().unwrap().rel.clone();
+        // (A root's chain is itself: nothing lies between.)
+        let between = chain.get(1..).unwrap_or_default();
+        let between = between.iter().map(|i| i.rel.clone()).collect();
+        chains.entry((root, between)).or_default().push(c);
+    }
+    for (n, ((root, between), members)) in chains.iter().enumerate() {
+        let untrusted = f.root().join(format!("untrusted-{n}.pem"));
+        let bundle: Vec<u8> = between.iter().flat_map(|rel| f.bytes(rel)).collect();
+        std::fs::write(&untrusted, bundle).unwrap();
+        let mut extra = vec![];
+        if !between.is_empty() {
+            extra = vec!["-untrusted", untrusted.to_str().unwrap()];
+        }
+        // One openssl run for many certificates; it prints `PATH: OK` for each that verifies.
+        let verified = |ca: &str, which: &[&&Generated], purpose: &str| -> BTreeSet<String> {
+            let paths: Vec<PathBuf> = which.iter().map(|c| f.path(&c.rel)).collect();
+            let paths: Vec<&Path> = paths.iter().map(PathBuf::as_path).collect();
+            let r = openssl_verify(&f.path(ca), &paths, purpose, &extra);
+            which
+                .iter()
+                .filter(|c| {
+                    let ok = format!("{}: OK", f.path(&c.rel).display());
+                    r.stdout.lines().any(|l| l == ok)
+                })
+                .map(|c| c.rel.clone())
+                .collect()
+        };
+        // A certificate without extended key usages is checked for any purpose; one with them
+        // for each purpose, which it must pass exactly when it declares it.
+        let (plain, with_usages): (Vec<&&Generated>, Vec<&&Generated>) =
+            members.iter().partition(|c| c.facts.usages.is_empty());
+        let server_client = [
+            (kubepki::spec::Usage::Server, "sslserver"),
+            (kubepki::spec::Usage::Client, "sslclient"),
+        ];
+        let mut checks = vec![(plain.clone(), "any", plain.clone())];
+        for (usage, purpose) in server_client {
+            let declared: Vec<&&Generated> = with_usages
+                .iter()
+                .copied()
+                .filter(|c| c.facts.usages.contains(&usage))
+                .collect();
+            checks.push((with_usages.clone(), purpose, declared));
+        }
+        for (which, purpose, want) in checks {
+            if which.is_empty() {
+                continue;
+            }
+            let want: BTreeSet<String> = want.iter().map(|c| c.rel.clone()).collect();
+            assert_eq!(
+                verified(root, &which, purpose),
+                want,
+                "what verifies under {root} (between: {between:?}) for {purpose}"
+            );
+            for other in roots.iter().filter(|o| o.rel != *root) {
+                assert_eq!(
+                    verified(&other.rel, &which, purpose),
+                    BTreeSet::new(),
+                    "what verifies under {} for {purpose}, though {root} issued it",
+                    other.rel
+                );
+            }
+        }
+    }
+
+    // Keys: every certificate and public key file has its private key, and no key is unused.
+    let key_pubs: Vec<(&String, String)> = keys
+        .iter()
+        .map(|k| (*k, pubkey_of_key(&f.path(k))))
+        .collect();
+    let mut used = BTreeSet::new();
+    let public: Vec<(&String, String)> = certs
+        .iter()
+        .map(|c| (&c.rel, pubkey_of_cert(&f.path(&c.rel))))
+        .chain(pubs.iter().map(|p| (*p, pubkey_of_pub(&f.path(p)))))
+        .collect();
+    for (rel, public) in &public {
+        let owner: Vec<&String> = key_pubs
+            .iter()
+            .filter(|(_, k)| k == public)
+            .map(|(k, _)| *k)
+            .collect();
+        assert!(
+            !owner.is_empty(),
+            "{rel}: no private key in out/ matches it"
+        );
+        used.extend(owner);
+    }
+    for k in &keys {
+        assert!(
+            used.contains(k),
+            "{k}: a private key of no certificate or public key"
+        );
+    }
+
+    // Whatever holds a private key, as PEM or as the base64 templates embed, is the owner's only.
+    let pems: Vec<String> = keys.iter().map(|k| text(k)).collect();
+    for rel in &rels {
+        let t = text(rel);
+        if pems
+            .iter()
+            .any(|p| t.contains(p.trim()) || t.contains(&kubepki::render::b64(p)))
+        {
+            let m = mode(&f.path(rel));
+            assert_eq!(m & 0o077, 0, "{rel} holds a private key but has mode {m:o}");
+        }
+    }
+
+    // Kubeconfigs: embedded data decodes to files of out/ that belong together.
+    let decode = |rel: &str, t: &str, field: &str| -> Option<Vec<u8>> {
+        kubeconfig_field(t, field)
+            .map(|v| unbase64(v).unwrap_or_else(|e| panic!("{rel}: {field} is not base64: {e}")))
+    };
+    let by_bytes = |bytes: &[u8]| rels.iter().find(|r| f.bytes(r) == bytes).cloned();
+    for rel in &rels {
+        let t = text(rel);
+        if !t.lines().any(|l| l.trim() == "kind: Config") {
+            continue;
+        }
+        for field in [
+            "apiVersion",
+            "clusters",
+            "contexts",
+            "current-context",
+            "users",
+        ] {
+            assert!(kubeconfig_field(&t, field).is_some(), "{rel}: no {field}");
+        }
+        let server = kubeconfig_field(&t, "server").unwrap_or_default();
+        assert!(server.starts_with("https://"), "{rel}: server {server:?}");
+        let Some(ca) = decode(rel, &t, "certificate-authority-data") else {
+            continue;
+        };
+        // The CA data is one CA certificate of out/, or a bundle of them (a CA and the CAs
+        // above it), each byte for byte a certificate file.
+        let bundle = String::from_utf8(ca).unwrap_or_else(|_| panic!("{rel}: CA data is not text"));
+        let end = "-----END CERTIFICATE-----";
+        let blocks: Vec<&str> = bundle
+            .split_inclusive(end)
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .collect();
+        assert!(!blocks.is_empty(), "{rel}: no certificate in its CA data");
+        for block in &blocks {
+            let ca = certs
+                .iter()
+                .find(|c| text(&c.rel).trim() == *block)
+                .unwrap_or_else(|| panic!("{rel}: a CA it embeds is no certificate of out/"));
+            assert!(
+                ca.facts.is_ca,
+                "{rel}: embeds {}, which is not a CA",
+                ca.rel
+            );
+        }
+        let ca_file = f.root().join(format!("{}.ca.pem", rel.replace('/', "_")));
+        std::fs::write(&ca_file, &bundle).unwrap();
+        let (Some(cert), Some(key)) = (
+            decode(rel, &t, "client-certificate-data"),
+            decode(rel, &t, "client-key-data"),
+        ) else {
+            continue;
+        };
+        let cert =
+            by_bytes(&cert).unwrap_or_else(|| panic!("{rel}: its certificate is no file of out/"));
+        let key = by_bytes(&key).unwrap_or_else(|| panic!("{rel}: its key is no file of out/"));
+        assert_eq!(
+            pubkey_of_cert(&f.path(&cert)),
+            pubkey_of_key(&f.path(&key)),
+            "{rel}: {cert} and {key} do not belong together"
+        );
+        // Trusted as kubectl trusts it: every certificate of the CA data is an anchor.
+        let r = openssl_verify(
+            &ca_file,
+            &[&f.path(&cert)],
+            "sslclient",
+            &["-partial_chain"],
+        );
+        assert_eq!(r.code, 0, "{rel}: {cert} under its CA data: {}", r.all());
+    }
+
+    // And a rerun finds nothing to do.
+    let r = f.apply(&["--check"]);
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
 }

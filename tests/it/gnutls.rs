@@ -118,8 +118,7 @@ fn every_default_chain_verifies_with_gnutls_under_its_own_ca_only() {
     let Some(certtool) = Certtool::find() else {
         return;
     };
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let (roots, leaves) = declared(&f);
 
     // The list is complete: every certificate in out/ is a declared root or leaf, and the default
@@ -231,8 +230,7 @@ fn serving_certificates_match_their_names_and_addresses_with_gnutls() {
     let Some(certtool) = Certtool::find() else {
         return;
     };
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
 
     // kube-apiserver, with the SANs kubeadm derives (written out here, not read from pki.toml).
     let api = ("pki/ca.crt", "pki/apiserver.crt");

@@ -112,8 +112,15 @@ fn epoch(rfc3339: &str) -> i64 {
         .unix_timestamp()
 }
 
-/// A fixture for `spec`, applied at `T0`.
+/// A fixture for `spec` (with the note template), applied at `T0`: generated once per test
+/// binary for each spec, and copied.
 fn fixture(spec: &str) -> Fixture {
+    generated(spec, &[("note.txt.hbs", NOTE_TEMPLATE)], &["--now", T0])
+}
+
+/// Like `fixture`, but generated anew: its keys are its own, unlike those of every copy that
+/// `fixture` gives.
+fn fresh_fixture(spec: &str) -> Fixture {
     let f = Fixture::new(spec);
     std::fs::write(f.root().join("templates/note.txt.hbs"), NOTE_TEMPLATE).unwrap();
     f.apply(&["--now", T0]);
@@ -630,7 +637,7 @@ fn a_changed_issuer_or_issuer_key_re_signs_over_the_same_key() {
     check(Case {
         name: "issuer key changed",
         edit: |f| {
-            let other = fixture(BASE);
+            let other = fresh_fixture(BASE);
             for file in ["root.crt", "root.key"] {
                 std::fs::copy(other.path(file), f.path(file)).unwrap();
             }
@@ -1164,10 +1171,9 @@ fn a_ca_without_its_key_is_left_alone_and_gets_csrs() {
 
 #[test]
 fn a_rerun_of_the_default_pki_writes_nothing() {
-    let f = Fixture::default_spec();
-    f.apply(&["--now", T0]);
+    let f = kubeadm_tree();
     let settled = stamps(&f);
-    let r = f.apply(&["--now", T0]);
+    let r = f.apply(&["--now", kubeadm_now()]);
     assert!(
         r.stdout.contains("is up to date; nothing written"),
         "{}",
@@ -1179,7 +1185,7 @@ fn a_rerun_of_the_default_pki_writes_nothing() {
         r.stdout
     );
     assert_eq!(stamps(&f), settled);
-    let r = f.pki(&["--now", T0, "--check"]);
+    let r = f.pki(&["--now", kubeadm_now(), "--check"]);
     assert_eq!(r.code, 0, "{}", r.all());
     assert_eq!(stamps(&f), settled);
 }

@@ -304,8 +304,7 @@ fn every_default_kubeconfig_authenticates_as_its_kubeadm_identity() {
     if tools().is_none() {
         return;
     }
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let ca = "pki/ca.crt";
     let users = |name: &str| {
         (

@@ -5,6 +5,8 @@
 mod support;
 
 mod bad_input;
+mod bad_input_cases;
+mod completions;
 mod crash;
 mod damage;
 mod embedding;
@@ -17,6 +19,7 @@ mod safety;
 mod secrets;
 mod snapshots;
 mod sops;
+mod status;
 mod swapped;
 
 mod bench;

@@ -86,11 +86,10 @@ fn asn1(t: OffsetDateTime) -> String {
     )
 }
 
-/// A fixture for `spec`, applied at `T0`.
+/// A fixture for `spec`, applied at `T0`: generated once per test binary for each spec, and
+/// copied.
 fn fixture(spec: &str) -> Fixture {
-    let f = Fixture::new(spec);
-    f.apply(&["--now", T0]);
-    f
+    generated(spec, &[], &["--now", T0])
 }
 
 /// Runs `pki ARGS` and asserts that it stops (exit 2) saying each of `says` on stderr, and that
@@ -1836,8 +1835,7 @@ fn an_intermediate_an_external_ca_signed_without_certificate_signing_signs_nothi
 /// The README's recipe for more control-plane nodes, on the default pki.toml.
 #[test]
 fn growing_to_two_control_plane_nodes_keeps_the_first_ones_keys() {
-    let f = Fixture::default_spec();
-    f.apply(&[]);
+    let f = kubeadm_tree();
     let keys: Vec<(&str, Vec<u8>)> = [
         "pki/apiserver.key",
         "pki/etcd/server.key",

@@ -68,7 +68,7 @@ vars = { name = "server-tls", namespace = "default" }
 
 /// Under `CI=true`, fails unless insta is left to compare only (see the module comment): no
 /// environment variable and no insta config file may ask it to write snapshots or to pass.
-fn guard_ci() {
+pub(crate) fn guard_ci() {
     if std::env::var("CI").as_deref() != Ok("true") {
         return;
     }
@@ -110,7 +110,7 @@ fn literal(text: &str) -> String {
 }
 
 /// The insta settings of every scenario: its filters and where its snapshots live.
-fn settings(f: &Fixture) -> insta::Settings {
+pub(crate) fn settings(f: &Fixture) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path("snapshots");
     settings.set_prepend_module_to_snapshot(false);

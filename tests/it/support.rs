@@ -2,6 +2,9 @@
 //! helpers every module judges with. One topic a submodule, all re-exported here, so a test
 //! module needs only `use crate::support::*;`:
 //!
+//! - `trees`: generated trees (the kubeadm PKI and others), made once per run and copied into
+//!   each test's fixture;
+//! - `skip`: skipped tests, shown in a plain `cargo test` run and counted at its end;
 //! - `process`: child processes with deadlines (kill-on-drop guards, polling, bounded runs);
 //! - `openssl`: openssl as a judge (verifying chains, reading public keys);
 //! - `leaks`: finding private key material in anything printed;
@@ -15,24 +18,43 @@ mod leaks;
 mod openssl;
 mod process;
 mod report;
+mod skip;
+mod trees;
 
 pub use base64::*;
 pub use leaks::*;
 pub use openssl::*;
 pub use process::*;
 pub use report::*;
+pub use skip::*;
+pub use trees::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// The repository root (tests read the default pki.toml and templates from it).
+/// The repository root. Tests read their own fixtures (`fixtures()`) and tests/support from it,
+/// never its pki.toml or templates/: users edit those (the README tells them to), and a test
+/// must not turn red because a user declared their own cluster. Only
+/// `generate::shipped_pki_toml_generates_and_passes_the_peers` runs them.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf()
+}
+
+/// tests/fixtures: the tests' own pki.toml files and templates.
+pub fn fixtures() -> PathBuf {
+    repo_root().join("tests/fixtures")
+}
+
+/// tests/fixtures/kubeadm/pki.toml: the default pki.toml as it was shipped, frozen, so the tests
+/// that judge kubeadm's PKI know exactly what was declared.
+pub fn kubeadm_spec() -> String {
+    let path = fixtures().join("kubeadm/pki.toml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// `cargo xtask`: the binary under test, with no arguments yet.
@@ -65,28 +87,41 @@ cert = "pki/etcd/ca.crt"
 key = "pki/etcd/ca.key"
 "#;
 
-/// A scratch repository: `pki.toml`, `templates/` (a copy of the real ones), `out/`.
+/// A scratch repository: `pki.toml`, `templates/` (a copy of tests/fixtures/templates), `out/`.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    /// A fixture whose pki.toml is `spec`.
+    /// A fixture whose pki.toml is `spec`, with the tests' templates.
     pub fn new(spec: &str) -> Fixture {
+        Fixture::with_templates(spec, &fixtures().join("templates"))
+    }
+
+    /// A fixture with the kubeadm pki.toml (tests/fixtures/kubeadm) and nothing generated yet.
+    /// Most tests want `kubeadm_tree()`, which is generated already.
+    pub fn kubeadm() -> Fixture {
+        Fixture::new(&kubeadm_spec())
+    }
+
+    /// A fixture with the repository's own pki.toml and templates/, as the user left them: for
+    /// the one test that judges them, by what they generate and never by what they should hold.
+    pub fn shipped() -> Fixture {
+        let root = repo_root();
+        let spec = std::fs::read_to_string(root.join("pki.toml")).expect("read pki.toml");
+        Fixture::with_templates(&spec, &root.join("templates"))
+    }
+
+    fn with_templates(spec: &str, from: &Path) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("pki.toml"), spec).unwrap();
         let templates = dir.path().join("templates");
         std::fs::create_dir_all(&templates).unwrap();
-        for entry in std::fs::read_dir(repo_root().join("templates")).unwrap() {
+        for entry in std::fs::read_dir(from).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
         }
         Fixture { dir }
-    }
-
-    /// A fixture with the repository's default pki.toml.
-    pub fn default_spec() -> Fixture {
-        Fixture::new(&std::fs::read_to_string(repo_root().join("pki.toml")).unwrap())
     }
 
     pub fn root(&self) -> &Path {
@@ -267,7 +302,8 @@ impl Run {
 }
 
 /// An external program a test needs. Missing: under `CI=true` the test fails (CI installs
-/// everything); on a developer machine it is skipped, loudly, with what to install.
+/// everything); on a developer machine the test is skipped (`skip`: a `SKIPPED:` line in the
+/// plain `cargo test` output, and again in a summary at its end), with what to install.
 pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     let found = std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
@@ -279,7 +315,7 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
             panic!("{msg} (CI=true: missing tools fail the run)");
         }
-        eprintln!("SKIPPED: {msg}");
+        skip(&msg);
     }
     found
 }

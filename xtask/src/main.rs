@@ -1,16 +1,19 @@
 //! The repository's tasks, run as `cargo xtask <task>` (see the cargo-xtask convention): a cargo
-//! alias in `.cargo/config.toml` builds and runs this binary. `pki` makes the PKI and `deploy` places one node's files; the
-//! engine lives in the `kubepki` library so other repositories' xtasks can call it too.
+//! alias in `.cargo/config.toml` builds and runs this binary. `pki` is the task, `deploy` places one node's files; `bench` and
+//! `completions` serve them. The engine lives in the `kubepki` library so other repositories'
+//! xtasks can call it too.
+
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, Parser, Subcommand};
 
 mod bench;
 
 #[derive(Parser)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", version = kubepki::cli::VERSION)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -24,6 +27,11 @@ enum Cmd {
     Deploy(kubepki::deploy::Args),
     /// Compare generation time with openssl scripts and cfssl, side by side (ratios).
     Bench(bench::Args),
+    /// Print a completion script for SHELL, for a shell alias `xtask='cargo xtask'` (see README).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
 }
 
 fn main() -> ExitCode {
@@ -31,6 +39,10 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::Pki(args) => kubepki::cli::main(&project_root(), args),
         Cmd::Deploy(args) => kubepki::deploy::main(&project_root(), args),
+        Cmd::Completions { shell } => {
+            completions(shell);
+            ExitCode::SUCCESS
+        }
         Cmd::Bench(args) => match bench::run(args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -39,6 +51,13 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Writes the completion script of the whole command line to stdout. A shell completes the word
+/// it is given, and `cargo xtask` is two words: the script completes `xtask`, which an alias makes
+/// `cargo xtask`.
+fn completions(shell: clap_complete::Shell) {
+    clap_complete::generate(shell, &mut Cli::command(), "xtask", &mut std::io::stdout());
 }
 
 /// The repository root: the parent of this crate's folder. Relative paths given on the command

@@ -1,7 +1,8 @@
 //! The `pki` command line: flags to `Options`, `Outcome` to exit codes. The only clap user.
 //!
-//! Exit codes: 0 done (or, with `--check`, up to date); 1 with `--check`, something would change;
-//! 2 an error (bad pki.toml, a damaged CA, a template error, I/O).
+//! Exit codes: 0 done (or, with `--check`, up to date); 1 with `--check`, something would change
+//! (with `status --warn-within`, something expires within it); 2 an error (bad pki.toml, a
+//! damaged CA, a template error, I/O).
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -9,11 +10,30 @@ use std::process::ExitCode;
 
 use time::{OffsetDateTime, UtcOffset};
 
+use crate::status::Format;
 use crate::{Clock, ClockSource, Error, Options, Skew};
+
+/// The kubepki crate's version, which `--version` prints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The common tasks, shown after `--help`'s list of flags.
+const EXAMPLES: &str = "\
+Examples:
+  cargo xtask pki                           make or update out/ as pki.toml declares
+  cargo xtask pki --check --diff            what would change, as a CI gate (exit 1 if stale)
+  cargo xtask pki --rekey front-proxy-ca    a new key for a CA, re-signing what it signed
+  cargo xtask pki --check --now +60d        what a run in 60 days would renew
+  cargo xtask pki status                    every certificate's expiry and renewal date
+  cargo xtask pki status --warn-within 30d  exit 1 if anything expires within 30 days (cron, CI)
+  cargo xtask pki status --format json      the same as JSON (schema_version 1; see README)";
 
 /// Generate, check or update the cluster PKI declared in pki.toml.
 #[derive(Debug, Clone, clap::Args)]
+#[command(version = VERSION, after_help = EXAMPLES)]
 pub struct Args {
+    /// What to do instead of generating (none: make or update out/).
+    #[command(subcommand)]
+    pub command: Option<Command>,
     /// Plan only and write nothing; exit 1 if out/ is not up to date (for CI).
     #[arg(long)]
     pub check: bool,
@@ -26,27 +46,50 @@ pub struct Args {
     /// Give these items new keys (a CA's new key re-signs everything below it).
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub rekey: Vec<String>,
-    /// The clock for planning and signing (RFC 3339, e.g. 2027-01-01T00:00:00Z). Defaults to
+    /// The clock for planning and signing: RFC 3339 (2027-01-01T00:00:00Z), a date (2027-01-01,
+    /// midnight UTC) or a time relative to the system clock (+60d, -1h). Defaults to
     /// SOURCE_DATE_EPOCH if set and not empty, else the current time.
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", global = true, allow_hyphen_values = true)]
     pub now: Option<String>,
     /// Plan and sign at a SOURCE_DATE_EPOCH earlier than the system clock (refused without it:
     /// what is signed would be back-dated).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub allow_past_clock: bool,
     /// The spec file.
-    #[arg(long, short = 'f', default_value = "pki.toml")]
+    #[arg(long, short = 'f', default_value = "pki.toml", global = true)]
     pub file: PathBuf,
     /// The output folder.
-    #[arg(long, default_value = "out")]
+    #[arg(long, default_value = "out", global = true)]
     pub out: PathBuf,
     /// The templates folder.
-    #[arg(long, default_value = "templates")]
+    #[arg(long, default_value = "templates", global = true)]
     pub templates: PathBuf,
+}
+
+/// The subcommands of `pki`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Every certificate's expiry and renewal date, from the certificates alone (no keys needed).
+    Status(StatusArgs),
+}
+
+/// `pki status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// Exit 1 if a certificate expires within this duration (pki.toml's syntax: 30d, 12h, 2w),
+    /// or is missing or unreadable; 0 otherwise.
+    #[arg(long, value_name = "DURATION")]
+    pub warn_within: Option<String>,
+    /// How to print it: a table, JSON (schema_version 1) or Prometheus textfile metrics.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
 }
 
 /// Runs `pki` with paths relative to `root` (the repository root).
 pub fn main(root: &Path, args: Args) -> ExitCode {
+    if let Some(Command::Status(status_args)) = &args.command {
+        return status_main(root, &args, status_args);
+    }
     match options(root, &args).and_then(|o| crate::run(&o).map(|r| (o, r))) {
         Ok((o, outcome)) => {
             print!("{}", outcome.text);
@@ -79,16 +122,8 @@ fn latest() -> OffsetDateTime {
 /// The run's options from the command line, paths taken from `root`, the clock from `--now`,
 /// `SOURCE_DATE_EPOCH` or the system.
 pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
-    // The one reading of the system clock: the run's clock is compared with it, never replaced.
-    let now_utc = OffsetDateTime::now_utc();
-    // Whole seconds, as certificates and every time this tool prints have them.
-    let system = now_utc.replace_nanosecond(0).unwrap_or(now_utc);
-    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
-    let (now, source) = clock(args.now.as_deref(), epoch.as_deref(), system)?;
-    let clock = Clock { source, system };
-    refuse_unconfirmed_past(now, &clock, args.allow_past_clock)?;
-    let color = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let (now, clock) = read_clock(args)?;
+    let color = color();
     Ok(Options {
         spec_file: root.join(&args.file),
         templates_dir: root.join(&args.templates),
@@ -127,6 +162,89 @@ fn parse_identities(var: &str, text: &str) -> Result<Vec<crate::sops::Identity>,
     crate::sops::Identity::parse_all(text).map_err(|e| Error::Usage(format!("{var}: {e}")))
 }
 
+/// The run's clock and the system clock it is compared with. This is the one reading of the
+/// system clock: the run's clock is compared with it, never replaced.
+fn read_clock(args: &Args) -> Result<(OffsetDateTime, Clock), Error> {
+    let now_utc = OffsetDateTime::now_utc();
+    // Whole seconds, as certificates and every time this tool prints have them.
+    let system = now_utc.replace_nanosecond(0).unwrap_or(now_utc);
+    let epoch = std::env::var("SOURCE_DATE_EPOCH").ok();
+    let (now, source) = clock(args.now.as_deref(), epoch.as_deref(), system)?;
+    let clock = Clock { source, system };
+    refuse_unconfirmed_past(now, &clock, args.allow_past_clock)?;
+    Ok((now, clock))
+}
+
+/// Colour on a terminal, unless `NO_COLOR` is set and not empty.
+fn color() -> bool {
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `pki status`: the status printed in its format; exit 1 when a `--warn-within` gate fails.
+fn status_main(root: &Path, args: &Args, status_args: &StatusArgs) -> ExitCode {
+    match status_text(root, args, status_args) {
+        Ok((text, fails)) => {
+            print!("{text}");
+            ExitCode::from(u8::from(fails))
+        }
+        Err(e) => {
+            eprintln!("{}", crate::report::error_text(&e));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads pki.toml and the certificates of out/ (no lock: nothing is written), and judges them.
+fn status_text(root: &Path, args: &Args, s: &StatusArgs) -> Result<(String, bool), Error> {
+    refuse_plan_flags(args)?;
+    let warn_within = s
+        .warn_within
+        .as_deref()
+        .map(parse_warn_within)
+        .transpose()?;
+    let (now, _) = read_clock(args)?;
+    let sources = crate::scan::read_sources(&root.join(&args.file), &root.join(&args.templates))?;
+    let spec = crate::load(&sources)?;
+    let observed = crate::scan::observe(&root.join(&args.out))?;
+    let certificates = crate::status::certificates_only(&spec, observed);
+    let disk = crate::disk::decode(certificates, &crate::layout::key_companions(&spec));
+    let status = crate::status::status(&spec, &disk, now, warn_within);
+    let style = crate::report::Style { color: color() };
+    let text = crate::status::render(&status, s.format, style);
+    Ok((text, crate::status::gate_fails(&status)))
+}
+
+/// `status` reads and plans nothing: the plain command's flags would be silently ignored there,
+/// so they are refused (`cargo xtask pki --check status` is not a check).
+fn refuse_plan_flags(args: &Args) -> Result<(), Error> {
+    let given: Vec<&str> = [
+        ("--check", args.check),
+        ("--diff", args.diff),
+        ("--prune", args.prune),
+        ("--rekey", !args.rekey.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, set)| set.then_some(flag))
+    .collect();
+    if given.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Usage(format!(
+        "`status` only reads certificates; {} belong{} to `cargo xtask pki` without a subcommand",
+        given.join(", "),
+        if given.len() == 1 { "s" } else { "" }
+    )))
+}
+
+/// `--warn-within`'s duration, in pki.toml's syntax.
+fn parse_warn_within(d: &str) -> Result<time::Duration, Error> {
+    crate::spec::parse_duration(d).ok_or_else(|| {
+        Error::Usage(format!(
+            "--warn-within `{d}` is not a duration; write e.g. 30d, 12h or 2w (s, m, h, d, w, y)"
+        ))
+    })
+}
+
 /// The run's clock and where it comes from: `--now` wins, then `SOURCE_DATE_EPOCH`, then the
 /// system clock. An empty or blank `SOURCE_DATE_EPOCH` counts as unset: it names no time, and
 /// an environment that clears a variable often leaves it empty. The clock must lie in the
@@ -138,7 +256,11 @@ fn clock(
 ) -> Result<(OffsetDateTime, ClockSource), Error> {
     let epoch = epoch.map(str::trim).filter(|e| !e.is_empty());
     let (now, source, given) = match (now_flag, epoch) {
-        (Some(t), _) => (parse_now(t)?, ClockSource::NowFlag, format!("--now `{t}`")),
+        (Some(t), _) => (
+            parse_now(t, system)?,
+            ClockSource::NowFlag,
+            format!("--now `{t}`"),
+        ),
         (None, Some(e)) => {
             let (now, secs) = parse_epoch(e)?;
             let given = format!("SOURCE_DATE_EPOCH `{e}`");
@@ -157,13 +279,43 @@ fn clock(
     }
 }
 
-/// `--now`'s time, as RFC 3339.
-fn parse_now(t: &str) -> Result<OffsetDateTime, Error> {
+/// `--now`'s time: RFC 3339, a date (midnight UTC), or `+`/`-` a duration from the system clock.
+fn parse_now(t: &str, system: OffsetDateTime) -> Result<OffsetDateTime, Error> {
+    if let Some(offset) = relative(t) {
+        return system
+            .checked_add(offset)
+            .ok_or_else(|| out_of_range(&format!("--now `{t}`")));
+    }
+    if let Some(day) = plain_date(t) {
+        return Ok(day.midnight().assume_utc());
+    }
     OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(|e| {
         Error::Usage(format!(
-            "--now `{t}` is not an RFC 3339 time ({e}); write e.g. 2027-01-01T00:00:00Z"
+            "--now `{t}` is not an RFC 3339 time, a date or a relative time ({e}); write e.g. 2027-01-01T00:00:00Z, 2027-01-01 or +60d"
         ))
     })
+}
+
+/// A plain date, `YYYY-MM-DD`, that names a day of the calendar.
+fn plain_date(t: &str) -> Option<time::Date> {
+    let mut parts = t.split('-');
+    let (y, m, d) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    if parts.next().is_some() || !digits(y, 4) || !digits(m, 2) || !digits(d, 2) {
+        return None;
+    }
+    let month = time::Month::try_from(m.parse::<u8>().ok()?).ok()?;
+    time::Date::from_calendar_date(y.parse().ok()?, month, d.parse().ok()?).ok()
+}
+
+/// A relative `--now` (`+60d`, `-1h`): a sign, then a duration in pki.toml's syntax.
+fn relative(t: &str) -> Option<time::Duration> {
+    let (sign, rest) = match t.as_bytes().first()? {
+        b'+' => (1, &t[1..]),
+        b'-' => (-1, &t[1..]),
+        _ => return None,
+    };
+    crate::spec::parse_duration(rest).map(|d| d * sign)
 }
 
 /// `SOURCE_DATE_EPOCH`'s time and its seconds. A whole number too large for any clock is out of

@@ -10,6 +10,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use crate::diag::{self, Diagnostic};
 
+mod fields;
+mod syntax;
+
 type S<T> = Spanned<T>;
 
 /// The whole file.
@@ -157,32 +160,27 @@ pub fn parse(src: &str) -> Result<Raw, Vec<Diagnostic>> {
 pub fn parse_partial(src: &str) -> (Option<Raw>, Vec<Diagnostic>) {
     let (doc, errors) = DeTable::parse_recoverable(src);
     if !errors.is_empty() {
-        let mut diags: Vec<Diagnostic> = errors.iter().map(from_toml_error).collect();
-        diags.sort_by_key(|d| d.span.as_ref().map_or(usize::MAX, |s| s.start));
-        return (None, diags);
+        return (None, syntax::diagnostics(src, &errors));
     }
     let mut raw = Raw::default();
     let mut diags = Vec::new();
     for (key, value) in doc.get_ref().iter() {
         let name: &str = key.get_ref();
+        let mut cx = Tables {
+            src,
+            diags: &mut diags,
+            dropped: &mut raw.dropped,
+        };
         match name {
-            "defaults" => raw.defaults = one(value, &mut diags, &mut raw.dropped),
-            "node" => raw.nodes = many(name, value, &mut diags, &mut raw.dropped),
-            "ca" => raw.cas = many(name, value, &mut diags, &mut raw.dropped),
-            "cert" => raw.certs = many(name, value, &mut diags, &mut raw.dropped),
-            "keypair" => raw.keypairs = many(name, value, &mut diags, &mut raw.dropped),
-            "render" => raw.renders = many(name, value, &mut diags, &mut raw.dropped),
-            "vars" => raw.vars = one(value, &mut diags, &mut raw.dropped),
-            "encryption" => raw.encryption = one(value, &mut diags, &mut raw.dropped),
-            other => {
-                let mut d =
-                    Diagnostic::new(format!("unknown top-level key `{other}`"), Some(key.span()));
-                d = match diag::nearest(other, TOP_LEVEL) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None => d.with_help(format!("expected one of {}", quote_list(&TOP_LEVEL))),
-                };
-                diags.push(d);
-            }
+            "defaults" => raw.defaults = cx.one("[defaults]".into(), value),
+            "node" => raw.nodes = cx.many(name, value),
+            "ca" => raw.cas = cx.many(name, value),
+            "cert" => raw.certs = cx.many(name, value),
+            "keypair" => raw.keypairs = cx.many(name, value),
+            "render" => raw.renders = cx.many(name, value),
+            "vars" => raw.vars = cx.one("[vars]".into(), value),
+            "encryption" => raw.encryption = cx.one("[encryption]".into(), value),
+            other => diags.push(unknown_top_level(other, key.span())),
         }
     }
     // Tables are visited by key, not in file order; report in file order.
@@ -190,77 +188,105 @@ pub fn parse_partial(src: &str) -> (Option<Raw>, Vec<Diagnostic>) {
     (Some(raw), diags)
 }
 
-/// Reads one table. An unknown key is reported, left out, and the table read again (so every
-/// unknown key of a table is reported, and the rest of the table still checked); any other error
-/// is reported and the table dropped.
-fn one<T: for<'de> Deserialize<'de>>(
-    value: &Spanned<DeValue<'_>>,
-    diags: &mut Vec<Diagnostic>,
-    dropped: &mut Vec<String>,
-) -> Option<T> {
-    let mut value = value.clone();
-    loop {
-        match T::deserialize(ValueDeserializer::from(value.clone())) {
-            Ok(v) => return Some(v),
-            Err(e) => {
-                diags.push(from_toml_error(&e));
-                if e.message().starts_with("unknown field `")
-                    && let (Some(span), DeValue::Table(t)) = (e.span(), value.get_mut())
-                {
-                    let key = t.iter().find(|(k, _)| k.span() == span);
-                    let key = key.map(|(k, _)| k.get_ref().to_string());
-                    if key.is_some_and(|k| t.remove(k.as_str()).is_some()) {
-                        continue;
-                    }
+fn unknown_top_level(key: &str, span: std::ops::Range<usize>) -> Diagnostic {
+    let d = Diagnostic::new(format!("unknown top-level key `{key}`"), Some(span));
+    match diag::nearest(key, TOP_LEVEL) {
+        Some(s) => d.with_help(format!("did you mean `{s}`?")),
+        None => d.with_help(format!("expected one of {}", quote_list(&TOP_LEVEL))),
+    }
+}
+
+/// What reading the tables of a file collects: every problem, and the names of entries that
+/// could not be read.
+struct Tables<'a> {
+    src: &'a str,
+    diags: &'a mut Vec<Diagnostic>,
+    dropped: &'a mut Vec<String>,
+}
+
+impl Tables<'_> {
+    /// Reads one table, `header` naming it as pki.toml does (`[[cert]]`, `[defaults]`). A key
+    /// the table does not have, or a value of the wrong kind, is reported, left out, and the table
+    /// read again, so that every such mistake of a table is reported in one run. A table with an
+    /// unknown key is still used (without it); one with a bad value, or a missing key, is reported
+    /// and dropped.
+    fn one<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        header: String,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Option<T> {
+        let mut value = value.clone();
+        // Keys dropped so far, and the keys that the unknown ones were probably meant to be: a
+        // missing `issuer` after an unknown `isuer` is the same mistake, reported once.
+        let mut explained: Vec<String> = Vec::new();
+        let mut bad_value = false;
+        loop {
+            let e = match T::deserialize(ValueDeserializer::from(value.clone())) {
+                Ok(v) if !bad_value => return Some(v),
+                Ok(_) => break,
+                Err(e) => e,
+            };
+            let table = fields::Table {
+                header: header.clone(),
+                value: &value,
+                src: self.src,
+            };
+            let (d, problem) = fields::translate(&e, &table);
+            let drop = match problem {
+                fields::Problem::Unknown { key, suggested } => {
+                    explained.extend(suggested);
+                    Some(key)
                 }
-                if let Some(name) = value
-                    .get_ref()
-                    .as_table()
-                    .and_then(|t| t.get("name"))
-                    .and_then(|n| n.get_ref().as_str())
-                {
-                    dropped.push(name.to_string());
+                fields::Problem::Value { key } => {
+                    bad_value = true;
+                    explained.push(key.clone());
+                    Some(key)
                 }
-                return None;
+                fields::Problem::Missing { key } if explained.contains(&key) => {
+                    break;
+                }
+                fields::Problem::Missing { .. } | fields::Problem::Other => None,
+            };
+            self.diags.push(d);
+            let removed = match (drop, value.get_mut()) {
+                (Some(key), DeValue::Table(t)) => t.remove(key.as_str()).is_some(),
+                _ => false,
+            };
+            if !removed {
+                break;
             }
         }
+        self.dropped.extend(entry_name(&value));
+        None
+    }
+
+    /// Reads `[[key]]`: an array of tables, each read on its own.
+    fn many<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+    ) -> Vec<T> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.diags.push(
+                Diagnostic::new(
+                    format!("`{key}` must be an array of tables"),
+                    Some(value.span()),
+                )
+                .with_help(format!("write each entry as a `[[{key}]]` table")),
+            );
+            return Vec::new();
+        };
+        array
+            .iter()
+            .filter_map(|v| self.one(format!("[[{key}]]"), v))
+            .collect()
     }
 }
 
-fn many<T: for<'de> Deserialize<'de>>(
-    key: &str,
-    value: &Spanned<DeValue<'_>>,
-    diags: &mut Vec<Diagnostic>,
-    dropped: &mut Vec<String>,
-) -> Vec<T> {
-    let Some(array) = value.get_ref().as_array() else {
-        diags.push(
-            Diagnostic::new(
-                format!("`{key}` must be an array of tables"),
-                Some(value.span()),
-            )
-            .with_help(format!("write each entry as a `[[{key}]]` table")),
-        );
-        return Vec::new();
-    };
-    array
-        .iter()
-        .filter_map(|v| one(v, diags, dropped))
-        .collect()
-}
-
-/// Turns a toml error into a diagnostic, adding a "did you mean" for unknown fields.
-pub fn from_toml_error(e: &toml::de::Error) -> Diagnostic {
-    let message = e.message().trim().to_string();
-    let mut d = Diagnostic::new(message.clone(), e.span());
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        let (field, expected) = rest.split_once('`').unwrap_or((rest, ""));
-        let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        if let Some(s) = diag::nearest(field, known.iter().copied()) {
-            d = d.with_help(format!("did you mean `{s}`?"));
-        }
-    }
-    d
+/// The `name` of an entry's table, if it has one that is a string.
+fn entry_name(value: &Spanned<DeValue<'_>>) -> Option<String> {
+    let name = value.get_ref().as_table()?.get("name")?;
+    name.get_ref().as_str().map(String::from)
 }
 
 pub(crate) fn quote_list(items: &[&str]) -> String {

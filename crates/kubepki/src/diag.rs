@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 /// One problem found in an input file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Diagnostic {
     pub message: String,
     pub span: Option<Range<usize>>,
@@ -31,12 +31,61 @@ impl Diagnostic {
 
 /// Line and column (both 1-based, column counted in characters) of a byte offset.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..floor_char_boundary(src, offset)];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
+    Lines::new(src).line_col(offset)
+}
+
+/// The start of every line of a text, found once, so that the line and column of any offset is a
+/// binary search and not a count from the start of the file: rendering N diagnostics of a large
+/// file stays linear in N.
+#[derive(Debug, Clone)]
+pub struct Lines<'a> {
+    src: &'a str,
+    /// Byte offset of the first character of each line; `starts[0]` is 0.
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(src: &'a str) -> Lines<'a> {
+        let breaks = src.match_indices('\n').map(|(i, _)| i + 1);
+        Lines {
+            src,
+            starts: std::iter::once(0).chain(breaks).collect(),
+        }
+    }
+
+    /// Line and column (both 1-based, the column counted in characters) of a byte offset; an
+    /// offset past the end is the end.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char_boundary(self.src, offset.min(self.src.len()));
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        (line, self.src[start..offset].chars().count() + 1)
+    }
+
+    /// The text of line `line` (1-based), without its line break; empty past the end.
+    pub fn text(&self, line: usize) -> &'a str {
+        let Some(&start) = line.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            return "";
+        };
+        let end = self
+            .starts
+            .get(line)
+            .map_or(self.src.len(), |&next| next - 1);
+        let text = &self.src[start..end];
+        text.strip_suffix('\r').unwrap_or(text)
+    }
+
+    /// The byte offset where line `line` (1-based) starts, if there is one.
+    pub fn start(&self, line: usize) -> Option<usize> {
+        line.checked_sub(1)
+            .and_then(|i| self.starts.get(i))
+            .copied()
+    }
+
+    /// How many lines there are (a final line break starts an empty last line).
+    pub fn count(&self) -> usize {
+        self.starts.len()
+    }
 }
 
 fn floor_char_boundary(s: &str, mut i: usize) -> usize {
@@ -57,14 +106,13 @@ pub struct Position {
 }
 
 impl Position {
-    /// The position of `span` in `src`: its start, underlined to its end if that is on the same
-    /// line, else one character.
-    pub fn of_span(src: &str, span: &Range<usize>) -> Position {
-        let (line, col) = line_col(src, span.start);
-        let text = src.lines().nth(line - 1).unwrap_or("");
-        let (_, end_col) = line_col(src, span.end.max(span.start));
-        let on_line = text.chars().count() + 1;
-        let width = if end_col > col && end_col <= on_line {
+    /// The position of `span` in the text of `lines`: its start, underlined to its end if that is
+    /// on the same line, else one character.
+    pub fn of_span(lines: &Lines<'_>, span: &Range<usize>) -> Position {
+        let (line, col) = lines.line_col(span.start);
+        let on_line = lines.text(line).chars().count() + 1;
+        let (end_line, end_col) = lines.line_col(span.end.max(span.start));
+        let width = if end_line == line && end_col > col && end_col <= on_line {
             end_col - col
         } else {
             1
@@ -78,11 +126,11 @@ impl Position {
 /// caret under `at`, and `= help: HELP`; without a position, the file name and the help only.
 /// `file` is the name the user knows the file by (`pki.toml`, `templates/NAME`). Lines are joined
 /// by `\n`, with none at the end.
-pub fn snippet(file: &str, src: &str, at: Option<Position>, help: Option<&str>) -> String {
+pub fn snippet(file: &str, src: &Lines<'_>, at: Option<Position>, help: Option<&str>) -> String {
     let mut lines = Vec::new();
     let gutter = match at {
         Some(Position { line, col, width }) => {
-            let text = src.lines().nth(line.saturating_sub(1)).unwrap_or("");
+            let text = src.text(line);
             let gutter = " ".repeat(line.to_string().len());
             let caret = format!("{}{}", " ".repeat(col.saturating_sub(1)), "^".repeat(width));
             lines.push(format!("{gutter}--> {file}:{line}:{col}"));
@@ -105,10 +153,11 @@ pub fn snippet(file: &str, src: &str, at: Option<Position>, help: Option<&str>) 
 /// Renders diagnostics for `file` (its display name) whose text is `src`, and the count.
 pub fn render(file: &str, src: &str, diags: &[Diagnostic]) -> String {
     let mut out = String::new();
+    let lines = Lines::new(src);
     for d in diags {
-        let at = d.span.as_ref().map(|span| Position::of_span(src, span));
+        let at = d.span.as_ref().map(|span| Position::of_span(&lines, span));
         let _ = writeln!(out, "error: {}", d.message);
-        let _ = writeln!(out, "{}", snippet(file, src, at, d.help.as_deref()));
+        let _ = writeln!(out, "{}", snippet(file, &lines, at, d.help.as_deref()));
     }
     let n = diags.len();
     let _ = writeln!(
@@ -156,6 +205,26 @@ mod tests {
     }
 
     #[test]
+    fn lines_agree_with_counting_from_the_start() {
+        let src = "a = 1\r\nbé = \"x\"\n\nlast";
+        let lines = Lines::new(src);
+        for offset in 0..=src.len() + 2 {
+            let before = &src[..floor_char_boundary(src, offset.min(src.len()))];
+            let line = before.matches('\n').count() + 1;
+            let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+                .chars()
+                .count()
+                + 1;
+            assert_eq!(lines.line_col(offset), (line, col), "offset {offset}");
+        }
+        assert_eq!(lines.text(1), "a = 1");
+        assert_eq!(lines.text(2), "bé = \"x\"");
+        assert_eq!(lines.text(3), "");
+        assert_eq!(lines.text(4), "last");
+        assert_eq!(lines.text(5), "");
+    }
+
+    #[test]
     fn render_points_at_the_span() {
         let src = "[[cert]]\nissuer = \"etcd-ca\"\n";
         let d = Diagnostic::new("unknown issuer `etcd-ca`", Some(18..27)).with_help("declare it");
@@ -177,13 +246,18 @@ mod tests {
             col: 4,
             width: 11,
         };
-        let text = snippet("templates/t.hbs", src, Some(at), Some("check it"));
+        let text = snippet(
+            "templates/t.hbs",
+            &Lines::new(src),
+            Some(at),
+            Some("check it"),
+        );
         assert_eq!(
             text,
             " --> templates/t.hbs:2:4\n  |\n2 | b: {{vars.b}}\n  |    ^^^^^^^^^^^\n  = help: check it"
         );
         assert_eq!(
-            snippet("templates/t.hbs", src, None, Some("check it")),
+            snippet("templates/t.hbs", &Lines::new(src), None, Some("check it")),
             "  --> templates/t.hbs\n  = help: check it"
         );
     }
@@ -191,7 +265,7 @@ mod tests {
     #[test]
     fn a_span_over_lines_is_underlined_on_its_first() {
         let src = "x = [\n  1,\n]\n";
-        let at = Position::of_span(src, &(4..12));
+        let at = Position::of_span(&Lines::new(src), &(4..12));
         assert_eq!(
             at,
             Position {

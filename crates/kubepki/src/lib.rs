@@ -12,6 +12,7 @@
 //! the clock or the environment; `scan` only reads; `apply` (through `fsx`) is the only writer.
 //! [`run`] wires the stages together; other repositories' xtasks call it (or `cli::main`).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs, unreachable_pub)]
 
 // The API an embedding xtask needs: `cli` (the whole command), or `run` with `Options`, and the
@@ -49,6 +50,8 @@ pub mod scan;
 pub mod sops;
 #[doc(hidden)]
 pub mod spec;
+#[doc(hidden)]
+pub mod status;
 #[doc(hidden)]
 pub mod x509;
 

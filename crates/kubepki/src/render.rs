@@ -295,29 +295,9 @@ pub fn render(
     let mut hb = registry();
     hb.register_template_string(template, text)
         .map_err(|e| describe_template_error(template, text, &e))?;
-    let rendered = hb.render(template, ctx).map_err(|e| {
-        let (what, help) = match e.reason() {
-            handlebars::RenderErrorReason::MissingVariable(v) => {
-                let var = v.as_deref().unwrap_or("?");
-                // `X.key...` of a bound certificate or key pair exists only where pki.toml grants it.
-                let is_key = var.split('.').nth(1) == Some("key");
-                (
-                    format!("undefined variable `{var}` in template `templates/{template}`"),
-                    Some(if is_key {
-                        "a private key is visible only to names listed in the render's `secrets` (a CA's also needs `allow-ca-key = true`)"
-                    } else {
-                        "check the variable's spelling, or bind or define it in pki.toml"
-                    }),
-                )
-            }
-            other => (format!("template `templates/{template}`: {other}"), None),
-        };
-        let at = e
-            .line_no
-            .map(|line| expression_at(text, line, e.column_no.unwrap_or(1)));
-        let file = format!("templates/{template}");
-        format!("{what}\n{}", crate::diag::snippet(&file, text, at, help))
-    })?;
+    let rendered = hb
+        .render(template, ctx)
+        .map_err(|e| describe_render_error(template, text, &e))?;
     // Keep the template's final newline, which handlebars drops after a closing expression.
     if text.ends_with('\n') && !rendered.ends_with('\n') {
         return Ok(rendered + "\n");
@@ -338,12 +318,173 @@ fn expression_at(text: &str, line: usize, col: usize) -> crate::diag::Position {
     crate::diag::Position { line, col, width }
 }
 
-fn describe_template_error(template: &str, text: &str, e: &handlebars::TemplateError) -> String {
-    let at = e.pos().map(|(line, col)| expression_at(text, line, col));
+/// The helpers registered in [`registry`], by the name templates call them, with how they are
+/// called; and handlebars' own block helpers.
+const HELPERS: [(&str, &str); 5] = [
+    ("base64", "{{base64 STRING}}"),
+    ("indent", "{{indent WIDTH STRING}}"),
+    ("quote", "{{quote STRING}}"),
+    ("join", "{{join LIST SEPARATOR}}"),
+    ("trim", "{{trim STRING}}"),
+];
+const BUILT_INS: [&str; 6] = ["if", "unless", "each", "with", "lookup", "eq"];
+
+/// A rendering error of `template` (whose text is `text`) in the template's words: the message
+/// line, and the snippet that shows where.
+fn describe_render_error(template: &str, text: &str, e: &handlebars::RenderError) -> String {
     let file = format!("templates/{template}");
+    let (what, help) = match e.reason() {
+        handlebars::RenderErrorReason::MissingVariable(v) => {
+            let var = v.as_deref().unwrap_or("?");
+            // `X.key...` of a bound certificate or key pair exists only where pki.toml grants it.
+            let is_key = var.split('.').nth(1) == Some("key");
+            (
+                format!("undefined variable `{var}` in template `{file}`"),
+                if is_key {
+                    "a private key is visible only to names listed in the render's `secrets` (a CA's also needs `allow-ca-key = true`)".to_string()
+                } else {
+                    "check the variable's spelling, or bind or define it in pki.toml".to_string()
+                },
+            )
+        }
+        handlebars::RenderErrorReason::HelperNotFound(name) => (
+            format!("unknown helper `{name}` in template `{file}`"),
+            unknown_helper_help(name),
+        ),
+        handlebars::RenderErrorReason::PartialNotFound(name) => (
+            format!("unknown partial `{name}` in template `{file}`"),
+            "partials (`{{> NAME}}`) are not available to templates here: write the text into the template itself".to_string(),
+        ),
+        handlebars::RenderErrorReason::ParamNotFoundForIndex(helper, _)
+        | handlebars::RenderErrorReason::ParamNotFoundForName(helper, _)
+        | handlebars::RenderErrorReason::ParamTypeMismatchForName(helper, _, _) => {
+            let helper = helper.trim_end_matches("_helper");
+            (
+                format!("wrong arguments to `{helper}` in template `{file}`"),
+                helper_usage(helper),
+            )
+        }
+        other => (
+            format!("template `{file}`: {other}"),
+            "see the README's \"Templates\" section for what a template sees and the helpers it may call".to_string(),
+        ),
+    };
+    let at = e
+        .line_no
+        .map(|line| expression_at(text, line, e.column_no.unwrap_or(1)));
+    let lines = crate::diag::Lines::new(text);
     format!(
-        "syntax error in template `templates/{template}`: {}\n{}",
-        e.reason(),
-        crate::diag::snippet(&file, text, at, None)
+        "{what}\n{}",
+        crate::diag::snippet(&file, &lines, at, Some(&help))
     )
+}
+
+/// The help for an unknown helper: the nearest known one, and every one there is.
+fn unknown_helper_help(name: &str) -> String {
+    let ours: Vec<&str> = HELPERS.iter().map(|(h, _)| *h).collect();
+    let all = ours.iter().chain(BUILT_INS.iter()).copied();
+    let list = format!(
+        "helpers are {}, and handlebars' {}",
+        crate::config::quote_list(&ours),
+        crate::config::quote_list(&BUILT_INS)
+    );
+    match crate::diag::nearest(name, all) {
+        Some(s) => format!("did you mean `{s}`? {list}"),
+        None => list,
+    }
+}
+
+/// How `helper` is called, for a call with the wrong arguments.
+fn helper_usage(helper: &str) -> String {
+    match HELPERS.iter().find(|(h, _)| *h == helper) {
+        Some((_, usage)) => format!("call it as `{usage}`"),
+        None => format!(
+            "see handlebars' guide for `{helper}`: `{{{{#each LIST}}}}...{{{{/each}}}}`, `{{{{#if VALUE}}}}...{{{{/if}}}}`"
+        ),
+    }
+}
+
+/// A syntax error of `template` in the template's words: an unclosed `{{`, a block opened and
+/// never closed or closed by another name.
+fn describe_template_error(template: &str, text: &str, e: &handlebars::TemplateError) -> String {
+    let file = format!("templates/{template}");
+    let reported = e.pos().map(|(line, col)| expression_at(text, line, col));
+    let (what, help, at) = match e.reason() {
+        handlebars::TemplateErrorReason::MismatchingClosedHelper(open, close) => (
+            format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`"),
+            format!("close it with `{{{{/{open}}}}}`, or open `{{{{#{close}}}}}` before it"),
+            reported,
+        ),
+        handlebars::TemplateErrorReason::InvalidSyntax(_) => match unclosed(text) {
+            Some(Unclosed::Expression(at)) => (
+                "this `{{` is not closed".to_string(),
+                "close it with `}}` (and a `{{{` with `}}}`)".to_string(),
+                Some(at),
+            ),
+            Some(Unclosed::Block(name, at)) => (
+                format!("`{{{{#{name}}}}}` is never closed"),
+                format!("close it with `{{{{/{name}}}}}`"),
+                Some(at),
+            ),
+            None => (
+                "invalid handlebars syntax".to_string(),
+                "an expression is `{{NAME}}`, a block `{{#if NAME}}...{{/if}}`, a comment `{{! ... }}`".to_string(),
+                reported,
+            ),
+        },
+        other => (
+            other.to_string(),
+            "see the README's \"Templates\" section".to_string(),
+            reported,
+        ),
+    };
+    let lines = crate::diag::Lines::new(text);
+    format!(
+        "syntax error in template `{file}`: {what}\n{}",
+        crate::diag::snippet(&file, &lines, at, Some(&help))
+    )
+}
+
+/// What a template leaves open.
+enum Unclosed {
+    /// A `{{` without its `}}`, where it starts.
+    Expression(crate::diag::Position),
+    /// A `{{#NAME ...}}` block without its `{{/NAME}}`, where it starts.
+    Block(String, crate::diag::Position),
+}
+
+/// The first `{{` of `text` that no `}}` closes, or else the innermost block left open.
+fn unclosed(text: &str) -> Option<Unclosed> {
+    let lines = crate::diag::Lines::new(text);
+    let at = |offset: usize, width: usize| {
+        let (line, col) = lines.line_col(offset);
+        crate::diag::Position { line, col, width }
+    };
+    let mut open: Vec<(String, usize)> = Vec::new();
+    let mut rest = 0;
+    while let Some(start) = text[rest..].find("{{").map(|i| rest + i) {
+        let Some(len) = text[start..].find("}}") else {
+            return Some(Unclosed::Expression(at(start, 2)));
+        };
+        let inner = text[start + 2..start + len].trim_start_matches(['~', '{']);
+        // A `{{` inside another expression means the first was not closed on its own; a `{{{`
+        // is closed by `}}}`.
+        let triple_unclosed =
+            text[start..].starts_with("{{{") && !text[start + len + 2..].starts_with('}');
+        if inner.contains("{{") || triple_unclosed {
+            return Some(Unclosed::Expression(at(start, 2)));
+        }
+        let name = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+        if let Some(block) = inner.strip_prefix('#') {
+            open.push((name(block), start));
+        } else if inner.starts_with('/') {
+            open.pop();
+        }
+        rest = start + len + 2;
+    }
+    let (name, start) = open.pop()?;
+    let width = text[start..]
+        .find("}}")
+        .map_or(2, |l| text[start..start + l + 2].chars().count());
+    Some(Unclosed::Block(name, at(start, width)))
 }

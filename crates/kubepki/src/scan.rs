@@ -7,6 +7,7 @@ use std::io::Read as _;
 use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
+use crate::diag::Diagnostic;
 use crate::error::Error;
 use crate::layout::{INVENTORY, MAX_READ, MAX_TEXT, is_temp_name};
 
@@ -99,8 +100,8 @@ impl Observed {
 /// Reads pki.toml and the templates folder. The templates folder is an input: links in it are
 /// followed; hidden files and folders (`.NAME`: editors' swap and lock files, `.git`) are skipped.
 pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, Error> {
-    let spec_text =
-        std::fs::read_to_string(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
+    let bytes = std::fs::read(spec_file).map_err(|e| Error::io("read", spec_file, e))?;
+    let spec_text = spec_text(&shown(spec_file), bytes)?;
     let mut templates = BTreeMap::new();
     let mut unusable = BTreeMap::new();
     if templates_dir.is_dir() {
@@ -157,6 +158,51 @@ pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, E
         spec_text,
         templates,
         unusable_templates: unusable,
+    })
+}
+
+/// pki.toml's bytes as text. A file that is not UTF-8, or has a NUL byte (a binary file, or a
+/// UTF-16 one), is refused as a whole with where its first such byte is: its text would be
+/// nothing but syntax errors. `file` is the path as the user named it.
+fn spec_text(file: &str, bytes: Vec<u8>) -> Result<String, Error> {
+    let (bytes, at, what) = match String::from_utf8(bytes) {
+        Ok(text) => match text.find('\0') {
+            None => return Ok(text),
+            Some(at) => (text.into_bytes(), at, "is binary, not text"),
+        },
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            (e.into_bytes(), at, "is not UTF-8 text")
+        }
+    };
+    // Everything before `at` is text, so its lines and columns are those of the file.
+    let before = std::str::from_utf8(&bytes[..at]).unwrap_or_default();
+    let (line, col) = crate::diag::line_col(before, at);
+    let message = format!(
+        "{file} {what}: byte 0x{:02X} at line {line}, column {col}",
+        bytes[at]
+    );
+    let help = "it is read as UTF-8 text: save it as UTF-8 (an editor's \"save with encoding\", or `iconv -f latin1 -t utf-8`), or check that -f names the right file";
+    // The line is shown with what cannot be shown as text replaced by U+FFFD; the column is
+    // right, since everything before the byte is text.
+    let shown = String::from_utf8_lossy(&bytes).replace('\0', "\u{FFFD}");
+    let at_char = crate::diag::Position {
+        line,
+        col,
+        width: 1,
+    };
+    let snippet = crate::diag::snippet(
+        file,
+        &crate::diag::Lines::new(&shown),
+        Some(at_char),
+        Some(help),
+    );
+    let rendered =
+        format!("error: {message}\n{snippet}\nerror: {file} has 1 error; nothing was written\n");
+    Err(Error::Spec {
+        file: file.to_string(),
+        rendered,
+        diagnostics: vec![Diagnostic::new(message, None).with_help(help)],
     })
 }
 

@@ -261,14 +261,24 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// Parses `90s`, `15m`, `8760h`, `30d`, `2w` or `10y` (a year is 365 days).
+/// Durations in pki.toml are shorter than this many years (of 365 days): a certificate signed at
+/// the latest `--now` the tool takes (the year 9000) still ends before X.509's last year, 9999.
+pub const DURATION_LIMIT_YEARS: i64 = 200;
+
+/// Parses `90s`, `15m`, `8760h`, `30d`, `2w` or `10y` (a year is 365 days), shorter than
+/// [`DURATION_LIMIT_YEARS`].
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    duration_seconds(s)
+        .filter(|&secs| secs > 0 && secs < DURATION_LIMIT_YEARS * 365 * 86400)
+        .map(Duration::seconds)
+}
+
+/// The number of seconds `s` spells as a whole number and a unit, whatever its size or sign;
+/// `None` when it is not written that way (or overflows).
+pub fn duration_seconds(s: &str) -> Option<i64> {
     let s = s.trim();
     let unit = s.chars().last()?;
     let n: i64 = s[..s.len() - unit.len_utf8()].parse().ok()?;
-    if n <= 0 {
-        return None;
-    }
     let secs = match unit {
         's' => 1,
         'm' => 60,
@@ -279,6 +289,4 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         _ => return None,
     };
     n.checked_mul(secs)
-        .filter(|s| *s < 200 * 365 * 86400)
-        .map(Duration::seconds)
 }

@@ -124,11 +124,11 @@ impl Cx {
         let base = raw.name.get_ref().clone();
         let name = instance_name(&base, node);
         let subject = self.subject(&raw.name, raw.cn.as_ref(), &raw.o, &raw.ou, node);
-        let before = self.diags.len();
+        let before = self.mistakes;
         let sans = self.sans(&raw.dns, &raw.ips, node);
         // An invalid SAN is reported already; "no SANs" would only repeat it.
-        let bad_sans = self.diags.len() > before;
-        let usages = self.usages(raw, &name, &sans, bad_sans);
+        let bad_sans = self.mistakes > before;
+        let usages = self.usages(raw, &sans, bad_sans);
         self.client_cn(raw, &subject, &usages);
         let (validity, renew_before) = self.lifetime(
             &raw.name,
@@ -160,7 +160,7 @@ impl Cx {
     /// The extended key usages of a leaf, each once, sorted. A server certificate needs SANs, since
     /// clients never match the CN; `bad_sans` says that an invalid SAN was reported already, and
     /// "no SANs" would only repeat it.
-    fn usages(&mut self, raw: &RawCert, name: &str, sans: &Sans, bad_sans: bool) -> Vec<Usage> {
+    fn usages(&mut self, raw: &RawCert, sans: &Sans, bad_sans: bool) -> Vec<Usage> {
         let base = raw.name.get_ref();
         let mut usages = Vec::new();
         for u in raw.usage.get_ref() {
@@ -192,8 +192,10 @@ impl Cx {
             && sans.ips.is_empty()
             && !bad_sans
         {
+            // Named by its entry, not its instance: every instance of a per-node entry has the
+            // same SANs, and the mistake is said once.
             self.err(
-            format!("server certificate `{name}` has no SANs"),
+            format!("server certificate `{base}` has no SANs"),
             Some(raw.usage.span()),
             Some("clients match the server's name against `dns` and `ips`, never the CN; add them".into()),
         );

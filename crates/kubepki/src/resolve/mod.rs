@@ -20,7 +20,7 @@ mod renders;
 mod tests;
 mod values;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 
 use toml::Spanned;
@@ -39,7 +39,7 @@ pub type Templates<'a> = (&'a BTreeMap<String, String>, &'a BTreeMap<String, Str
 /// relative path, so that a missing or unusable template is reported here with its span.
 pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnostic>> {
     let mut cx = Cx {
-        dropped: raw.dropped.clone(),
+        dropped: raw.dropped.iter().cloned().collect(),
         global_vars: raw.vars.clone(),
         ..Cx::default()
     };
@@ -96,10 +96,21 @@ pub fn resolve(raw: &Raw, templates: Templates<'_>) -> Result<Spec, Vec<Diagnost
 #[derive(Default)]
 struct Cx {
     diags: Vec<Diagnostic>,
+    /// Every diagnostic of `diags`, to say each once in constant time: a file with thousands of
+    /// per-node mistakes must not take time that grows with the square of their number.
+    said: HashSet<Diagnostic>,
+    /// How many mistakes were found, each instance's counted even when it repeats one said
+    /// already: what a check compares to tell whether an earlier check of the same instance failed.
+    mistakes: usize,
     /// Output path -> the item that claimed it first.
     paths: HashMap<String, paths::Claim>,
     /// Entries the parser could not read (`Raw::dropped`): references to them are not reported.
-    dropped: Vec<String>,
+    dropped: HashSet<String>,
+    /// Names declared more than once (reported where they are): a reference to one is ambiguous
+    /// and not reported again.
+    duplicates: HashSet<String>,
+    /// Node name -> its index in the declared nodes (the first node of that name).
+    node_index: HashMap<String, usize>,
     /// The file's `[vars]`, which every render sees under its own.
     global_vars: Option<Spanned<toml::Table>>,
 }
@@ -107,14 +118,11 @@ struct Cx {
 impl Cx {
     /// Records a problem and carries on: every problem of the file is reported in one run.
     fn err(&mut self, message: String, span: Option<Range<usize>>, help: Option<String>) {
+        self.mistakes += 1;
         let mut d = Diagnostic::new(message, span);
         d.help = help;
         // The instances of a per-node entry make the same mistake each: say it once.
-        if !self
-            .diags
-            .iter()
-            .any(|o| o.message == d.message && o.span == d.span && o.help == d.help)
-        {
+        if self.said.insert(d.clone()) {
             self.diags.push(d);
         }
     }
@@ -126,6 +134,8 @@ impl Cx {
 struct Made {
     items: Vec<Item>,
     ids: HashMap<String, Vec<ItemId>>,
+    /// Each item's id by its instance name (`name`, or `name@node`).
+    by_name: HashMap<String, ItemId>,
 }
 
 impl Made {
@@ -135,6 +145,9 @@ impl Made {
             .entry(item.base.clone())
             .or_default()
             .push(self.items.len());
+        self.by_name
+            .entry(item.name.clone())
+            .or_insert(self.items.len());
         self.items.push(item);
     }
 }

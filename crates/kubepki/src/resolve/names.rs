@@ -30,6 +30,7 @@ impl Cx {
                 );
             }
             if !seen.insert(n.as_str()) {
+                self.duplicates.insert(n.clone());
                 self.err(
                     format!("duplicate name `{n}`"),
                     Some(name.span()),

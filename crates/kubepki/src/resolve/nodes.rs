@@ -26,11 +26,13 @@ impl Cx {
                     Some("node names are DNS names: lowercase letters, digits, `-` and `.`".into()),
                 );
             }
-            if out.iter().any(|o| o.name == *name) {
+            // A name is looked up in constant time: files declare tens of thousands of nodes. The
+            // first node of a name is the one entries expand over.
+            if self.node_index.contains_key(name) {
                 self.err(
                     format!("duplicate node `{name}`"),
                     Some(n.name.span()),
-                    None,
+                    Some("every [[node]] needs a name of its own: rename this one, or remove it if it is the same machine".into()),
                 );
             }
             let role = n.role.get_ref();
@@ -51,6 +53,7 @@ impl Cx {
                         .unwrap_or(IpAddr::from([0, 0, 0, 0]))
                 })
                 .collect();
+            self.node_index.entry(name.clone()).or_insert(out.len());
             out.push(Node {
                 name: name.clone(),
                 ips,
@@ -133,8 +136,15 @@ impl Cx {
         nodes: &'n [Node],
     ) -> Vec<Option<&'n Node>> {
         let mut out = Vec::new();
+        let mut listed = std::collections::HashSet::new();
         for name in names {
-            match nodes.iter().find(|n| n.name == *name.get_ref()) {
+            match self.node_index.get(name.get_ref()).map(|&i| &nodes[i]) {
+                // A node listed twice would make two instances of one name.
+                Some(n) if !listed.insert(n.name.as_str()) => self.err(
+                    format!("node `{}` is listed twice", n.name),
+                    Some(name.span()),
+                    Some("list each node once".into()),
+                ),
                 Some(n) => out.push(Some(n)),
                 None if self.dropped.contains(name.get_ref()) => {}
                 None => {

@@ -92,7 +92,7 @@ impl Cx {
             self.err(
                 format!("output path `{clean}` is reserved for the tool"),
                 Some(s.span()),
-                None,
+                Some("the tool writes this file itself: choose another name".into()),
             );
             return None;
         }
@@ -134,6 +134,12 @@ impl Cx {
             return true;
         };
         let o = &owner.item;
+        // Two entries of one name (a copied table whose name was not changed) write the same
+        // files: that is the duplicate name, reported at the name, not again at each path.
+        let base = item.split('@').next().unwrap_or(item);
+        if o == item && self.duplicates.contains(base) {
+            return false;
+        }
         let (message, help) = match (owner.csr, csr) {
             (false, false) => (
                 format!("`{item}` writes `{path}`, which `{o}` writes too"),

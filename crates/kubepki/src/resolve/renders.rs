@@ -91,24 +91,34 @@ impl Cx {
     ) -> Option<ItemId> {
         let target = target_s.get_ref().as_str();
         let span = Some(target_s.span());
-        if let Some(id) = made
-            .items
-            .iter()
-            .position(|i| i.name == target && i.name != i.base)
+        // Two entries of this name: which one is meant cannot be told, and that is reported at
+        // the second one already.
+        if self.duplicates.contains(target) {
+            return None;
+        }
+        // `item@node` names one instance; names are looked up in constant time, since a per-node
+        // render over thousands of nodes binds once per node.
+        if let Some(&id) = made.by_name.get(target)
+            && made.items[id].name != made.items[id].base
         {
             return Some(id);
         }
         let Some(candidates) = made.ids.get(target) else {
-            if declared.contains(target) || self.dropped.iter().any(|d| d == target) {
+            if declared.contains(target) || self.dropped.contains(target) {
                 // Declared but invalid: already reported where it is declared.
                 return None;
             }
-            let all: Vec<&str> = made.ids.keys().map(String::as_str).collect();
-            let help = nearest(target, all.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+            // Sorted, so that of two equally close names the suggestion is always the same one.
+            let mut all: Vec<&str> = made.ids.keys().map(String::as_str).collect();
+            all.sort_unstable();
+            let help = match nearest(target, all.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "bind names a [[ca]], [[cert]] or [[keypair]] by its `name`".to_string(),
+            };
             self.err(
                 format!("`{name}` binds `{var}` to unknown item `{target}`"),
                 span,
-                help,
+                Some(help),
             );
             return None;
         };
@@ -118,11 +128,9 @@ impl Cx {
             candidates[0]
         } else {
             let want = node.map(|n| instance_name(target, Some(n)));
-            match candidates
-                .iter()
-                .find(|&&c| Some(&items[c].name) == want.as_ref())
-            {
-                Some(&c) => c,
+            let found = want.and_then(|w| made.by_name.get(&w).copied());
+            match found.filter(|&c| items[c].base == target) {
+                Some(c) => c,
                 None => {
                     self.err(
                         format!("`{name}` binds `{var}` to per-node item `{target}`, which has no instance for this node"),

@@ -8,11 +8,12 @@ use time::Duration;
 use toml::Spanned;
 
 use crate::config::{Raw, quote_list};
+use crate::diag::nearest;
 use crate::resolve::Cx;
 use crate::resolve::nodes::outside_per_node;
 use crate::spec::{
-    DEFAULT_ALG, DEFAULT_CA_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_VALIDITY, KeyAlg, Node, Sans,
-    fmt_duration, parse_duration,
+    DEFAULT_ALG, DEFAULT_CA_VALIDITY, DEFAULT_RENEW_BEFORE, DEFAULT_VALIDITY, DURATION_LIMIT_YEARS,
+    KeyAlg, Node, Sans, duration_seconds, fmt_duration, parse_duration,
 };
 
 /// The values an entry falls back to: `[defaults]` over the constants of `spec.rs`.
@@ -52,10 +53,15 @@ impl Cx {
             Some(a) => a,
             None => {
                 let names: Vec<&str> = KeyAlg::ALL.iter().map(|a| a.name()).collect();
+                let mut help = format!("expected one of {}", quote_list(&names));
+                let written = s.get_ref().to_ascii_lowercase();
+                if let Some(near) = nearest(&written, names.iter().copied()) {
+                    help = format!("did you mean `{near}`? {help}");
+                }
                 self.err(
                     format!("unsupported key algorithm `{}`", s.get_ref()),
                     Some(s.span()),
-                    Some(format!("expected one of {}", quote_list(&names))),
+                    Some(help),
                 );
                 default
             }
@@ -65,17 +71,12 @@ impl Cx {
     /// The duration `s` spells, or `default` when it is not set (or reported).
     pub(super) fn duration(&mut self, s: Option<&Spanned<String>>, default: Duration) -> Duration {
         let Some(s) = s else { return default };
-        match parse_duration(s.get_ref()) {
-            Some(d) => d,
-            None => {
-                self.err(
-                    format!("invalid duration `{}`", s.get_ref()),
-                    Some(s.span()),
-                    Some("write a positive whole number and a unit: `8760h`, `365d`, `2w`, `10y` (s, m, h, d, w, y)".into()),
-                );
-                default
-            }
+        if let Some(d) = parse_duration(s.get_ref()) {
+            return d;
         }
+        let (message, help) = duration_problem(s.get_ref());
+        self.err(message, Some(s.span()), Some(help));
+        default
     }
 
     /// The IP address `s` spells (at `span`), or `None` when it is not one (reported).
@@ -107,6 +108,11 @@ impl Cx {
                 continue;
             };
             let v = v.to_ascii_lowercase();
+            // A `{node}` of a node whose name is not a DNS name: reported at the node already.
+            let bad_node = node.is_some_and(|n| !is_dns_name(&n.name) || n.name.contains('*'));
+            if bad_node && d.get_ref().contains("{node") {
+                continue;
+            }
             if v.parse::<IpAddr>().is_ok() {
                 self.err(
                     format!("`{v}` is an IP address, not a DNS name"),
@@ -209,4 +215,29 @@ pub fn is_dns_name(s: &str) -> bool {
                 && !label.ends_with('-')
                 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         })
+}
+
+/// What is wrong with a duration that does not parse: (message, help). A duration over the limit
+/// is told the limit, not the syntax it already follows.
+fn duration_problem(s: &str) -> (String, String) {
+    match duration_seconds(s) {
+        Some(secs) if secs >= DURATION_LIMIT_YEARS * 365 * 86400 => (
+            format!(
+                "duration `{s}` is too long: durations are shorter than {DURATION_LIMIT_YEARS} years"
+            ),
+            format!(
+                "write at most `{}y` (or `{}d`); kubeadm's CAs last `10y` and its leaves `1y`",
+                DURATION_LIMIT_YEARS - 1,
+                DURATION_LIMIT_YEARS * 365 - 1
+            ),
+        ),
+        Some(_) => (
+            format!("invalid duration `{s}`: a duration is positive"),
+            "write a positive whole number and a unit: `8760h`, `365d`, `2w`, `10y` (s, m, h, d, w, y)".into(),
+        ),
+        None => (
+            format!("invalid duration `{s}`"),
+            "write a positive whole number and a unit: `8760h`, `365d`, `2w`, `10y` (s, m, h, d, w, y)".into(),
+        ),
+    }
 }
