@@ -453,6 +453,8 @@ fn turning_encryption_on_and_off_keeps_every_key() {
     let check = pki(&f, &["--check"], None);
     assert_eq!(check.code, 1, "{}", check.all());
     assert!(check.stdout.contains("encrypt "), "{}", check.stdout);
+    let render_reason = "admin.conf is in plaintext and pki.toml has [encryption]";
+    assert!(check.stdout.contains(render_reason), "{}", check.stdout);
     let on = pki(&f, &[], None);
     assert_eq!(on.code, 0, "{}", on.all());
     assert_eq!(decrypted_keys(&sops_bin, &f, &a), plain);
@@ -463,6 +465,9 @@ fn turning_encryption_on_and_off_keeps_every_key() {
 
     // Off: decrypting needs the identity; then the files are the plaintext keys again.
     f.set_spec(&spec_for(&[]));
+    let planned = pki(&f, &["--check"], None);
+    let render_reason = "admin.conf is encrypted and pki.toml has no [encryption]";
+    assert!(planned.stdout.contains(render_reason), "{}", planned.stdout);
     let locked = pki(&f, &[], None);
     assert_eq!(locked.code, 2, "{}", locked.all());
     let off = pki(&f, &[], Some(&a));

@@ -65,7 +65,10 @@ pub struct Placed {
 
 /// Runs `deploy` with paths relative to `root`; identities from the environment (as `pki`).
 pub fn main(root: &Path, args: Args) -> ExitCode {
-    let res = crate::cli::identities().and_then(|ids| run(root, &args, &ids));
+    // The one reading of the system clock here: staleness is judged, and the tar stream dated,
+    // as of now.
+    let now = OffsetDateTime::now_utc();
+    let res = crate::cli::identities().and_then(|ids| run(root, &args, &ids, now));
     match res {
         Ok(summary) => {
             eprint!("{summary}");
@@ -78,7 +81,12 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     }
 }
 
-fn run(root: &Path, args: &Args, identities: &[Identity]) -> Result<String, Error> {
+fn run(
+    root: &Path,
+    args: &Args,
+    identities: &[Identity],
+    now: OffsetDateTime,
+) -> Result<String, Error> {
     let out_dir = root.join(&args.out);
     let sources = scan::read_sources(&root.join(&args.file), &root.join(&args.templates))?;
     let spec = crate::load(&sources)?;
@@ -87,12 +95,12 @@ fn run(root: &Path, args: &Args, identities: &[Identity]) -> Result<String, Erro
         scan::observe_declared(&out_dir, &layout::text_files(&spec))?,
         &layout::key_companions(&spec),
     );
-    refuse_stale(&spec, &sources, &disk, &scan::shown(&out_dir))?;
+    refuse_stale(&spec, &sources, &disk, &scan::shown(&out_dir), now)?;
     let files = plaintexts(&disk, &placed, identities)?;
     match &args.to {
         Some(dir) => write_folder(dir, &out_dir, &files)?,
         None => std::io::stdout()
-            .write_all(&tar(&files, OffsetDateTime::now_utc())?)
+            .write_all(&tar(&files, now)?)
             .map_err(|e| Error::io("write", Path::new("stdout"), e))?,
     }
     Ok(format!(
@@ -249,12 +257,13 @@ fn refuse_stale(
     sources: &scan::Sources,
     disk: &disk::Disk,
     out: &str,
+    now: OffsetDateTime,
 ) -> Result<(), Error> {
     let request = plan::Request {
         rekey: Default::default(),
         out: out.to_string(),
     };
-    let plan = plan::plan(spec, sources, disk, OffsetDateTime::now_utc(), &request);
+    let plan = plan::plan(spec, sources, disk, now, &request);
     if !plan.problems.is_empty() {
         return Err(Error::Blocked(plan.problems));
     }

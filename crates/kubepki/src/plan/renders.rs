@@ -111,6 +111,9 @@ fn decide(
             items: names(changed),
         });
     }
+    if let Some(reason) = encryption_changed(cx.spec, r, &current.bytes) {
+        return render(reason);
+    }
     if text.is_some_and(|t| differs(cx.spec, r, &current.bytes, t)) {
         return render(Reason::RenderedTextDiffers);
     }
@@ -120,6 +123,18 @@ fn decide(
         return step;
     }
     Step::keep(id, fixes)
+}
+
+/// Why a file that holds a key is rendered again as it is, when `[encryption]` was added (it is
+/// in plaintext) or removed (it is encrypted).
+fn encryption_changed(spec: &Spec, r: &RenderSpec, on_disk: &[u8]) -> Option<Reason> {
+    let encrypted = sops::recipients_of(&String::from_utf8_lossy(on_disk)).is_ok();
+    let path = r.path.clone();
+    match (render::is_sealed(spec, r), encrypted) {
+        (true, false) => Some(Reason::KeyInPlaintext { path }),
+        (false, true) => Some(Reason::EncryptionOff { path }),
+        _ => None,
+    }
 }
 
 /// Whether the file on disk differs from `text`, the file as it would be rendered now. A file
