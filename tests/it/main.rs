@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adopt;
 mod bad_input;
 mod crash;
 mod damage;
