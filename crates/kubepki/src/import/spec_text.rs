@@ -219,6 +219,9 @@ fn own_settings(c: &Found, d: &Defaults) -> String {
     } else {
         &d.ca_validity
     };
+    if v.as_deref().is_some_and(|v| v.ends_with('s')) {
+        s.push_str("# Guessed: this certificate's lifetime as found (not whole hours); re-signing keeps it.\n");
+    }
     if &v != default {
         let _ = writeln!(s, "validity = {}", q(v.as_deref().unwrap_or("")));
     }
@@ -257,7 +260,8 @@ fn render_table(conf: &Conf, server: Option<&str>) -> String {
     }
     let _ = writeln!(
         s,
-        "bind = {{ ca = \"kubernetes-ca\", client = {} }}\nsecrets = [\"client\"]",
+        "bind = {{ ca = {}, client = {} }}\nsecrets = [\"client\"]",
+        q(&conf.ca),
         q(&conf.client)
     );
     if !vars.is_empty() {
@@ -268,4 +272,48 @@ fn render_table(conf: &Conf, server: Option<&str>) -> String {
         let _ = writeln!(s, "vars = {{ {} }}", v.join(", "));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Validity as pki.toml spells it, from a certificate's lifetime: (seconds, expected).
+    #[test]
+    fn durations_read_back_as_the_planner_accepts_them() {
+        let cases = [
+            (8760 * 3600, "8760h"),          // openssl -days 365: no backdate
+            (8760 * 3600 + 300, "8760h"),    // kubeadm v1.31+: 5-minute backdate
+            (87600 * 3600, "87600h"),        // a 10-year CA
+            (8760 * 3600 + 17, "31536017s"), // older kubeadm: notBefore is the CA's
+            (59, "59s"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(duration(time::Duration::seconds(secs)), want, "{secs}s");
+            let back = crate::spec::parse_duration(want).expect("pki.toml reads it");
+            let have = time::Duration::seconds(secs);
+            assert!(
+                have >= back && have <= back + crate::spec::BACKDATE,
+                "{secs}s: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_node_s_values_become_placeholders() {
+        let node = Node {
+            name: "cp-1".into(),
+            ip: Some("10.0.0.11".parse().unwrap()),
+        };
+        let cases = [
+            ("cp-1", "{node}"),
+            ("system:node:cp-1", "system:node:{node}"),
+            ("10.0.0.11", "{node.ip}"),
+            ("cp-10", "cp-10"),
+            ("kubernetes", "kubernetes"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(node_value(&node, v), want, "{v}");
+        }
+    }
 }

@@ -44,6 +44,8 @@ pub struct Conf {
     pub file: String,
     /// The name of the [[cert]] its client certificate became.
     pub client: String,
+    /// The CA whose certificate the kubeconfig embeds.
+    pub ca: String,
     /// Whether the client is per-node (kubelet.conf).
     pub per_node: bool,
     /// The kubeconfig as read.
@@ -264,11 +266,12 @@ fn link(
     }
     for (file, config) in confs {
         match conf_client(tree, &file, &config) {
-            Ok(client) => {
+            Ok((client, ca)) => {
                 let per_node = tree.certs.iter().any(|c| c.name == client && c.per_node);
                 tree.confs.push(Conf {
                     file,
                     client,
+                    ca,
                     per_node,
                     config,
                 });
@@ -290,8 +293,13 @@ fn issuer_of(cas: &[Found], facts: &CertFacts) -> Option<String> {
 }
 
 /// The leaf a kubeconfig's embedded client becomes (named after the file: `admin.conf` makes
-/// `admin`, `kubelet.conf` makes `kubelet-client`), added to the tree; its name is returned.
-fn conf_client(tree: &mut Tree, file: &str, config: &Kubeconfig) -> Result<String, String> {
+/// `admin`, `kubelet.conf` makes `kubelet-client`), added to the tree; its name and the name of
+/// the CA the kubeconfig embeds are returned.
+fn conf_client(
+    tree: &mut Tree,
+    file: &str,
+    config: &Kubeconfig,
+) -> Result<(String, String), String> {
     let (cert, key) = config.client.clone().ok_or(
         "no embedded client certificate and key (the kubelet's own rotated files are its business); not imported",
     )?;
@@ -299,15 +307,12 @@ fn conf_client(tree: &mut Tree, file: &str, config: &Kubeconfig) -> Result<Strin
         .ca
         .as_deref()
         .ok_or("no embedded certificate-authority-data")?;
-    if !tree
+    let ca = tree
         .certs
         .iter()
-        .any(|c| c.issuer.is_none() && c.cert == ca)
-    {
-        return Err(
-            "its certificate-authority-data is none of the CA files in pki/ byte for byte".into(),
-        );
-    }
+        .find(|c| c.issuer.is_none() && c.cert == ca)
+        .map(|c| c.name.clone())
+        .ok_or("its certificate-authority-data is none of the CA files in pki/ byte for byte")?;
     let stem = file.trim_end_matches(".conf");
     let (_, facts, cert, key) =
         pair(stem, cert, Some(key)).map_err(|e| format!("embedded client: {e}"))?;
@@ -332,7 +337,7 @@ fn conf_client(tree: &mut Tree, file: &str, config: &Kubeconfig) -> Result<Strin
         (cert, key),
     );
     tree.certs.push(item);
-    Ok(name)
+    Ok((name, ca))
 }
 
 /// A certificate found at `path` (without its extension), placed: per-node items go under
