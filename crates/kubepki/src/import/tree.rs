@@ -170,19 +170,30 @@ pub fn map(mut files: BTreeMap<String, Vec<u8>>, node: Option<&str>) -> Tree {
     tree
 }
 
-/// A certificate file and its key, checked to belong together.
-fn pair(
-    stem: &str,
+/// A certificate file and its key, as read, before its issuer is known. (No `Debug`: it holds a
+/// key.)
+struct Pair {
+    /// The path under pki/ without `.crt`, or the kubeconfig's name without `.conf`.
+    stem: String,
+    facts: CertFacts,
     cert: Vec<u8>,
-    key: Option<Vec<u8>>,
-) -> Result<(String, CertFacts, Vec<u8>, Vec<u8>), String> {
+    key: Vec<u8>,
+}
+
+/// A certificate file and its key, checked to belong together.
+fn pair(stem: &str, cert: Vec<u8>, key: Option<Vec<u8>>) -> Result<Pair, String> {
     let facts = x509::parse_cert(&cert)?;
     let key = key.ok_or("its key (.key beside it) is missing")?;
     let kf = x509::parse_key(&key).map_err(|e| format!("its key: {e}"))?;
     if kf.spki != facts.spki {
         return Err("its .key is not the certificate's key".into());
     }
-    Ok((stem.to_string(), facts, cert, key))
+    Ok(Pair {
+        stem: stem.to_string(),
+        facts,
+        cert,
+        key,
+    })
 }
 
 /// sa.key and sa.pub, when both are there and match.
@@ -209,12 +220,11 @@ fn take_sa(files: &mut BTreeMap<String, Vec<u8>>, unmapped: &mut Vec<String>) ->
 
 /// The node's name: as given, else the kubelet's identity, else etcd's server CN; its address is
 /// etcd's first non-loopback IP SAN.
-fn find_node(
-    given: Option<&str>,
-    pairs: &[(String, CertFacts, Vec<u8>, Vec<u8>)],
-    confs: &[(String, Kubeconfig)],
-) -> Node {
-    let etcd = pairs.iter().find(|p| p.0 == "etcd/server").map(|p| &p.1);
+fn find_node(given: Option<&str>, pairs: &[Pair], confs: &[(String, Kubeconfig)]) -> Node {
+    let etcd = pairs
+        .iter()
+        .find(|p| p.stem == "etcd/server")
+        .map(|p| &p.facts);
     let kubelet = confs
         .iter()
         .find(|c| c.0 == "kubelet.conf")
@@ -229,15 +239,17 @@ fn find_node(
 }
 
 /// Finds each certificate's issuer among the CAs and turns the kubeconfigs' clients into leaves.
-fn link(
-    tree: &mut Tree,
-    pairs: Vec<(String, CertFacts, Vec<u8>, Vec<u8>)>,
-    confs: Vec<(String, Kubeconfig)>,
-) {
+fn link(tree: &mut Tree, pairs: Vec<Pair>, confs: Vec<(String, Kubeconfig)>) {
     let (cas, leaves): (Vec<_>, Vec<_>) = pairs
         .into_iter()
-        .partition(|p| p.1.is_ca && p.1.issuer_raw == p.1.subject_raw);
-    for (stem, facts, cert, key) in cas {
+        .partition(|p| p.facts.is_ca && p.facts.issuer_raw == p.facts.subject_raw);
+    for Pair {
+        stem,
+        facts,
+        cert,
+        key,
+    } in cas
+    {
         let path = format!("pki/{stem}");
         tree.certs.push(found(
             &tree.node,
@@ -248,7 +260,13 @@ fn link(
             (cert, key),
         ));
     }
-    for (stem, facts, cert, key) in leaves {
+    for Pair {
+        stem,
+        facts,
+        cert,
+        key,
+    } in leaves
+    {
         let path = format!("pki/{stem}");
         match issuer_of(&tree.certs, &facts) {
             Some(i) => tree.certs.push(found(
@@ -314,8 +332,9 @@ fn conf_client(
         .map(|c| c.name.clone())
         .ok_or("its certificate-authority-data is none of the CA files in pki/ byte for byte")?;
     let stem = file.trim_end_matches(".conf");
-    let (_, facts, cert, key) =
-        pair(stem, cert, Some(key)).map_err(|e| format!("embedded client: {e}"))?;
+    let Pair {
+        facts, cert, key, ..
+    } = pair(stem, cert, Some(key)).map_err(|e| format!("embedded client: {e}"))?;
     let issuer = issuer_of(&tree.certs, &facts)
         .ok_or("its client certificate is signed by none of the CAs in pki/")?;
     let name = if stem == "kubelet" {
