@@ -102,7 +102,7 @@ pub fn write(tree: &Tree, source: &str) -> String {
     }
     let server = main_server(&tree.confs);
     for conf in &tree.confs {
-        s.push_str(&render_table(conf, server.as_deref()));
+        s.push_str(&render_table(conf, server.as_deref(), &tree.node));
     }
     s
 }
@@ -230,7 +230,7 @@ fn own_settings(c: &Found, d: &Defaults) -> String {
 
 /// A `[[render]]` of the kubeconfig template, with a comment where the source names differ from
 /// the template's (kubeadm's) names.
-fn render_table(conf: &Conf, server: Option<&str>) -> String {
+fn render_table(conf: &Conf, server: Option<&str>, node: &Node) -> String {
     let k = &conf.config;
     let mut s = format!(
         "\n# {} with its embedded client certificate `{}`.\n",
@@ -248,6 +248,16 @@ fn render_table(conf: &Conf, server: Option<&str>) -> String {
     let mut vars: BTreeMap<&str, String> = BTreeMap::new();
     if Some(k.server.as_str()) != server {
         vars.insert("server", k.server.clone());
+    }
+    let local = node
+        .ip
+        .is_some_and(|ip| k.server.contains(&format!("//{ip}:")));
+    if local && !conf.per_node {
+        let _ = writeln!(
+            s,
+            "# Guessed: this is {}'s local API endpoint; another control-plane node's copy needs its own.",
+            node.name
+        );
     }
     let _ = writeln!(
         s,
