@@ -328,6 +328,14 @@ fn import_refuses_to_overwrite_and_reports_what_it_cannot_map() {
     )
     .unwrap();
     std::fs::write(src.path().join("pki/notes.txt"), "hello\n").unwrap();
+    // A leaf of the tree's own CA whose subject has more than pki.toml can declare (C=US).
+    let pki = src.path().join("pki");
+    let sh = "openssl ecparam -name prime256v1 -genkey -noout -out extra.key && \
+        openssl req -new -key extra.key -subj /C=US/CN=extra -out extra.csr && \
+        printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=clientAuth\\nauthorityKeyIdentifier=keyid\\n' > ext && \
+        openssl x509 -req -in extra.csr -CA ca.crt -CAkey ca.key -days 365 -extfile ext -out extra.crt && rm extra.csr ext";
+    let r = run(Command::new("sh").arg("-c").arg(sh).current_dir(&pki));
+    assert_eq!(r.code, 0, "{}", r.all());
     let repo = Repo::new();
     let r = repo.import(src.path(), &[]);
     assert_eq!(r.code, 0, "{}", r.all());
@@ -343,6 +351,21 @@ fn import_refuses_to_overwrite_and_reports_what_it_cannot_map() {
         r.stdout
     );
     assert!(!repo.out("pki/stray.crt").exists());
+    let spec = std::fs::read_to_string(repo.root().join("pki.toml")).unwrap();
+    let extra = &spec[spec.find("# From pki/extra.crt.").expect("extra imported")..];
+    assert!(
+        extra
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("# Guessed: its subject holds more"),
+        "{extra}"
+    );
+    assert_eq!(
+        spec.matches("# Guessed: its subject").count(),
+        1,
+        "only extra's subject differs"
+    );
     let before = repo.files();
     let again = repo.import(src.path(), &[]);
     assert_eq!(again.code, 2, "{}", again.all());

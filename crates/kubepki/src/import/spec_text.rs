@@ -162,6 +162,9 @@ fn cert_table(c: &Found, node: &Node, d: &Defaults) -> String {
         }
     };
     let mut s = format!("\n# From {}.\n", c.source);
+    if crate::x509::encode_name(&f.subject) != f.subject_raw {
+        s.push_str("# Guessed: its subject holds more than pki.toml declares (CN, O, OU) or in another\n# order; checks pass, but a re-signed certificate keeps only the declared parts.\n");
+    }
     s.push_str(if c.issuer.is_some() {
         "[[cert]]\n"
     } else {
