@@ -333,7 +333,10 @@ fn import_refuses_to_overwrite_and_reports_what_it_cannot_map() {
     let sh = "openssl ecparam -name prime256v1 -genkey -noout -out extra.key && \
         openssl req -new -key extra.key -subj /C=US/CN=extra -out extra.csr && \
         printf 'keyUsage=critical,digitalSignature\\nextendedKeyUsage=clientAuth\\nauthorityKeyIdentifier=keyid\\n' > ext && \
-        openssl x509 -req -in extra.csr -CA ca.crt -CAkey ca.key -days 365 -extfile ext -out extra.crt && rm extra.csr ext";
+        openssl x509 -req -in extra.csr -CA ca.crt -CAkey ca.key -days 365 -extfile ext -out extra.crt && \
+        printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign\\n' > ext && \
+        openssl x509 -req -in extra.csr -CA ca.crt -CAkey ca.key -days 365 -extfile ext -out inter.crt && \
+        cp extra.key inter.key && rm extra.csr ext";
     let r = run(Command::new("sh").arg("-c").arg(sh).current_dir(&pki));
     assert_eq!(r.code, 0, "{}", r.all());
     let repo = Repo::new();

@@ -156,7 +156,7 @@ pub fn map(mut files: BTreeMap<String, Vec<u8>>, node: Option<&str>) -> Tree {
     unmapped.extend(
         files
             .into_keys()
-            .map(|p| format!("{p}: not a file kubeadm makes, or not one this import knows")),
+            .map(|p| format!("{p}: not a certificate, key or kubeconfig this import maps (static pod manifests and other files stay where they are)")),
     );
     let node = find_node(node, &pairs, &confs);
     let mut tree = Tree {
@@ -268,6 +268,12 @@ fn link(tree: &mut Tree, pairs: Vec<Pair>, confs: Vec<(String, Kubeconfig)>) {
     } in leaves
     {
         let path = format!("pki/{stem}");
+        if facts.is_ca {
+            // pki.toml can declare an intermediate CA, but this import maps kubeadm's flat forest.
+            let why = "an intermediate CA (signed by another): import maps only self-signed CAs";
+            tree.unmapped.push(format!("{path}.crt: {why}"));
+            continue;
+        }
         match issuer_of(&tree.certs, &facts) {
             Some(i) => tree.certs.push(found(
                 &tree.node,
