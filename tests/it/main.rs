@@ -4,6 +4,7 @@
 
 mod support;
 
+mod adopt;
 mod bad_input;
 mod bad_input_cases;
 mod completions;

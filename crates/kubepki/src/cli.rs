@@ -31,7 +31,8 @@ Examples:
 #[derive(Debug, Clone, clap::Args)]
 #[command(version = VERSION, after_help = EXAMPLES)]
 pub struct Args {
-    /// What to do instead of generating (none: make or update out/).
+    /// What to do instead of generating (none: make or update out/): read the status, adopt a
+    /// kubeadm tree, or start a pki.toml.
     #[command(subcommand)]
     pub command: Option<Command>,
     /// Plan only and write nothing; exit 1 if out/ is not up to date (for CI).
@@ -66,11 +67,29 @@ pub struct Args {
     pub templates: PathBuf,
 }
 
-/// The subcommands of `pki`.
+/// The `pki` subcommands; without one, `pki` generates or checks out/.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum Command {
     /// Every certificate's expiry and renewal date, from the certificates alone (no keys needed).
     Status(StatusArgs),
+    /// Adopt an existing cluster: write pki.toml and out/ from a copy of a node's /etc/kubernetes.
+    Import(ImportArgs),
+    /// Write a commented pki.toml and its templates into a repository that has none.
+    Init(crate::init::InitArgs),
+}
+
+/// `pki import`'s flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ImportArgs {
+    /// A copy of a kubeadm node's /etc/kubernetes (pki/ and the kubeconfigs).
+    #[arg(long, value_name = "DIR")]
+    pub from_kubeadm: PathBuf,
+    /// The node's name; a pki.toml that lacks it gains it as another control-plane node.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Overwrite an existing pki.toml and out/.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `pki status`.
@@ -87,10 +106,36 @@ pub struct StatusArgs {
 
 /// Runs `pki` with paths relative to `root` (the repository root).
 pub fn main(root: &Path, args: Args) -> ExitCode {
-    if let Some(Command::Status(status_args)) = &args.command {
-        return status_main(root, &args, status_args);
+    let done = match &args.command {
+        None => return generate(root, &args),
+        Some(Command::Status(status_args)) => return status_main(root, &args, status_args),
+        Some(Command::Import(i)) => options(root, &args).and_then(|run| {
+            let from = root.join(&i.from_kubeadm);
+            let (node, force) = (i.node.clone(), i.force);
+            crate::import::import(&crate::import::Request {
+                from,
+                node,
+                force,
+                run,
+            })
+        }),
+        Some(Command::Init(i)) => crate::init::init(root, &args, i),
+    };
+    match done {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{}", crate::report::error_text(&e));
+            ExitCode::from(2)
+        }
     }
-    match options(root, &args).and_then(|o| crate::run(&o).map(|r| (o, r))) {
+}
+
+/// Plain `pki`: generate, or with `--check` compare.
+fn generate(root: &Path, args: &Args) -> ExitCode {
+    match options(root, args).and_then(|o| crate::run(&o).map(|r| (o, r))) {
         Ok((o, outcome)) => {
             print!("{}", outcome.text);
             if o.check && outcome.changed {

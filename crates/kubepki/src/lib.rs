@@ -35,6 +35,9 @@ pub mod diag;
 #[doc(hidden)]
 pub mod disk;
 #[doc(hidden)]
+pub mod import;
+pub mod init;
+#[doc(hidden)]
 pub mod layout;
 #[doc(hidden)]
 pub mod plan;
