@@ -67,14 +67,18 @@ impl Key<'_> {
     }
 }
 
-/// Makes everything `plan` asks for, in memory.
+/// Makes everything `plan` asks for, in memory, with the diffs of what changes only when `diffs`
+/// asks for them (`--diff`): a diff of a rendered file renders it again and redacts it, work a run
+/// that prints no diff must not do.
 pub fn build(
     spec: &Spec,
     sources: &Sources,
     disk: &Disk,
     plan: &Plan,
     now: OffsetDateTime,
+    diffs: bool,
 ) -> Result<Built, Error> {
+    let want_diffs = diffs;
     let mut materials = plan.current.clone();
     let keys = keys(spec, disk, plan)?;
     for (step, key) in plan.steps.iter().zip(&keys) {
@@ -89,7 +93,7 @@ pub fn build(
     }
     let clamped = certificates(spec, plan, &keys, &mut materials, now)?;
     let csrs = csrs(spec, disk, plan, &keys)?;
-    let renders = renders(spec, sources, plan, &materials)?;
+    let renders = renders(spec, sources, plan, &materials, want_diffs)?;
     let mut files = Vec::new();
     let mut diffs = Vec::new();
     for s in &plan.steps {
@@ -98,6 +102,7 @@ pub fn build(
             disk,
             plan,
             materials: &materials,
+            diffs: want_diffs,
         };
         let (f, d) = match &spec.items[s.item].kind {
             ItemKind::Cert(c) => made.cert_files(s, c, csrs.get(&s.item))?,
@@ -253,10 +258,11 @@ fn same_request(old: &[u8], new: &[u8]) -> bool {
     csr_request_info(old).is_some_and(|o| csr_request_info(new).is_some_and(|n| n == o))
 }
 
-/// A rendered file: its text, and the text a diff shows (redacted by provenance).
+/// A rendered file: its text, and the text a diff shows (redacted by provenance), when diffs are
+/// asked for.
 struct Rendered {
     text: String,
-    shown: String,
+    shown: Option<String>,
 }
 
 /// Rendered files, from the final materials, in parallel. A value that is still unknown after
@@ -266,6 +272,7 @@ fn renders(
     sources: &Sources,
     plan: &Plan,
     materials: &[Material],
+    diffs: bool,
 ) -> Result<BTreeMap<ItemId, Rendered>, Error> {
     let rendered: Vec<(ItemId, Result<Rendered, Blocker>)> = plan
         .steps
@@ -283,7 +290,9 @@ fn renders(
                 Ok(t) => Ok(t),
                 Err(e) => Err(Blocker::Template(e)),
             };
-            let shown = render::render_shown(spec, &sources.templates, r, &material);
+            let shown = diffs
+                .then(|| render::render_shown(spec, &sources.templates, r, &material))
+                .transpose();
             let rendered = match (text, shown) {
                 (Ok(text), Ok(shown)) => Ok(Rendered { text, shown }),
                 (Err(b), _) => Err(b),
@@ -317,6 +326,8 @@ struct Made<'a> {
     disk: &'a Disk,
     plan: &'a Plan,
     materials: &'a [Material],
+    /// Whether to make diffs (`--diff`).
+    diffs: bool,
 }
 
 type FilesAndDiffs = (Vec<FileWrite>, Vec<Diff>);
@@ -343,6 +354,8 @@ impl Made<'_> {
                 made(&m.cert_pem, self.name(s))?,
                 CERT_MODE,
             ));
+        }
+        if s.action.signs() && self.diffs {
             let describe = |m: &Material| m.cert.as_ref().map(x509::describe).unwrap_or_default();
             diffs.push(Diff {
                 label: c.cert_path.clone(),
@@ -365,6 +378,8 @@ impl Made<'_> {
         }
         if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
             files.push(file(public, made(&m.public_pem, self.name(s))?, CERT_MODE));
+        }
+        if matches!(s.action, Action::Create | Action::Rekey | Action::Render) && self.diffs {
             let summary = |m: &Material| {
                 m.public_pem
                     .as_deref()
@@ -382,6 +397,10 @@ impl Made<'_> {
     }
 
     fn render_files(&self, path: &str, mode: u32, rendered: &Rendered) -> FilesAndDiffs {
+        let files = vec![file(path, rendered.text.clone(), mode)];
+        let Some(shown) = rendered.shown.as_deref().filter(|_| self.diffs) else {
+            return (files, vec![]);
+        };
         let old = self
             .disk
             .obs(path)
@@ -391,10 +410,10 @@ impl Made<'_> {
             label: path.to_string(),
             old: report::redact(&old, &self.plan.current, self.spec),
             // Redacted by provenance, and by pattern too: a key in `vars` has no provenance.
-            new: report::redact(&rendered.shown, self.materials, self.spec),
+            new: report::redact(shown, self.materials, self.spec),
             key_rotated: false,
         };
-        (vec![file(path, rendered.text.clone(), mode)], vec![diff])
+        (files, vec![diff])
     }
 }
 
@@ -480,6 +499,13 @@ pub struct Written {
     pub removed: Vec<String>,
 }
 
+/// Whether `f` is on disk already, byte for byte and with its mode: a rerun that changes nothing
+/// writes nothing.
+fn unchanged(disk: &Disk, f: &FileWrite) -> bool {
+    disk.obs(&f.path)
+        .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode)
+}
+
 /// Writes what `build` made. The caller holds the output folder's lock.
 pub fn write(
     out_dir: &Path,
@@ -491,18 +517,23 @@ pub fn write(
 ) -> Result<Written, Error> {
     let mut w = Written::default();
     let folders = FolderModes::new(spec);
-    for f in &built.files {
-        let unchanged = disk
-            .obs(&f.path)
-            .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode);
-        if unchanged {
-            continue;
-        }
-        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode, &folders)?;
-        w.written.push(f.path.clone());
-    }
+    // One batch, in the order `build` made the files (a key before its certificate, an issuer
+    // before what it signs): every file's bytes are durable before any is renamed, and the renames
+    // keep this order (`fsx::write_batch`).
+    let changed: Vec<&FileWrite> = built.files.iter().filter(|f| !unchanged(disk, f)).collect();
+    let batch: Vec<fsx::BatchFile<'_>> = changed
+        .iter()
+        .map(|f| fsx::BatchFile {
+            rel: &f.path,
+            bytes: &f.bytes,
+            mode: f.mode,
+        })
+        .collect();
+    fsx::write_batch(out_dir, &batch, &folders)?;
+    w.written = changed.iter().map(|f| f.path.clone()).collect();
+    let written: std::collections::BTreeSet<&str> = w.written.iter().map(String::as_str).collect();
     for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {
-        if !w.written.contains(&fix.path) {
+        if !written.contains(fix.path.as_str()) {
             fsx::set_mode(out_dir, &fix.path, fix.want)?;
             w.modes_fixed.push(fix.path.clone());
         }

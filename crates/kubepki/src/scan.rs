@@ -17,7 +17,7 @@ pub struct Sources {
     pub spec_text: String,
     /// Relative path (with `/`) -> text, for every file under the templates folder (hidden ones
     /// aside).
-    pub templates: BTreeMap<String, String>,
+    pub templates: crate::render::Templates,
     /// Files of the templates folder that cannot be templates (not UTF-8 text, unreadable), with
     /// what is wrong. They stop a run only when pki.toml uses one (`resolve` says so then): an
     /// editor's binary scratch file in the folder must not break every run.
@@ -155,7 +155,7 @@ pub fn read_sources(spec_file: &Path, templates_dir: &Path) -> Result<Sources, E
     Ok(Sources {
         spec_path: shown(spec_file),
         spec_text,
-        templates,
+        templates: templates.into(),
         unusable_templates: unusable,
     })
 }

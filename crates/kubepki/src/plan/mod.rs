@@ -266,6 +266,9 @@ pub struct Request {
     /// The output folder as the user names it (`out`, or what `--out` says), for the commands
     /// a problem tells the user to run.
     pub out: String,
+    /// Whether the report shows diffs (`--diff`): only then is each rendered file that changes
+    /// rendered a second time, with labels, for its diff (`Step::shown`).
+    pub diffs: bool,
 }
 
 /// Plans every item of `spec` against `disk`, at `now`.
@@ -304,6 +307,7 @@ pub fn plan(
                     disk,
                     current: &current,
                     known: &known,
+                    diffs: opts.diffs,
                 };
                 renders::plan(&cx, id, r, &mut problems)
             }
