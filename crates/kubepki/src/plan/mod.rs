@@ -12,6 +12,7 @@ mod identity;
 mod keypair;
 mod moved;
 mod renders;
+mod signatures;
 #[cfg(test)]
 mod tests;
 mod waits;
@@ -283,6 +284,7 @@ pub fn plan(
     let current = current_materials(spec, disk);
     let claimed = claimed_paths(spec);
     let undeclared = moved::Undeclared::new(disk, &claimed);
+    let signatures = signatures::Signatures::new(spec, disk);
     let mut known: Vec<Known<'_>> = Vec::with_capacity(spec.items.len());
     let mut steps = Vec::with_capacity(spec.items.len());
     for (id, item) in spec.items.iter().enumerate() {
@@ -296,6 +298,7 @@ pub fn plan(
                     now,
                     known: &known,
                     undeclared: &undeclared,
+                    signatures: &signatures,
                 };
                 cert::plan(&cx, id, c, rekey)
             }
