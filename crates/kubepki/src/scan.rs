@@ -218,6 +218,7 @@ pub fn observe_declared(out_dir: &Path, texts: &BTreeSet<String>) -> Result<Obse
             }
             named
         });
+    let mut regular = Vec::new();
     for entry in walk {
         let entry = entry.map_err(|e| Error::Io {
             op: "read",
@@ -225,20 +226,51 @@ pub fn observe_declared(out_dir: &Path, texts: &BTreeSet<String>) -> Result<Obse
             cause: e.to_string(),
         })?;
         if entry.depth() > 0 {
-            observe_entry(&mut obs, out_dir, &entry, texts)?;
+            regular.extend(observe_entry(&mut obs, out_dir, &entry, texts));
         }
     }
     obs.unnamed = unnamed;
+    read_regular(&mut obs, regular)?;
     Ok(obs)
 }
 
-/// Records one entry of the output folder in `obs`.
+/// A regular file the walk found, to be read: its relative path, its path, and how much of it
+/// is read at most.
+struct ToRead {
+    rel: String,
+    path: std::path::PathBuf,
+    limit: u64,
+}
+
+/// Reads the regular files of the output folder, in parallel (a tree of 1000 nodes has 6000
+/// files, and each read waits on the file system more than on the processor).
+fn read_regular(obs: &mut Observed, files: Vec<ToRead>) -> Result<(), Error> {
+    use rayon::prelude::*;
+    let read: Vec<(String, Result<FileObs, Unread>)> = files
+        .into_par_iter()
+        .map(|f| read_limited(&f.path, f.limit).map(|r| (f.rel, r)))
+        .collect::<Result<_, Error>>()?;
+    for (rel, r) in read {
+        match r {
+            Ok(file) => {
+                obs.files.insert(rel, file);
+            }
+            Err(unread) => {
+                obs.unread.insert(rel, unread);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records one entry of the output folder in `obs`; a regular file is returned, to be read with
+/// the others (`read_regular`).
 fn observe_entry(
     obs: &mut Observed,
     out_dir: &Path,
     entry: &walkdir::DirEntry,
     texts: &BTreeSet<String>,
-) -> Result<(), Error> {
+) -> Option<ToRead> {
     let rel = rel_path(out_dir, entry.path());
     let ft = entry.file_type();
     if ft.is_dir() {
@@ -265,16 +297,13 @@ fn observe_entry(
         } else {
             MAX_READ
         };
-        match read_limited(entry.path(), limit)? {
-            Ok(file) => {
-                obs.files.insert(rel, file);
-            }
-            Err(unread) => {
-                obs.unread.insert(rel, unread);
-            }
-        }
+        return Some(ToRead {
+            rel,
+            path: entry.path().to_path_buf(),
+            limit,
+        });
     }
-    Ok(())
+    None
 }
 
 /// Reads a regular file of at most `limit` bytes. Opened without following a link or blocking

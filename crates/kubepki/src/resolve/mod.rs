@@ -121,11 +121,19 @@ impl Cx {
 struct Made {
     items: Vec<Item>,
     ids: HashMap<String, Vec<ItemId>>,
+    /// The id of each per-node instance by its instance name (`name@node`): a lookup per bind,
+    /// not a scan of every item, so resolving stays linear in the number of nodes.
+    instances: HashMap<String, ItemId>,
 }
 
 impl Made {
     /// Gives `item` the next id and indexes it under its entry name.
     fn add(&mut self, item: Item) {
+        if item.name != item.base {
+            self.instances
+                .entry(item.name.clone())
+                .or_insert(self.items.len());
+        }
         self.ids
             .entry(item.base.clone())
             .or_default()

@@ -17,6 +17,7 @@ impl Cx {
     /// in for) so that what expands over it is still checked.
     pub(super) fn nodes(&mut self, raw: &[RawNode]) -> Vec<Node> {
         let mut out: Vec<Node> = Vec::new();
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
         for n in raw {
             let name = n.name.get_ref();
             if !is_dns_name(name) || name.contains('*') {
@@ -26,7 +27,7 @@ impl Cx {
                     Some("node names are DNS names: lowercase letters, digits, `-` and `.`".into()),
                 );
             }
-            if out.iter().any(|o| o.name == *name) {
+            if !seen.insert(name.as_str()) {
                 self.err(
                     format!("duplicate node `{name}`"),
                     Some(n.name.span()),

@@ -91,11 +91,7 @@ impl Cx {
     ) -> Option<ItemId> {
         let target = target_s.get_ref().as_str();
         let span = Some(target_s.span());
-        if let Some(id) = made
-            .items
-            .iter()
-            .position(|i| i.name == target && i.name != i.base)
-        {
+        if let Some(&id) = made.instances.get(target) {
             return Some(id);
         }
         let Some(candidates) = made.ids.get(target) else {
