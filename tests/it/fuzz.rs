@@ -87,7 +87,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     let sources = scan::Sources {
         spec_path: "pki.toml".into(),
         spec_text: src.to_string(),
-        templates,
+        templates: templates.into(),
         unusable_templates: Default::default(),
     };
     let spec = match kubepki::load(&sources) {
@@ -112,6 +112,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     let opts = plan::Request {
         rekey,
         out: "out".into(),
+        diffs: true,
     };
     let p = plan::plan(&spec, &sources, &disk, now, &opts);
     prop_assert!(
@@ -629,7 +630,7 @@ fn the_generators_reach_every_stage() {
         let sources = scan::Sources {
             spec_path: "pki.toml".into(),
             spec_text: src.clone(),
-            templates: templates.clone(),
+            templates: templates.clone().into(),
             unusable_templates: Default::default(),
         };
         match (config::parse(&src), kubepki::load(&sources)) {

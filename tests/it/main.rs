@@ -17,6 +17,7 @@ mod fuzz;
 mod keys_and_clocks;
 mod resolve_edge;
 mod safety;
+mod scale;
 mod secrets;
 mod snapshots;
 mod sops;

@@ -248,9 +248,10 @@ fn debug_of_library_types_never_prints_keys() {
     let opts = plan::Request {
         rekey: ["client".to_string(), "sa".to_string()].into(),
         out: "out".into(),
+        diffs: true,
     };
     let the_plan = plan::plan(&spec, &sources, &disk, now, &opts);
-    let built = apply::build(&spec, &sources, &disk, &the_plan, now, &[]).unwrap();
+    let built = apply::build(&spec, &sources, &disk, &the_plan, now, &[], true).unwrap();
     for w in &built.files {
         if let Ok(text) = std::str::from_utf8(&w.bytes)
             && kubepki::x509::parse_key(text.as_bytes()).is_ok()

@@ -1,195 +1,374 @@
-//! `cargo xtask bench`: generates the same PKI (one CA, N server certificates with SANs) with this
-//! tool and with peers, in the same run, on the same machine, and reports ratios. The machines are
-//! shared and noisy, so only ratios measured side by side mean anything; no test asserts on time.
+//! `cargo xtask bench`: times this tool as users run it, a whole process from start to exit, on
+//! workloads that grow, and beside peers (an openssl script, cfssl) doing the same job. Machines
+//! are shared and noisy, so runs are interleaved (A B A B ...), each figure is a median with its
+//! min and max, and each ratio is taken pair by pair (run k of A against run k of B) before its
+//! median is taken. No test asserts on time; `tests/it/bench.rs` only checks the bench runs.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
+
+mod workload;
+
+use workload::{Peer, Spec};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// How many leaf certificates.
-    #[arg(long, default_value_t = 200)]
+    /// Worker nodes of the per-node workloads (cold, no-op, one SAN change, --check).
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Worker counts of the scaling table (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,5000")]
+    scale: Vec<usize>,
+    /// Leaf certificates of the kubeadm-sized set compared with the peers (kubeadm makes 12
+    /// leaf certificates under one control plane's CAs).
+    #[arg(long, default_value_t = 12)]
     leaves: usize,
-    /// Key algorithm for every key: rsa-2048 or ecdsa-p256 (both supported by every peer).
-    #[arg(long, default_value = "rsa-2048")]
-    algorithm: String,
-    /// Repetitions; the best of each is reported.
+    /// Runs of each side; the sides are interleaved run by run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Run from a debug build anyway. Its figures say nothing about what users get; only the
+    /// repository's test of the bench uses this.
+    #[arg(long)]
+    allow_debug: bool,
 }
 
 pub fn run(args: Args) -> Result<(), String> {
-    if !matches!(args.algorithm.as_str(), "rsa-2048" | "ecdsa-p256") {
-        return Err(format!(
-            "--algorithm {}: use rsa-2048 or ecdsa-p256",
-            args.algorithm
-        ));
-    }
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
-    println!(
-        "generating 1 CA + {} {} leaves, best of {} runs, {} cores, this tool built in {profile}",
-        args.leaves,
-        args.algorithm,
-        args.runs,
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    );
-    let mut results: Vec<(&str, Duration)> = Vec::new();
-    results.push(("cargo xtask pki", best(args.runs, || ours(&args))?));
-    results.push(("openssl script", best(args.runs, || openssl(&args, 1))?));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    results.push((
-        "openssl script, xargs -P cores",
-        best(args.runs, || openssl(&args, cores))?,
-    ));
-    if which("cfssl") && which("cfssljson") {
-        results.push(("cfssl", best(args.runs, || cfssl(&args))?));
-    } else {
-        println!("(cfssl not installed: `apt-get install golang-cfssl` adds it to the comparison)");
-    }
-    let base = results[0].1.as_secs_f64();
-    println!("{:<34} {:>10} {:>12}", "generator", "seconds", "vs ours");
-    for (name, d) in &results {
-        println!(
-            "{name:<34} {:>10.2} {:>11.2}x",
-            d.as_secs_f64(),
-            d.as_secs_f64() / base
+    if cfg!(debug_assertions) && !args.allow_debug {
+        return Err(
+            "this is a debug build, whose figures mean nothing for users: run `cargo xtask bench` \
+             (the alias builds in release) or `cargo run --release -p xtask -- bench`"
+                .into(),
         );
     }
+    if args.runs == 0 || args.scale.contains(&0) {
+        return Err("--runs and every --scale value must be at least 1".into());
+    }
+    let b = Bench::new(&args)?;
+    b.header(&args);
+    b.kubeadm_set("ecdsa-p256", &args)?;
+    b.kubeadm_set("rsa-2048", &args)?;
+    b.per_node(&args)?;
+    b.scaling(&args)?;
     Ok(())
 }
 
-fn best(runs: usize, mut f: impl FnMut() -> Result<Duration, String>) -> Result<Duration, String> {
-    let mut best = Duration::MAX;
-    for _ in 0..runs.max(1) {
-        best = best.min(f()?);
+/// The bench's context: this very binary (its `pki` is the tool under test), the repository
+/// root (the shipped pki.toml and templates), and a scratch folder.
+struct Bench {
+    exe: PathBuf,
+    root: PathBuf,
+    scratch: tempfile::TempDir,
+    runs: usize,
+}
+
+/// One timed process: wall seconds, and peak resident memory in KiB when `/usr/bin/time` says it.
+#[derive(Clone, Copy)]
+struct Sample {
+    secs: f64,
+    peak_kib: Option<u64>,
+}
+
+impl Bench {
+    fn new(args: &Args) -> Result<Bench, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("this binary's path: {e}"))?;
+        let root = crate::project_root();
+        let scratch = tempfile::tempdir().map_err(|e| format!("a scratch folder: {e}"))?;
+        Ok(Bench {
+            exe,
+            root,
+            scratch,
+            runs: args.runs,
+        })
     }
-    Ok(best)
-}
 
-fn which(name: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn tempdir() -> Result<tempfile::TempDir, String> {
-    tempfile::tempdir().map_err(|e| format!("cannot create a temporary folder: {e}"))
-}
-
-fn ours(args: &Args) -> Result<Duration, String> {
-    let dir = tempdir()?;
-    let mut spec = format!(
-        "[defaults]\nalgorithm = \"{}\"\n\n[[ca]]\nname = \"ca\"\ncn = \"bench-ca\"\ncert = \"ca.crt\"\nkey = \"ca.key\"\n",
-        args.algorithm
-    );
-    for i in 0..args.leaves {
-        spec.push_str(&format!(
-            "\n[[cert]]\nname = \"leaf-{i}\"\nissuer = \"ca\"\ncn = \"leaf-{i}\"\ndns = [\"leaf-{i}.example\"]\nips = [\"10.0.{}.{}\"]\nusage = [\"server\"]\ncert = \"leaf-{i}.crt\"\nkey = \"leaf-{i}.key\"\n",
-            i / 250,
-            i % 250 + 1
-        ));
+    fn header(&self, args: &Args) {
+        let profile = if cfg!(debug_assertions) {
+            "DEBUG build (figures not to be quoted)"
+        } else {
+            "release build"
+        };
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let date = time::OffsetDateTime::now_utc().date();
+        println!(
+            "cargo xtask bench, {date}, {profile}, {cores} cores, {} interleaved runs per side",
+            args.runs
+        );
+        println!(
+            "Times are whole processes (start to exit), median [min-max] in seconds; ratios are \
+             taken run by run, then their median. kubepki fsyncs every file it writes; the \
+             peers' scripts do not fsync (their times are lower bounds)."
+        );
     }
-    std::fs::write(dir.path().join("pki.toml"), spec).map_err(|e| e.to_string())?;
-    let now = time::OffsetDateTime::now_utc();
-    let opts = kubepki::Options {
-        spec_file: dir.path().join("pki.toml"),
-        templates_dir: dir.path().join("templates"),
-        out_dir: dir.path().join("out"),
-        check: false,
-        diff: false,
-        prune: false,
-        rekey: Default::default(),
-        now,
-        clock: kubepki::Clock::system(now),
-        color: false,
-        identities: Vec::new().into(),
+
+    /// A fresh folder in the scratch space.
+    fn folder(&self, name: &str) -> Result<PathBuf, String> {
+        let dir = self.scratch.path().join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(dir)
+    }
+
+    /// A `pki` run of this binary on `spec_dir/pki.toml` into `out` (extra flags after).
+    fn pki(&self, spec_dir: &Path, out: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.exe);
+        cmd.arg("pki")
+            .arg("-f")
+            .arg(spec_dir.join("pki.toml"))
+            .arg("--out")
+            .arg(out)
+            .arg("--templates")
+            .arg(self.root.join("templates"))
+            .args(extra);
+        cmd
+    }
+
+    /// The kubeadm-sized set (one CA and `leaves` server certificates, the same job for every
+    /// side) by this tool, by an openssl script (serial and `xargs -P cores`), by cfssl, and the
+    /// openssl script's key generation alone on every core: the limit for RSA.
+    fn kubeadm_set(&self, alg: &str, args: &Args) -> Result<(), String> {
+        println!(
+            "\n## kubeadm-sized set, {alg}: 1 CA + {} server certificates, cold",
+            args.leaves
+        );
+        let spec_dir = self.folder("set")?;
+        Spec::ca_and_leaves(alg, args.leaves).write(&spec_dir)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut sides: Vec<(String, Side<'_>)> = vec![(
+            "kubepki".into(),
+            Box::new(|k| {
+                let out = spec_dir.join(format!("out-{k}"));
+                timed(&mut self.pki(&spec_dir, &out, &[]))
+            }),
+        )];
+        let peers = [
+            ("openssl script", Peer::Openssl { jobs: 1 }),
+            (
+                "openssl script, xargs -P cores",
+                Peer::Openssl { jobs: cores },
+            ),
+            ("cfssl", Peer::Cfssl),
+            (
+                "keys only: openssl genpkey, -P cores",
+                Peer::KeysOnly { jobs: cores },
+            ),
+        ];
+        for (name, peer) in peers {
+            if peer.installed() {
+                let dir = spec_dir.clone();
+                sides.push((
+                    name.into(),
+                    Box::new(move |k| {
+                        let out = dir.join(format!("{}-{k}", peer.tag()));
+                        std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+                        timed(&mut peer.command(alg, args.leaves, &out))
+                    }),
+                ));
+            } else {
+                println!("({name}: not installed; `apt-get install golang-cfssl` adds cfssl)");
+            }
+        }
+        let samples = self.interleaved(&mut sides)?;
+        print_table("generator", "peer / kubepki", &sides, &samples);
+        Ok(())
+    }
+
+    /// The shipped pki.toml with `--nodes` workers, with and without the two per-worker
+    /// kubeconfigs: cold, a no-op rerun, one worker's address changed, and `--check`.
+    fn per_node(&self, args: &Args) -> Result<(), String> {
+        let n = args.nodes;
+        for kubeconfigs in [true, false] {
+            let what = if kubeconfigs {
+                "with 2 kubeconfigs per worker"
+            } else {
+                "certificates only"
+            };
+            println!("\n## shipped pki.toml, {n} workers, ecdsa-p256, {what}");
+            let shipped = self.shipped()?;
+            let dir = self.folder("nodes")?;
+            let spec = Spec::shipped(&shipped, n, kubeconfigs, "ecdsa-p256")?;
+            spec.write(&dir)?;
+            let changed_dir = self.folder("nodes-changed")?;
+            spec.with_worker_address_changed().write(&changed_dir)?;
+            let out = |k: usize| dir.join(format!("out-{k}"));
+            let mut sides: Vec<(String, Side<'_>)> = vec![
+                (
+                    "cold".into(),
+                    Box::new(|k| timed(&mut self.pki(&dir, &out(k), &[]))),
+                ),
+                (
+                    "no-op rerun".into(),
+                    Box::new(|k| timed(&mut self.pki(&dir, &out(k), &[]))),
+                ),
+                (
+                    "--check, up to date".into(),
+                    Box::new(|k| timed(&mut self.pki(&dir, &out(k), &["--check"]))),
+                ),
+                (
+                    "one worker's address changed".into(),
+                    Box::new(|k| timed(&mut self.pki(&changed_dir, &out(k), &[]))),
+                ),
+            ];
+            // Each run k goes through the rows in order on its own out-k: cold makes it, the
+            // no-op and --check find it up to date, the change then re-signs one worker's files.
+            let samples = self.interleaved(&mut sides)?;
+            print_table("run", "run / cold", &sides, &samples);
+        }
+        Ok(())
+    }
+
+    /// Cold and no-op times over the `--scale` worker counts (interleaved), with the growth
+    /// exponent between consecutive counts: 1 is linear, 2 quadratic.
+    fn scaling(&self, args: &Args) -> Result<(), String> {
+        println!("\n## scaling: shipped pki.toml with N workers and their kubeconfigs, ecdsa-p256");
+        let shipped = self.shipped()?;
+        let mut dirs = Vec::new();
+        for &n in &args.scale {
+            let dir = self.folder(&format!("scale-{n}"))?;
+            Spec::shipped(&shipped, n, true, "ecdsa-p256")?.write(&dir)?;
+            dirs.push((n, dir));
+        }
+        for (label, noop) in [("cold", false), ("no-op", true)] {
+            let mut sides: Vec<(String, Side<'_>)> = Vec::new();
+            for (n, dir) in &dirs {
+                let (n, dir) = (*n, dir.clone());
+                sides.push((
+                    format!("N = {n}, {label}"),
+                    Box::new(move |k| {
+                        let out = dir.join(format!("out-{k}"));
+                        if noop && !out.exists() {
+                            timed(&mut self.pki(&dir, &out, &[]))?;
+                        }
+                        if !noop {
+                            let _ = std::fs::remove_dir_all(&out);
+                        }
+                        timed(&mut self.pki(&dir, &out, &[]))
+                    }),
+                ));
+            }
+            let samples = self.interleaved(&mut sides)?;
+            println!(
+                "{:<24} {:>26} {:>10}  growth from the row above",
+                "workers", "seconds", "peak MiB"
+            );
+            for (i, ((name, _), s)) in sides.iter().zip(&samples).enumerate() {
+                let growth = match i {
+                    0 => String::new(),
+                    _ => growth(args.scale[i - 1], args.scale[i], &samples[i - 1], s),
+                };
+                println!("{name:<24} {:>26} {:>10}  {growth}", spread(s), peak(s));
+            }
+        }
+        Ok(())
+    }
+
+    fn shipped(&self) -> Result<String, String> {
+        let path = self.root.join("pki.toml");
+        std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Runs every side `runs` times, interleaved: run 0 of each side in order, then run 1 of
+    /// each, and so on, so a slow moment of the machine falls on every side alike.
+    fn interleaved(&self, sides: &mut [(String, Side<'_>)]) -> Result<Vec<Vec<Sample>>, String> {
+        let mut samples = vec![Vec::new(); sides.len()];
+        for k in 0..self.runs {
+            for (i, (name, side)) in sides.iter_mut().enumerate() {
+                let s = side(k).map_err(|e| format!("{name}: {e}"))?;
+                samples[i].push(s);
+            }
+        }
+        Ok(samples)
+    }
+}
+
+/// One side of a comparison: its run `k`, timed.
+type Side<'a> = Box<dyn FnMut(usize) -> Result<Sample, String> + 'a>;
+
+/// Runs `cmd` to its end, timed, with its peak memory from `/usr/bin/time` when it is there.
+fn timed(cmd: &mut Command) -> Result<Sample, String> {
+    let time_bin = Path::new("/usr/bin/time");
+    let report = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+    let mut wrapped = if time_bin.exists() {
+        let mut w = Command::new(time_bin);
+        w.arg("-f").arg("%M").arg("-o").arg(report.path());
+        w.arg(cmd.get_program()).args(cmd.get_args());
+        w
+    } else {
+        std::mem::replace(cmd, Command::new("true"))
     };
     let start = Instant::now();
-    kubepki::run(&opts).map_err(|e| e.to_string())?;
-    Ok(start.elapsed())
-}
-
-/// The way people do it by hand: genpkey, req, x509 -req per certificate.
-fn openssl(args: &Args, jobs: usize) -> Result<Duration, String> {
-    let dir = tempdir()?;
-    let keyopt = if args.algorithm == "rsa-2048" {
-        "-algorithm RSA -pkeyopt rsa_keygen_bits:2048"
-    } else {
-        "-algorithm EC -pkeyopt ec_paramgen_curve:P-256"
-    };
-    let script = format!(
-        r#"set -e
-cd "$1"
-openssl genpkey {keyopt} -out ca.key 2>/dev/null
-openssl req -x509 -new -key ca.key -subj /CN=bench-ca -days 3650 -sha256 -out ca.crt
-cat > leaf.sh <<'SH'
-set -e
-i=$1
-openssl genpkey {keyopt} -out leaf-$i.key 2>/dev/null
-openssl req -new -key leaf-$i.key -subj /CN=leaf-$i -out leaf-$i.csr
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:leaf-%s.example,IP:10.0.%s.%s\nauthorityKeyIdentifier=keyid\n' $i $((i / 250)) $((i % 250 + 1)) > leaf-$i.ext
-openssl x509 -req -in leaf-$i.csr -CA ca.crt -CAkey ca.key -set_serial 0x$(openssl rand -hex 16) -days 365 -sha256 -extfile leaf-$i.ext -out leaf-$i.crt 2>/dev/null
-SH
-seq 0 $(($2 - 1)) | xargs -P {jobs} -n 1 sh leaf.sh
-"#
-    );
-    timed(
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(dir.path())
-            .arg(args.leaves.to_string()),
-    )
-}
-
-/// cfssl: one gencert per certificate, as its documentation shows.
-fn cfssl(args: &Args) -> Result<Duration, String> {
-    let dir = tempdir()?;
-    let (algo, size) = if args.algorithm == "rsa-2048" {
-        ("rsa", 2048)
-    } else {
-        ("ecdsa", 256)
-    };
-    let script = format!(
-        r#"set -e
-cd "$1"
-echo '{{"CN":"bench-ca","key":{{"algo":"{algo}","size":{size}}}}}' > ca-csr.json
-echo '{{"signing":{{"default":{{"expiry":"8760h","usages":["signing","key encipherment","server auth"]}}}}}}' > config.json
-cfssl gencert -initca ca-csr.json 2>/dev/null | cfssljson -bare ca
-for i in $(seq 0 $(($2 - 1))); do
-  echo "{{\"CN\":\"leaf-$i\",\"hosts\":[\"leaf-$i.example\",\"10.0.$((i / 250)).$((i % 250 + 1))\"],\"key\":{{\"algo\":\"{algo}\",\"size\":{size}}}}}" > leaf.json
-  cfssl gencert -ca ca.pem -ca-key ca-key.pem -config config.json leaf.json 2>/dev/null | cfssljson -bare leaf-$i
-done
-"#
-    );
-    timed(
-        Command::new("sh")
-            .arg("-c")
-            .arg(script)
-            .arg("sh")
-            .arg(dir.path())
-            .arg(args.leaves.to_string()),
-    )
-}
-
-fn timed(cmd: &mut Command) -> Result<Duration, String> {
-    let start = Instant::now();
-    let out = cmd.output().map_err(|e| e.to_string())?;
-    let elapsed = start.elapsed();
+    let out = wrapped.output().map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    // `--check` exits 1 when something would change; the bench runs it on an up-to-date tree.
     if !out.status.success() {
         return Err(format!(
-            "peer failed ({}): {}{}",
+            "failed ({}): {}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    Ok(elapsed)
+    let peak_kib = std::fs::read_to_string(report.path())
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()));
+    Ok(Sample { secs, peak_kib })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// `median [min-max]` of the seconds.
+fn spread(s: &[Sample]) -> String {
+    let secs: Vec<f64> = s.iter().map(|s| s.secs).collect();
+    let (min, max) = secs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+    format!("{:.3} [{min:.3}-{max:.3}]", median(secs))
+}
+
+/// Run-by-run ratios of `b` to `a`, as `median [min-max]`.
+fn ratio(a: &[Sample], b: &[Sample]) -> String {
+    let r: Vec<f64> = a.iter().zip(b).map(|(a, b)| b.secs / a.secs).collect();
+    let (min, max) = r
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(x, y), &v| (x.min(v), y.max(v)));
+    format!("{:.2}x [{min:.2}-{max:.2}]", median(r))
+}
+
+/// The largest peak resident memory of the runs, in MiB.
+fn peak(s: &[Sample]) -> String {
+    s.iter()
+        .filter_map(|s| s.peak_kib)
+        .max()
+        .map_or("n/a".into(), |k| format!("{:.0}", k as f64 / 1024.0))
+}
+
+/// How the median time grew from `n1` to `n2` workers: the factor, and the exponent `e` of
+/// `t ~ N^e` over that step, from the run-by-run ratios' median.
+fn growth(n1: usize, n2: usize, a: &[Sample], b: &[Sample]) -> String {
+    let r = median(a.iter().zip(b).map(|(a, b)| b.secs / a.secs).collect());
+    let e = r.ln() / (n2 as f64 / n1 as f64).ln();
+    format!(
+        "x{r:.1} for x{:.0} workers, exponent {e:.2}",
+        n2 as f64 / n1 as f64
+    )
+}
+
+fn print_table(first: &str, vs: &str, sides: &[(String, Side<'_>)], samples: &[Vec<Sample>]) {
+    println!("{first:<40} {:>26} {:>10}  {vs}", "seconds", "peak MiB");
+    for ((name, _), s) in sides.iter().zip(samples) {
+        println!(
+            "{name:<40} {:>26} {:>10}  {}",
+            spread(s),
+            peak(s),
+            ratio(&samples[0], s)
+        );
+    }
 }

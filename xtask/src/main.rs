@@ -62,7 +62,7 @@ fn completions(shell: clap_complete::Shell) {
 
 /// The repository root: the parent of this crate's folder. Relative paths given on the command
 /// line are taken from here, whatever the working directory.
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)

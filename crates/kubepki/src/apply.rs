@@ -73,7 +73,9 @@ impl Key<'_> {
 }
 
 /// Makes everything `plan` asks for, in memory. `identities` open the keys encrypted at rest
-/// that the plan uses; a key that none opens stops the run, naming what it is encrypted to.
+/// that the plan uses; a key that none opens stops the run, naming what it is encrypted to. The
+/// diffs of what changes are made only when `diffs` asks for them (`--diff`): a diff of a rendered
+/// file renders it again and redacts it, work a run that prints no diff must not do.
 pub fn build(
     spec: &Spec,
     sources: &Sources,
@@ -81,7 +83,9 @@ pub fn build(
     plan: &Plan,
     now: OffsetDateTime,
     identities: &[Identity],
+    diffs: bool,
 ) -> Result<Built, Error> {
+    let want_diffs = diffs;
     let ring = sealing::Keyring {
         encryption: spec.encryption.as_ref(),
         identities,
@@ -106,7 +110,7 @@ pub fn build(
     let resealed = resealed(spec, disk, plan, ring)?;
     let clamped = certificates(spec, plan, &keys, &mut materials, now)?;
     let csrs = csrs(spec, disk, plan, &keys)?;
-    let renders = renders(spec, sources, plan, &materials)?;
+    let renders = renders(spec, sources, plan, &materials, want_diffs)?;
     let mut files = Vec::new();
     let mut diffs = Vec::new();
     for s in &plan.steps {
@@ -117,6 +121,7 @@ pub fn build(
             materials: &materials,
             ring,
             resealed: &resealed,
+            diffs: want_diffs,
         };
         let (f, d) = match &spec.items[s.item].kind {
             ItemKind::Cert(c) => made.cert_files(s, c, csrs.get(&s.item))?,
@@ -335,10 +340,11 @@ fn same_request(old: &[u8], new: &[u8]) -> bool {
     csr_request_info(old).is_some_and(|o| csr_request_info(new).is_some_and(|n| n == o))
 }
 
-/// A rendered file: its text, and the text a diff shows (redacted by provenance).
+/// A rendered file: its text, and the text a diff shows (redacted by provenance), when diffs are
+/// asked for.
 struct Rendered {
     text: String,
-    shown: String,
+    shown: Option<String>,
 }
 
 /// Rendered files, from the final materials, in parallel. A value that is still unknown after
@@ -348,6 +354,7 @@ fn renders(
     sources: &Sources,
     plan: &Plan,
     materials: &[Material],
+    diffs: bool,
 ) -> Result<BTreeMap<ItemId, Rendered>, Error> {
     let rendered: Vec<(ItemId, Result<Rendered, Blocker>)> = plan
         .steps
@@ -365,7 +372,9 @@ fn renders(
                 Ok(t) => Ok(t),
                 Err(e) => Err(Blocker::Template(e)),
             };
-            let shown = render::render_shown(spec, &sources.templates, r, &material);
+            let shown = diffs
+                .then(|| render::render_shown(spec, &sources.templates, r, &material))
+                .transpose();
             let rendered = match (text, shown) {
                 (Ok(text), Ok(shown)) => Ok(Rendered { text, shown }),
                 (Err(b), _) => Err(b),
@@ -402,6 +411,8 @@ struct Made<'a> {
     ring: sealing::Keyring<'a>,
     /// Key files rewritten with the key kept, by item.
     resealed: &'a BTreeMap<ItemId, String>,
+    /// Whether to make diffs (`--diff`).
+    diffs: bool,
 }
 
 type FilesAndDiffs = (Vec<FileWrite>, Vec<Diff>);
@@ -440,6 +451,8 @@ impl Made<'_> {
                 made(&m.cert_pem, self.name(s))?,
                 CERT_MODE,
             ));
+        }
+        if s.action.signs() && self.diffs {
             let describe = |m: &Material| m.cert.as_ref().map(x509::describe).unwrap_or_default();
             diffs.push(Diff {
                 label: c.cert_path.clone(),
@@ -460,6 +473,8 @@ impl Made<'_> {
         files.extend(self.key_file(s, private)?);
         if matches!(s.action, Action::Create | Action::Rekey | Action::Render) {
             files.push(file(public, made(&m.public_pem, self.name(s))?, CERT_MODE));
+        }
+        if matches!(s.action, Action::Create | Action::Rekey | Action::Render) && self.diffs {
             let summary = |m: &Material| {
                 m.public_pem
                     .as_deref()
@@ -478,6 +493,16 @@ impl Made<'_> {
 
     fn render_files(&self, r: &RenderSpec, rendered: &Rendered) -> Result<FilesAndDiffs, Error> {
         let path = &r.path;
+        let text = if render::is_sealed(self.spec, r) {
+            self.ring
+                .render_file_text(&rendered.text, &self.secret_keys(r))?
+        } else {
+            rendered.text.clone()
+        };
+        let files = vec![file(path, text, render_mode(r))];
+        let Some(shown) = rendered.shown.as_deref().filter(|_| self.diffs) else {
+            return Ok((files, vec![]));
+        };
         let old = self
             .disk
             .obs(path)
@@ -487,16 +512,10 @@ impl Made<'_> {
             label: path.to_string(),
             old: report::redact(&old, &self.plan.current, self.spec),
             // Redacted by provenance, and by pattern too: a key in `vars` has no provenance.
-            new: report::redact(&self.shown(r, &rendered.shown), self.materials, self.spec),
+            new: report::redact(&self.shown(r, shown), self.materials, self.spec),
             key_rotated: false,
         };
-        let text = if render::is_sealed(self.spec, r) {
-            self.ring
-                .render_file_text(&rendered.text, &self.secret_keys(r))?
-        } else {
-            rendered.text.clone()
-        };
-        Ok((vec![file(path, text, render_mode(r))], vec![diff]))
+        Ok((files, vec![diff]))
     }
 
     /// A rendered file's new text as its diff shows it: an encrypted one as anyone will read it.
@@ -598,6 +617,13 @@ pub struct Written {
     pub removed: Vec<String>,
 }
 
+/// Whether `f` is on disk already, byte for byte and with its mode: a rerun that changes nothing
+/// writes nothing.
+fn unchanged(disk: &Disk, f: &FileWrite) -> bool {
+    disk.obs(&f.path)
+        .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode)
+}
+
 /// Writes what `build` made. The caller holds the output folder's lock.
 pub fn write(
     out_dir: &Path,
@@ -609,18 +635,23 @@ pub fn write(
 ) -> Result<Written, Error> {
     let mut w = Written::default();
     let folders = FolderModes::new(spec);
-    for f in &built.files {
-        let unchanged = disk
-            .obs(&f.path)
-            .is_some_and(|o| !o.symlink && o.bytes == f.bytes && o.mode == f.mode);
-        if unchanged {
-            continue;
-        }
-        fsx::write_atomic(out_dir, &f.path, &f.bytes, f.mode, &folders)?;
-        w.written.push(f.path.clone());
-    }
+    // One batch, in the order `build` made the files (a key before its certificate, an issuer
+    // before what it signs): every file's bytes are durable before any is renamed, and the renames
+    // keep this order (`fsx::write_batch`).
+    let changed: Vec<&FileWrite> = built.files.iter().filter(|f| !unchanged(disk, f)).collect();
+    let batch: Vec<fsx::BatchFile<'_>> = changed
+        .iter()
+        .map(|f| fsx::BatchFile {
+            rel: &f.path,
+            bytes: &f.bytes,
+            mode: f.mode,
+        })
+        .collect();
+    fsx::write_batch(out_dir, &batch, &folders)?;
+    w.written = changed.iter().map(|f| f.path.clone()).collect();
+    let written: std::collections::BTreeSet<&str> = w.written.iter().map(String::as_str).collect();
     for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {
-        if !w.written.contains(&fix.path) {
+        if !written.contains(fix.path.as_str()) {
             fsx::set_mode(out_dir, &fix.path, fix.want)?;
             w.modes_fixed.push(fix.path.clone());
         }

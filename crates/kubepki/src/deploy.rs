@@ -262,6 +262,7 @@ fn refuse_stale(
     let request = plan::Request {
         rekey: Default::default(),
         out: out.to_string(),
+        diffs: false,
     };
     let plan = plan::plan(spec, sources, disk, now, &request);
     if !plan.problems.is_empty() {

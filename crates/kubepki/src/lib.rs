@@ -182,7 +182,10 @@ pub fn load(sources: &scan::Sources) -> Result<spec::Spec, Error> {
     let Some(raw) = raw else {
         return Err(fail(diags));
     };
-    match resolve::resolve(&raw, (&sources.templates, &sources.unusable_templates)) {
+    match resolve::resolve(
+        &raw,
+        (sources.templates.texts(), &sources.unusable_templates),
+    ) {
         Ok(spec) if diags.is_empty() => return Ok(spec),
         Ok(_) => {}
         Err(more) => diags.extend(more),
@@ -208,6 +211,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
         out: out.clone(),
+        diffs: opts.diff,
     };
     let plan = plan::plan(&spec, &sources, &disk, opts.now, &plan_opts);
     let style = report::Style { color: opts.color };
@@ -251,7 +255,15 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             changed: false,
         });
     }
-    let built = apply::build(&spec, &sources, &disk, &plan, opts.now, &opts.identities)?;
+    let built = apply::build(
+        &spec,
+        &sources,
+        &disk,
+        &plan,
+        opts.now,
+        &opts.identities,
+        opts.diff,
+    )?;
     let written = apply::write(&opts.out_dir, &spec, &disk, &plan, &built, opts.prune)?;
     if opts.diff {
         text.push_str(&report::diff_text(&built.diffs, style));

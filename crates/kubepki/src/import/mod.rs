@@ -230,6 +230,7 @@ fn verify(o: &Options) -> Result<(), Error> {
     let req = crate::plan::Request {
         rekey: Default::default(),
         out: crate::scan::shown(&o.out_dir),
+        diffs: false,
     };
     let plan = crate::plan::plan(&spec, &sources, &disk, o.now, &req);
     let wrong: Vec<String> = plan

@@ -6,11 +6,12 @@
 use time::{Duration, OffsetDateTime};
 
 use super::moved::{Undeclared, san_set};
+use super::signatures::Signatures;
 use super::{Action, Blocker, Fate, Known, ModeFix, Reason, Step, mode_fixes};
 use crate::disk::{Disk, Read};
 use crate::layout::{CERT_MODE, KEY_MODE, csr_path};
 use crate::spec::{BACKDATE, CertSpec, ItemId, Spec, Usage};
-use crate::x509::{self, CertFacts, KeyFacts};
+use crate::x509::{CertFacts, KeyFacts};
 
 /// What every certificate decision reads.
 pub(super) struct Inputs<'a, 'd> {
@@ -21,6 +22,8 @@ pub(super) struct Inputs<'a, 'd> {
     pub(super) now: OffsetDateTime,
     pub(super) known: &'a [Known<'d>],
     pub(super) undeclared: &'a Undeclared<'d>,
+    /// The signatures of what is on disk, checked before the loop (`Signatures`).
+    pub(super) signatures: &'a Signatures<'d>,
 }
 
 /// One certificate item, decided.
@@ -317,7 +320,7 @@ fn external<'d>(cx: &Inputs<'_, 'd>, me: &Cert<'_, 'd>, cf: &'d CertFacts) -> (S
             || ik.fate.cascade().is_some()
             || ik
                 .key_spki
-                .is_some_and(|spki| !x509::verifies_under(&cf.der, spki));
+                .is_some_and(|spki| !cx.signatures.verifies(&cf.der, spki));
         if stale && !ik.fate.cannot_sign() {
             return me.blocked(Blocker::ExternalStale {
                 name: me.name.to_string(),
@@ -476,7 +479,7 @@ fn judge(
     compare_fields(c, cf, under_external, &mut reasons);
     let clamped_to = match c.issuer {
         None => {
-            if cf.issuer_raw != cf.subject_raw || !x509::verifies_under(&cf.der, &key.spki) {
+            if cf.issuer_raw != cf.subject_raw || !cx.signatures.verifies(&cf.der, &key.spki) {
                 reasons.push(Reason::NotSelfSigned);
             }
             check_validity(c, cf, &mut reasons);
@@ -529,7 +532,7 @@ fn issuer_link(cx: &Inputs<'_, '_>, i: ItemId, c: &CertSpec, cf: &CertFacts) -> 
         return Some(Reason::IssuerCascade { issuer, top });
     }
     let ispki = ik.key_spki?;
-    if !x509::verifies_under(&cf.der, ispki) {
+    if !cx.signatures.verifies(&cf.der, ispki) {
         let path = c.cert_path.clone();
         return Some(Reason::NotSignedByIssuer { path, issuer });
     }

@@ -13,6 +13,7 @@ mod keypair;
 mod moved;
 mod renders;
 mod seal;
+mod signatures;
 #[cfg(test)]
 mod tests;
 mod waits;
@@ -281,6 +282,9 @@ pub struct Request {
     /// The output folder as the user names it (`out`, or what `--out` says), for the commands
     /// a problem tells the user to run.
     pub out: String,
+    /// Whether the report shows diffs (`--diff`): only then is each rendered file that changes
+    /// rendered a second time, with labels, for its diff (`Step::shown`).
+    pub diffs: bool,
 }
 
 /// Plans every item of `spec` against `disk`, at `now`.
@@ -295,6 +299,7 @@ pub fn plan(
     let current = current_materials(spec, disk);
     let claimed = claimed_paths(spec);
     let undeclared = moved::Undeclared::new(disk, &claimed);
+    let signatures = signatures::Signatures::new(spec, disk);
     let mut known: Vec<Known<'_>> = Vec::with_capacity(spec.items.len());
     let mut steps = Vec::with_capacity(spec.items.len());
     for (id, item) in spec.items.iter().enumerate() {
@@ -308,6 +313,7 @@ pub fn plan(
                     now,
                     known: &known,
                     undeclared: &undeclared,
+                    signatures: &signatures,
                 };
                 cert::plan(&cx, id, c, rekey)
             }
@@ -319,6 +325,7 @@ pub fn plan(
                     disk,
                     current: &current,
                     known: &known,
+                    diffs: opts.diffs,
                 };
                 renders::plan(&cx, id, r, &mut problems)
             }

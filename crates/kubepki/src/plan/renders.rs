@@ -19,6 +19,8 @@ pub(super) struct Inputs<'a, 'd> {
     pub(super) disk: &'d Disk,
     pub(super) current: &'a [Material],
     pub(super) known: &'a [Known<'d>],
+    /// Whether the run shows diffs (`Request::diffs`).
+    pub(super) diffs: bool,
 }
 
 pub(super) fn plan<'d>(
@@ -48,7 +50,9 @@ pub(super) fn plan<'d>(
     let fixes = mode_fixes(cx.disk, &[(&r.path, render_mode(r))]);
     let mut step = decide(cx, id, r, &changed, text.as_deref(), fixes.clone());
     step.fix_modes = fixes;
-    step.shown = shown(cx, r);
+    if wants_shown(cx, &step) {
+        step.shown = shown(cx, r);
+    }
     if changed.is_empty() {
         step.preview = text;
     }
@@ -257,6 +261,12 @@ fn reads_certificate_of(cx: &Inputs<'_, '_>, r: &RenderSpec, i: ItemId) -> bool 
         render::render(&cx.sources.templates, &r.template, &ctx).ok()
     };
     with(None) != with(Some("(the issuer's certificate)\n"))
+}
+
+/// Whether the step's diff is asked for and has a new text to show: a file rendered anew, in a
+/// run with `--diff`.
+fn wants_shown(cx: &Inputs<'_, '_>, step: &Step) -> bool {
+    cx.diffs && matches!(step.action, Action::Create | Action::Render)
 }
 
 /// The file as a diff of this plan shows it: rendered whatever changes, redacted by provenance

@@ -57,7 +57,7 @@ fn sources(spec: &str) -> Sources {
     Sources {
         spec_path: "pki.toml".into(),
         spec_text: spec.into(),
-        templates: BTreeMap::from([("bundle.hbs".to_string(), TEMPLATE.to_string())]),
+        templates: BTreeMap::from([("bundle.hbs".to_string(), TEMPLATE.to_string())]).into(),
         unusable_templates: BTreeMap::new(),
     }
 }
@@ -68,7 +68,7 @@ fn tree(spec: &str) -> Observed {
     let spec = crate::load(&sources).expect("the base spec resolves");
     let empty = disk::Disk::default();
     let p = plan(&spec, &sources, &empty, t0(), &Request::default());
-    let built = crate::apply::build(&spec, &sources, &empty, &p, t0(), &[]).expect("build");
+    let built = crate::apply::build(&spec, &sources, &empty, &p, t0(), &[], false).expect("build");
     let mut obs = Observed::default();
     for f in built.files {
         let file = FileObs {
@@ -110,6 +110,7 @@ fn check(case: &Case) -> String {
     let opts = Request {
         rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
         out: "out".into(),
+        diffs: true,
     };
     let disk = disk::decode(obs, &crate::layout::key_companions(&spec));
     let p = plan(&spec, &sources, &disk, t0() + case.later, &opts);

@@ -47,14 +47,15 @@ fn tree() -> (Spec, Observed) {
     let sources = Sources {
         spec_path: "pki.toml".into(),
         spec_text: SPEC.into(),
-        templates: BTreeMap::new(),
+        templates: BTreeMap::new().into(),
         unusable_templates: BTreeMap::new(),
     };
     let spec = crate::load(&sources).expect("the spec resolves");
     let empty = Disk::default();
     let request = crate::plan::Request::default();
     let plan = crate::plan::plan(&spec, &sources, &empty, t0(), &request);
-    let built = crate::apply::build(&spec, &sources, &empty, &plan, t0(), &[]).expect("build");
+    let built =
+        crate::apply::build(&spec, &sources, &empty, &plan, t0(), &[], false).expect("build");
     let mut obs = Observed::default();
     for f in built.files {
         let file = FileObs {
