@@ -9,7 +9,8 @@
 //! - `openssl`: openssl as a judge (verifying chains, reading public keys);
 //! - `leaks`: finding private key material in anything printed;
 //! - `report`: reading the plan the CLI prints;
-//! - `base64`: a strict base64 decoder of the tests' own.
+//! - `base64`: a strict base64 decoder of the tests' own;
+//! - `snap`: insta's settings and the guard that keeps CI from writing snapshots.
 
 #![allow(dead_code)]
 
@@ -19,6 +20,7 @@ mod openssl;
 mod process;
 mod report;
 mod skip;
+mod snap;
 mod trees;
 
 pub use base64::*;
@@ -27,6 +29,7 @@ pub use openssl::*;
 pub use process::*;
 pub use report::*;
 pub use skip::*;
+pub use snap::*;
 pub use trees::*;
 
 use std::collections::{BTreeMap, BTreeSet};
