@@ -10,6 +10,7 @@
 //! - `leaks`: finding private key material in anything printed;
 //! - `report`: reading the plan the CLI prints;
 //! - `base64`: a strict base64 decoder of the tests' own;
+//! - `sops`: the real sops (offline) and age-keygen, the judges of encryption;
 //! - `snap`: insta's settings and the guard that keeps CI from writing snapshots.
 
 #![allow(dead_code)]
@@ -21,6 +22,7 @@ mod process;
 mod report;
 mod skip;
 mod snap;
+mod sops;
 mod trees;
 
 pub use base64::*;
@@ -30,6 +32,7 @@ pub use process::*;
 pub use report::*;
 pub use skip::*;
 pub use snap::*;
+pub use sops::*;
 pub use trees::*;
 
 use std::collections::{BTreeMap, BTreeSet};
