@@ -543,15 +543,8 @@ secrets = ["client"]
 /// `deploy ARGS` on the fixture, with `identity` as the only age identity, or none.
 fn deploy(f: &Fixture, args: &[&str], identity: Option<&Age>) -> std::process::Output {
     let root = f.root();
-    let mut cmd = xtask();
-    cmd.arg("deploy")
-        .arg("--file")
-        .arg(root.join("pki.toml"))
-        .arg("--out")
-        .arg(root.join("out"))
-        .arg("--templates")
-        .arg(root.join("templates"))
-        .args(args)
+    let mut cmd = xtask_on("deploy", root, &root.join("out"));
+    cmd.args(args)
         .current_dir(root)
         .env("NO_COLOR", "1")
         .env_remove("SOPS_AGE_KEY")

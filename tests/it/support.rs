@@ -68,6 +68,20 @@ pub fn xtask() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
 }
 
+/// `cargo xtask SUBCOMMAND` on the repository at `root` (its pki.toml and templates/) with
+/// `--out OUT`, and nothing else yet: no arguments, environment or working folder.
+pub fn xtask_on(subcommand: &str, root: &Path, out: &Path) -> Command {
+    let mut cmd = xtask();
+    cmd.arg(subcommand)
+        .arg("--file")
+        .arg(root.join("pki.toml"))
+        .arg("--out")
+        .arg(out)
+        .arg("--templates")
+        .arg(root.join("templates"));
+    cmd
+}
+
 /// kubeadm's three roots (the Kubernetes, front-proxy and etcd CAs at kubeadm's paths), with
 /// ECDSA P-256 keys by default (fast): the start of a pki.toml.
 pub const KUBEADM_ROOTS: &str = r#"
@@ -177,15 +191,8 @@ impl Fixture {
     /// SOURCE_DATE_EPOCH from the environment (a caller may set one).
     pub fn command(&self, args: &[&str]) -> Command {
         let root = self.root();
-        let mut cmd = xtask();
-        cmd.arg("pki")
-            .arg("--file")
-            .arg(root.join("pki.toml"))
-            .arg("--out")
-            .arg(root.join("out"))
-            .arg("--templates")
-            .arg(root.join("templates"))
-            .args(args)
+        let mut cmd = xtask_on("pki", root, &root.join("out"));
+        cmd.args(args)
             .current_dir(root)
             .env("NO_COLOR", "1")
             .env_remove("SOURCE_DATE_EPOCH");

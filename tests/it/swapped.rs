@@ -494,15 +494,8 @@ fn a_huge_stray_or_declared_file_is_never_read() {
 
 /// `cargo xtask pki` on `f`'s pki.toml with `--out` naming `out`.
 fn with_out(f: &Fixture, out: &Path, args: &[&str]) -> Run {
-    let mut cmd = xtask();
-    cmd.arg("pki")
-        .arg("--file")
-        .arg(f.root().join("pki.toml"))
-        .arg("--templates")
-        .arg(f.root().join("templates"))
-        .arg("--out")
-        .arg(out)
-        .args(args)
+    let mut cmd = xtask_on("pki", f.root(), out);
+    cmd.args(args)
         .args(["--now", NOW])
         .current_dir(f.root())
         .env("NO_COLOR", "1")
