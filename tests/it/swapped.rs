@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -64,37 +64,6 @@ fn pki(f: &Fixture, args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--now", NOW]);
     f.pki(&all)
-}
-
-/// `cmd` run to its end, at most `limit`, with no stdin; `None` if it had to be killed (it
-/// blocked).
-fn run_within(cmd: &mut Command, limit: Duration) -> Option<Run> {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("spawn xtask");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-    status.map(|s| Run {
-        code: s.code().unwrap_or(-1),
-        stdout: read(&out),
-        stderr: read(&err),
-    })
 }
 
 /// `cmd` run through `sh -c SCRIPT`, the script ending in `exec "$@"` with `cmd`'s program and
@@ -341,7 +310,8 @@ fn a_fifo_as_the_lock_file_is_refused_at_once() {
     std::fs::remove_file(f.path(".kubepki.lock")).unwrap();
     mkfifo(&f.path(".kubepki.lock"));
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(
         r.stderr.contains("a FIFO, not a regular file"),
@@ -389,7 +359,8 @@ fn a_fifo_or_socket_where_a_key_goes_is_named_by_the_plan_never_opened() {
     let _socket = std::os::unix::net::UnixListener::bind(f.path("pki/front-proxy-ca.key")).unwrap();
     let before = f.hashes();
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_refused(
         &f,
         &r,
@@ -416,11 +387,13 @@ fn a_stray_fifo_is_an_orphan_never_opened() {
     let f = generated();
     mkfifo(&f.path("pki/stray"));
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("orphan    pki/stray"), "{}", r.stdout);
     let mut cmd = f.command(&["--prune", "--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!f.path("pki/stray").exists());
 }
