@@ -194,15 +194,24 @@ fn no_op_rerun() {
     t.assert("no_op_rerun");
 }
 
-#[test]
-fn san_change() {
+/// A fixture of `CHAIN`, generated, whose server then gets the DNS name new.example in pki.toml.
+fn generated_then_san_added() -> Fixture {
     let f = generated(CHAIN);
     f.edit_spec(
         r#"dns = ["api.example"]"#,
         r#"dns = ["api.example", "new.example"]"#,
     );
+    f
+}
+
+/// The note that opens the transcripts of `generated_then_san_added`.
+const SAN_ADDED: &str = "The server gets the DNS name new.example.";
+
+#[test]
+fn san_change() {
+    let f = generated_then_san_added();
     let mut t = Transcript::new(&f);
-    t.note("The server gets the DNS name new.example.");
+    t.note(SAN_ADDED);
     t.run(&["--check", "--now", T0]);
     t.run(&["--now", T0]);
     t.run(&["--check", "--now", T0]);
@@ -211,13 +220,9 @@ fn san_change() {
 
 #[test]
 fn check_diff_after_san_change() {
-    let f = generated(CHAIN);
-    f.edit_spec(
-        r#"dns = ["api.example"]"#,
-        r#"dns = ["api.example", "new.example"]"#,
-    );
+    let f = generated_then_san_added();
     let mut t = Transcript::new(&f);
-    t.note("The server gets the DNS name new.example.");
+    t.note(SAN_ADDED);
     t.run(&["--check", "--diff", "--now", T0]);
     t.assert("check_diff_after_san_change");
 }
