@@ -106,11 +106,16 @@ fn assert_refused(
     before: &std::collections::BTreeMap<String, String>,
     needles: &[&str],
 ) {
+    assert_stopped(r, needles);
+    assert_eq!(&f.hashes(), before, "a refused run wrote something");
+}
+
+/// Asserts the run stopped (exit 2) with each of `needles` in its error.
+fn assert_stopped(r: &Run, needles: &[&str]) {
     assert_eq!(r.code, 2, "{}", r.all());
     for n in needles {
         assert!(r.stderr.contains(n), "`{n}` missing from:\n{}", r.stderr);
     }
-    assert_eq!(&f.hashes(), before, "a refused run wrote something");
 }
 
 #[test]
@@ -205,17 +210,13 @@ fn a_rekey_killed_before_the_inventory_is_finished_by_the_same_rekey() {
     // A kill just before the inventory (written last) leaves the new keys with the old record.
     std::fs::write(f.path("inventory.txt"), &inventory).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    for needle in [
-        "an interrupted `--rekey kubernetes-ca` is finished by running it again",
-        "an interrupted `--rekey sa` is finished by running it again",
-    ] {
-        assert!(
-            r.stderr.contains(needle),
-            "`{needle}` missing from:\n{}",
-            r.stderr
-        );
-    }
+    assert_stopped(
+        &r,
+        &[
+            "an interrupted `--rekey kubernetes-ca` is finished by running it again",
+            "an interrupted `--rekey sa` is finished by running it again",
+        ],
+    );
     f.apply(&["--rekey", "kubernetes-ca", "--rekey", "sa", "--now", NOW]);
     assert!(pki(&f, &[]).stdout.contains("nothing written"));
 }
@@ -260,12 +261,7 @@ fn a_replaced_service_account_key_stops_the_run_and_sa_pub_is_kept() {
     // Another item's key there is named.
     std::fs::copy(f.path("pki/admin.key"), f.path("keys/sa.key")).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("keys/sa.key holds `admin`'s key"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["keys/sa.key holds `admin`'s key"]);
     f.apply(&["--rekey", "sa", "--now", NOW]);
     assert!(pki(&f, &[]).stdout.contains("nothing written"));
 }
@@ -295,12 +291,7 @@ fn the_lock_file_is_never_followed_through_a_link() {
     std::fs::remove_file(f.path(".kubepki.lock")).unwrap();
     symlink(&outside, f.path(".kubepki.lock")).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains(".kubepki.lock") && r.stderr.contains("symlink"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &[".kubepki.lock", "symlink"]);
     assert!(!outside.exists(), "the lock followed the link");
 }
 
@@ -312,12 +303,7 @@ fn a_fifo_as_the_lock_file_is_refused_at_once() {
     let mut cmd = f.command(&["--now", NOW]);
     let r =
         run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("a FIFO, not a regular file"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["a FIFO, not a regular file"]);
 }
 
 #[test]
@@ -326,12 +312,7 @@ fn a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
     std::fs::remove_file(f.path("pki/ca.key")).unwrap();
     std::fs::create_dir(f.path("pki/ca.key")).unwrap();
     let r = pki(&f, &["--check"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("pki/ca.key is a folder, not a file"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["pki/ca.key is a folder, not a file"]);
     assert!(!r.stdout.contains("external"), "{}", r.stdout);
 }
 
@@ -341,13 +322,7 @@ fn a_link_to_a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
     std::fs::remove_file(f.path("pki/ca.key")).unwrap();
     symlink(f.root(), f.path("pki/ca.key")).unwrap();
     let r = pki(&f, &["--check"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr
-            .contains("pki/ca.key is a symlink to a folder, not a file"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["pki/ca.key is a symlink to a folder, not a file"]);
 }
 
 #[test]
@@ -505,8 +480,6 @@ fn a_failed_write_names_the_file_not_its_temporary_name() {
     // a certificate does not.
     let cmd = f.command(&["--now", NOW]);
     let r = run(&mut through_sh("trap '' XFSZ; ulimit -f 1", &cmd));
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("failed to write "), "{}", r.stderr);
-    assert!(r.stderr.contains(".crt: file too large"), "{}", r.stderr);
+    assert_stopped(&r, &["failed to write ", ".crt: file too large"]);
     assert!(!r.stderr.contains(".tmp-"), "{}", r.stderr);
 }
