@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{self, Run, files_under, mode, run, tool, xtask};
+use crate::support::{self, Run, files_under, mode, run, tool, xtask_on};
 
 /// A scratch repository without pki.toml: the import writes it.
 struct Repo {
@@ -32,14 +32,7 @@ impl Repo {
     /// `cargo xtask pki ARGS` with this repository's paths.
     fn pki(&self, args: &[&str]) -> Run {
         let root = self.root();
-        run(xtask()
-            .arg("pki")
-            .arg("--file")
-            .arg(root.join("pki.toml"))
-            .arg("--out")
-            .arg(root.join("out"))
-            .arg("--templates")
-            .arg(root.join("templates"))
+        run(xtask_on("pki", root, &root.join("out"))
             .args(args)
             .env("NO_COLOR", "1")
             .env_remove("SOURCE_DATE_EPOCH"))

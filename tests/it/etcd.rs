@@ -248,19 +248,6 @@ key = "pki/front-proxy-client.key"
     s
 }
 
-/// RFC 3339 for `--now`, written out by hand (no dependence on time's formatting feature).
-fn rfc3339(t: OffsetDateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
-}
-
 /// The non-keep lines of a plan report: item -> (action, reasons).
 fn planned(report: &str) -> BTreeMap<String, (String, String)> {
     plan_lines(report)

@@ -154,14 +154,7 @@ fn the_printed_move_commands_run_as_printed_in_the_named_output_folder() {
     let f = Fixture::new(ONE_CA);
     let pki = |args: &[&str]| {
         let root = f.root();
-        run(xtask()
-            .arg("pki")
-            .arg("--file")
-            .arg(root.join("pki.toml"))
-            .arg("--out")
-            .arg(root.join("build/pki-out"))
-            .arg("--templates")
-            .arg(root.join("templates"))
+        run(xtask_on("pki", root, &root.join("build/pki-out"))
             .args(args)
             .current_dir(root)
             .env("NO_COLOR", "1")

@@ -19,8 +19,9 @@
 //! `auto`) only compares, so a missing or different snapshot fails the test. [`guard_ci`] makes
 //! that explicit: under `CI=true` it fails the test if the environment or an insta config file
 //! could ask insta to write snapshots (`INSTA_UPDATE` other than `auto` or `no`) or to pass
-//! regardless (`INSTA_FORCE_PASS`). Locally, a mismatch leaves a `.snap.new` file beside the
-//! snapshot; `tests/it/snapshots/.gitignore` keeps it out of commits.
+//! regardless (`INSTA_FORCE_PASS`); it and the settings live in `support::snap`. Locally, a
+//! mismatch leaves a `.snap.new` file beside the snapshot; `tests/it/snapshots/.gitignore` keeps
+//! it out of commits.
 
 use std::fmt::Write as _;
 
@@ -65,77 +66,6 @@ bind = { cert = "server" }
 secrets = ["cert"]
 vars = { name = "server-tls", namespace = "default" }
 "#;
-
-/// Under `CI=true`, fails unless insta is left to compare only (see the module comment): no
-/// environment variable and no insta config file may ask it to write snapshots or to pass.
-pub(crate) fn guard_ci() {
-    if std::env::var("CI").as_deref() != Ok("true") {
-        return;
-    }
-    let update = std::env::var("INSTA_UPDATE").unwrap_or_default();
-    assert!(
-        matches!(update.as_str(), "" | "auto" | "no"),
-        "CI=true with INSTA_UPDATE={update}: CI must not write snapshots"
-    );
-    for legacy in ["INSTA_FORCE_UPDATE", "INSTA_FORCE_UPDATE_SNAPSHOTS"] {
-        assert!(
-            std::env::var_os(legacy).is_none(),
-            "CI=true with {legacy} set: CI must not write snapshots"
-        );
-    }
-    let force_pass = std::env::var("INSTA_FORCE_PASS").unwrap_or_default();
-    assert!(
-        matches!(force_pass.as_str(), "" | "0"),
-        "CI=true with INSTA_FORCE_PASS={force_pass}: CI must not pass failing snapshots"
-    );
-    // insta also reads its behaviour from these files; none is expected here.
-    for config in ["insta.yaml", ".config/insta.yaml"] {
-        assert!(
-            !repo_root().join(config).exists(),
-            "{config} may change insta's behaviour under CI; check it, then allow it here"
-        );
-    }
-}
-
-/// `text` as a regular expression that matches it literally.
-fn literal(text: &str) -> String {
-    let mut res = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_ascii_punctuation() {
-            res.push('\\');
-        }
-        res.push(c);
-    }
-    res
-}
-
-/// The insta settings of every scenario: its filters and where its snapshots live.
-pub(crate) fn settings(f: &Fixture) -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("snapshots");
-    settings.set_prepend_module_to_snapshot(false);
-    settings.set_omit_expression(true);
-    // The fixture's temporary folder, wherever the system puts it.
-    settings.add_filter(&literal(&f.root().display().to_string()), "[root]");
-    // Temporary files are named `.NAME.tmp-PID`.
-    settings.add_filter(r"\.tmp-[0-9]+", ".tmp-[pid]");
-    // SHA-256 of certificates and public keys, whole and shortened.
-    settings.add_filter(r"\b[0-9a-f]{64}\b", "[sha256]");
-    settings.add_filter(r"sha256 [0-9a-f]{16}\b", "sha256 [sha256-short]");
-    // Serials are random, and key identifiers follow the keys, which are random too. Both print
-    // as hex pairs; they are matched by their labels so that `pki.toml:21:10` stays.
-    settings.add_filter(
-        r"serial: [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*",
-        "serial: [serial]",
-    );
-    settings.add_filter(
-        r"(subject|authority)-key-id: [0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*",
-        "$1-key-id: [key-id]",
-    );
-    // Any other long run of hex pairs is random material under a label this list lacks.
-    settings.add_filter(r"\b[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){7,}\b", "[hex]");
-    settings
-}
 
 /// One scenario's transcript: the commands run on one fixture and what each printed.
 struct Transcript<'a> {
@@ -184,7 +114,7 @@ impl<'a> Transcript<'a> {
     #[track_caller]
     fn assert(self, name: &str) {
         guard_ci();
-        settings(self.fixture).bind(|| insta::assert_snapshot!(name, self.text));
+        transcript_settings(self.fixture).bind(|| insta::assert_snapshot!(name, self.text));
     }
 }
 
@@ -264,15 +194,24 @@ fn no_op_rerun() {
     t.assert("no_op_rerun");
 }
 
-#[test]
-fn san_change() {
+/// A fixture of `CHAIN`, generated, whose server then gets the DNS name new.example in pki.toml.
+fn generated_then_san_added() -> Fixture {
     let f = generated(CHAIN);
     f.edit_spec(
         r#"dns = ["api.example"]"#,
         r#"dns = ["api.example", "new.example"]"#,
     );
+    f
+}
+
+/// The note that opens the transcripts of `generated_then_san_added`.
+const SAN_ADDED: &str = "The server gets the DNS name new.example.";
+
+#[test]
+fn san_change() {
+    let f = generated_then_san_added();
     let mut t = Transcript::new(&f);
-    t.note("The server gets the DNS name new.example.");
+    t.note(SAN_ADDED);
     t.run(&["--check", "--now", T0]);
     t.run(&["--now", T0]);
     t.run(&["--check", "--now", T0]);
@@ -281,13 +220,9 @@ fn san_change() {
 
 #[test]
 fn check_diff_after_san_change() {
-    let f = generated(CHAIN);
-    f.edit_spec(
-        r#"dns = ["api.example"]"#,
-        r#"dns = ["api.example", "new.example"]"#,
-    );
+    let f = generated_then_san_added();
     let mut t = Transcript::new(&f);
-    t.note("The server gets the DNS name new.example.");
+    t.note(SAN_ADDED);
     t.run(&["--check", "--diff", "--now", T0]);
     t.assert("check_diff_after_san_change");
 }

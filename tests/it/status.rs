@@ -89,8 +89,8 @@ fn json_at(f: &Fixture, now: &str) -> Value {
 /// its guard against writing snapshots under CI.
 #[track_caller]
 fn snapshot(name: &str, f: &Fixture, text: &str) {
-    crate::snapshots::guard_ci();
-    crate::snapshots::settings(f).bind(|| insta::assert_snapshot!(name, text));
+    guard_ci();
+    transcript_settings(f).bind(|| insta::assert_snapshot!(name, text));
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! - `openssl`: openssl as a judge (verifying chains, reading public keys);
 //! - `leaks`: finding private key material in anything printed;
 //! - `report`: reading the plan the CLI prints;
-//! - `base64`: a strict base64 decoder of the tests' own.
+//! - `base64`: a strict base64 decoder of the tests' own;
+//! - `sops`: the real sops (offline) and age-keygen, the judges of encryption;
+//! - `snap`: insta's settings and the guard that keeps CI from writing snapshots.
 
 #![allow(dead_code)]
 
@@ -19,6 +21,8 @@ mod openssl;
 mod process;
 mod report;
 mod skip;
+mod snap;
+mod sops;
 mod trees;
 
 pub use base64::*;
@@ -27,6 +31,8 @@ pub use openssl::*;
 pub use process::*;
 pub use report::*;
 pub use skip::*;
+pub use snap::*;
+pub use sops::*;
 pub use trees::*;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -60,6 +66,20 @@ pub fn kubeadm_spec() -> String {
 /// `cargo xtask`: the binary under test, with no arguments yet.
 pub fn xtask() -> Command {
     Command::new(env!("CARGO_BIN_EXE_xtask"))
+}
+
+/// `cargo xtask SUBCOMMAND` on the repository at `root` (its pki.toml and templates/) with
+/// `--out OUT`, and nothing else yet: no arguments, environment or working folder.
+pub fn xtask_on(subcommand: &str, root: &Path, out: &Path) -> Command {
+    let mut cmd = xtask();
+    cmd.arg(subcommand)
+        .arg("--file")
+        .arg(root.join("pki.toml"))
+        .arg("--out")
+        .arg(out)
+        .arg("--templates")
+        .arg(root.join("templates"));
+    cmd
 }
 
 /// kubeadm's three roots (the Kubernetes, front-proxy and etcd CAs at kubeadm's paths), with
@@ -171,15 +191,8 @@ impl Fixture {
     /// SOURCE_DATE_EPOCH from the environment (a caller may set one).
     pub fn command(&self, args: &[&str]) -> Command {
         let root = self.root();
-        let mut cmd = xtask();
-        cmd.arg("pki")
-            .arg("--file")
-            .arg(root.join("pki.toml"))
-            .arg("--out")
-            .arg(root.join("out"))
-            .arg("--templates")
-            .arg(root.join("templates"))
-            .args(args)
+        let mut cmd = xtask_on("pki", root, &root.join("out"));
+        cmd.args(args)
             .current_dir(root)
             .env("NO_COLOR", "1")
             .env_remove("SOURCE_DATE_EPOCH");

@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -66,37 +66,6 @@ fn pki(f: &Fixture, args: &[&str]) -> Run {
     f.pki(&all)
 }
 
-/// `cmd` run to its end, at most `limit`, with no stdin; `None` if it had to be killed (it
-/// blocked).
-fn run_within(cmd: &mut Command, limit: Duration) -> Option<Run> {
-    let dir = tempfile::tempdir().unwrap();
-    let (out, err) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&out).unwrap())
-        .stderr(std::fs::File::create(&err).unwrap())
-        .spawn()
-        .expect("spawn xtask");
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
-    status.map(|s| Run {
-        code: s.code().unwrap_or(-1),
-        stdout: read(&out),
-        stderr: read(&err),
-    })
-}
-
 /// `cmd` run through `sh -c SCRIPT`, the script ending in `exec "$@"` with `cmd`'s program and
 /// arguments (and its folder and environment).
 fn through_sh(script: &str, cmd: &Command) -> Command {
@@ -137,11 +106,16 @@ fn assert_refused(
     before: &std::collections::BTreeMap<String, String>,
     needles: &[&str],
 ) {
+    assert_stopped(r, needles);
+    assert_eq!(&f.hashes(), before, "a refused run wrote something");
+}
+
+/// Asserts the run stopped (exit 2) with each of `needles` in its error.
+fn assert_stopped(r: &Run, needles: &[&str]) {
     assert_eq!(r.code, 2, "{}", r.all());
     for n in needles {
         assert!(r.stderr.contains(n), "`{n}` missing from:\n{}", r.stderr);
     }
-    assert_eq!(&f.hashes(), before, "a refused run wrote something");
 }
 
 #[test]
@@ -236,17 +210,13 @@ fn a_rekey_killed_before_the_inventory_is_finished_by_the_same_rekey() {
     // A kill just before the inventory (written last) leaves the new keys with the old record.
     std::fs::write(f.path("inventory.txt"), &inventory).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    for needle in [
-        "an interrupted `--rekey kubernetes-ca` is finished by running it again",
-        "an interrupted `--rekey sa` is finished by running it again",
-    ] {
-        assert!(
-            r.stderr.contains(needle),
-            "`{needle}` missing from:\n{}",
-            r.stderr
-        );
-    }
+    assert_stopped(
+        &r,
+        &[
+            "an interrupted `--rekey kubernetes-ca` is finished by running it again",
+            "an interrupted `--rekey sa` is finished by running it again",
+        ],
+    );
     f.apply(&["--rekey", "kubernetes-ca", "--rekey", "sa", "--now", NOW]);
     assert!(pki(&f, &[]).stdout.contains("nothing written"));
 }
@@ -291,12 +261,7 @@ fn a_replaced_service_account_key_stops_the_run_and_sa_pub_is_kept() {
     // Another item's key there is named.
     std::fs::copy(f.path("pki/admin.key"), f.path("keys/sa.key")).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("keys/sa.key holds `admin`'s key"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["keys/sa.key holds `admin`'s key"]);
     f.apply(&["--rekey", "sa", "--now", NOW]);
     assert!(pki(&f, &[]).stdout.contains("nothing written"));
 }
@@ -326,12 +291,7 @@ fn the_lock_file_is_never_followed_through_a_link() {
     std::fs::remove_file(f.path(".kubepki.lock")).unwrap();
     symlink(&outside, f.path(".kubepki.lock")).unwrap();
     let r = pki(&f, &[]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains(".kubepki.lock") && r.stderr.contains("symlink"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &[".kubepki.lock", "symlink"]);
     assert!(!outside.exists(), "the lock followed the link");
 }
 
@@ -341,13 +301,9 @@ fn a_fifo_as_the_lock_file_is_refused_at_once() {
     std::fs::remove_file(f.path(".kubepki.lock")).unwrap();
     mkfifo(&f.path(".kubepki.lock"));
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("a FIFO, not a regular file"),
-        "{}",
-        r.stderr
-    );
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    assert_stopped(&r, &["a FIFO, not a regular file"]);
 }
 
 #[test]
@@ -356,12 +312,7 @@ fn a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
     std::fs::remove_file(f.path("pki/ca.key")).unwrap();
     std::fs::create_dir(f.path("pki/ca.key")).unwrap();
     let r = pki(&f, &["--check"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr.contains("pki/ca.key is a folder, not a file"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["pki/ca.key is a folder, not a file"]);
     assert!(!r.stdout.contains("external"), "{}", r.stdout);
 }
 
@@ -371,13 +322,7 @@ fn a_link_to_a_folder_where_a_ca_key_goes_is_a_problem_not_an_external_ca() {
     std::fs::remove_file(f.path("pki/ca.key")).unwrap();
     symlink(f.root(), f.path("pki/ca.key")).unwrap();
     let r = pki(&f, &["--check"]);
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(
-        r.stderr
-            .contains("pki/ca.key is a symlink to a folder, not a file"),
-        "{}",
-        r.stderr
-    );
+    assert_stopped(&r, &["pki/ca.key is a symlink to a folder, not a file"]);
 }
 
 #[test]
@@ -389,7 +334,8 @@ fn a_fifo_or_socket_where_a_key_goes_is_named_by_the_plan_never_opened() {
     let _socket = std::os::unix::net::UnixListener::bind(f.path("pki/front-proxy-ca.key")).unwrap();
     let before = f.hashes();
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_refused(
         &f,
         &r,
@@ -416,11 +362,13 @@ fn a_stray_fifo_is_an_orphan_never_opened() {
     let f = generated();
     mkfifo(&f.path("pki/stray"));
     let mut cmd = f.command(&["--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(r.stdout.contains("orphan    pki/stray"), "{}", r.stdout);
     let mut cmd = f.command(&["--prune", "--now", NOW]);
-    let r = run_within(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
+    let r =
+        run_with_timeout(&mut cmd, Duration::from_secs(30)).expect("the run blocked on the FIFO");
     assert_eq!(r.code, 0, "{}", r.all());
     assert!(!f.path("pki/stray").exists());
 }
@@ -494,15 +442,8 @@ fn a_huge_stray_or_declared_file_is_never_read() {
 
 /// `cargo xtask pki` on `f`'s pki.toml with `--out` naming `out`.
 fn with_out(f: &Fixture, out: &Path, args: &[&str]) -> Run {
-    let mut cmd = xtask();
-    cmd.arg("pki")
-        .arg("--file")
-        .arg(f.root().join("pki.toml"))
-        .arg("--templates")
-        .arg(f.root().join("templates"))
-        .arg("--out")
-        .arg(out)
-        .args(args)
+    let mut cmd = xtask_on("pki", f.root(), out);
+    cmd.args(args)
         .args(["--now", NOW])
         .current_dir(f.root())
         .env("NO_COLOR", "1")
@@ -539,8 +480,6 @@ fn a_failed_write_names_the_file_not_its_temporary_name() {
     // a certificate does not.
     let cmd = f.command(&["--now", NOW]);
     let r = run(&mut through_sh("trap '' XFSZ; ulimit -f 1", &cmd));
-    assert_eq!(r.code, 2, "{}", r.all());
-    assert!(r.stderr.contains("failed to write "), "{}", r.stderr);
-    assert!(r.stderr.contains(".crt: file too large"), "{}", r.stderr);
+    assert_stopped(&r, &["failed to write ", ".crt: file too large"]);
     assert!(!r.stderr.contains(".tmp-"), "{}", r.stderr);
 }

@@ -58,6 +58,23 @@ fn create_folder(dir: &Path, mode: u32) -> Result<(), Error> {
         .map_err(|e| Error::io("create", dir, e))
 }
 
+/// Writes `bytes` to `path` atomically with `mode`, creating its folder (and the folders above
+/// it) first; the folder is the write's root. For the files `import` and `init` write beside
+/// pki.toml, which are not under the output folder.
+pub(crate) fn write_at(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| Error::Io {
+        op: "create",
+        path: dir.display().to_string(),
+        cause: e.to_string(),
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    write_atomic(dir, &name, bytes, mode, &FolderModes::default())
+}
+
 /// Writes `bytes` to `root/rel` atomically with `mode`. A symlink at the target is replaced by
 /// the new file, never followed.
 pub(crate) fn write_atomic(

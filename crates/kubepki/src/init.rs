@@ -67,7 +67,7 @@ pub fn init(root: &Path, args: &Args, i: &InitArgs) -> Result<String, Error> {
     }
     let mut said = String::new();
     for (path, text) in &targets {
-        write_new(path, text.as_bytes())?;
+        crate::fsx::write_at(path, text.as_bytes(), crate::layout::CERT_MODE)?;
         said.push_str(&format!("wrote {}\n", path.display()));
     }
     said.push_str(&format!(
@@ -76,24 +76,4 @@ pub fn init(root: &Path, args: &Args, i: &InitArgs) -> Result<String, Error> {
         args.out.display()
     ));
     Ok(said)
-}
-
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        op: "create",
-        path: dir.display().to_string(),
-        cause: e.to_string(),
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    crate::fsx::write_atomic(
-        dir,
-        &name,
-        bytes,
-        crate::layout::CERT_MODE,
-        &crate::layout::FolderModes::default(),
-    )
 }

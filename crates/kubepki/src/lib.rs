@@ -64,6 +64,8 @@ mod fsx;
 mod graph;
 mod inventory;
 mod issue;
+#[cfg(test)]
+mod testing;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -54,18 +54,21 @@ static TREES: Mutex<BTreeMap<String, Arc<OnceLock<Tree>>>> = Mutex::new(BTreeMap
 /// certificates as valid now.
 pub fn kubeadm_now() -> &'static str {
     static NOW: OnceLock<String> = OnceLock::new();
-    NOW.get_or_init(|| {
-        let t = time::OffsetDateTime::now_utc();
-        format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        )
-    })
+    NOW.get_or_init(|| rfc3339(time::OffsetDateTime::now_utc()))
+}
+
+/// `t` in RFC 3339, to the second, as `--now` takes it: written out by hand, so the tests do not
+/// depend on time's formatting feature.
+pub fn rfc3339(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }
 
 /// A generated out/ folder, held in memory (the folder it was made in is removed at once). If

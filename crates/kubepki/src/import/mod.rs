@@ -147,10 +147,10 @@ fn out_files(tree: &Tree) -> Vec<OutFile> {
 /// A first import: pki.toml, the kubeconfig template if there is none, and out/.
 fn fresh(o: &Options, tree: &Tree, from: &Path) -> Result<(), Error> {
     let text = spec_text::write(tree, &from.display().to_string());
-    write_beside(&o.spec_file, text.as_bytes())?;
+    crate::fsx::write_at(&o.spec_file, text.as_bytes(), CERT_MODE)?;
     let template = o.templates_dir.join("kubeconfig.hbs");
     if !tree.confs.is_empty() && !template.exists() {
-        write_beside(&template, KUBECONFIG_TEMPLATE.as_bytes())?;
+        crate::fsx::write_at(&template, KUBECONFIG_TEMPLATE.as_bytes(), CERT_MODE)?;
     }
     std::fs::create_dir_all(&o.out_dir).map_err(|e| Error::Io {
         op: "create",
@@ -200,22 +200,7 @@ fn merge(o: &Options, tree: &Tree) -> Result<(), Error> {
     for f in files.iter().filter(|f| per_node.contains(&f.path)) {
         crate::fsx::write_atomic(&o.out_dir, &f.path, &f.bytes, f.mode, &folders)?;
     }
-    write_beside(&o.spec_file, text.as_bytes())
-}
-
-/// Writes `path` atomically (its folder is its root).
-fn write_beside(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-        op: "create",
-        path: dir.display().to_string(),
-        cause: e.to_string(),
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    crate::fsx::write_atomic(dir, &name, bytes, CERT_MODE, &FolderModes::default())
+    crate::fsx::write_at(&o.spec_file, text.as_bytes(), CERT_MODE)
 }
 
 /// The planner's word on what was imported: every certificate and key pair kept as it is (only

@@ -1,45 +1,15 @@
 //! The planner on in-memory trees: each case builds a tree with `apply::build` (no disk), changes
 //! it or pki.toml, and compares the plan as the user reads it. No temporary folders, no CLI.
 
-use std::collections::BTreeMap;
-
-use time::{Duration, OffsetDateTime};
+use time::Duration;
 
 use super::{Request, plan};
 use crate::disk;
 use crate::scan::{FileObs, Observed, Sources, Unread};
+use crate::testing::{CHAIN, made_tree, t0};
 
-const SPEC: &str = r#"
-[defaults]
-algorithm = "ecdsa-p256"
-
-[[ca]]
-name = "root"
-cn = "root"
-cert = "root.crt"
-key = "root.key"
-
-[[ca]]
-name = "mid"
-cn = "mid"
-issuer = "root"
-cert = "mid.crt"
-key = "mid.key"
-
-[[cert]]
-name = "server"
-cn = "server"
-issuer = "mid"
-usage = ["server"]
-dns = ["a.example"]
-cert = "server.crt"
-key = "server.key"
-
-[[keypair]]
-name = "sa"
-private = "sa.key"
-public = "sa.pub"
-
+/// What the planner's cases add to the crate's test chain: a render of the server's certificate.
+const BUNDLE: &str = r#"
 [[render]]
 name = "bundle"
 template = "bundle.hbs"
@@ -49,45 +19,19 @@ bind = { s = "server" }
 
 const TEMPLATE: &str = "{{s.cert.pem}}";
 
-fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+/// The pki.toml every case starts from: the test chain and the bundle.
+fn base_spec() -> String {
+    format!("{CHAIN}{BUNDLE}")
 }
 
 fn sources(spec: &str) -> Sources {
-    Sources {
-        spec_path: "pki.toml".into(),
-        spec_text: spec.into(),
-        templates: BTreeMap::from([("bundle.hbs".to_string(), TEMPLATE.to_string())]).into(),
-        unusable_templates: BTreeMap::new(),
-    }
+    crate::testing::sources(spec, &[("bundle.hbs", TEMPLATE)])
 }
 
-/// The tree `spec` makes on an empty folder at `T0`, as `scan` would observe it.
+/// The tree `spec` makes on an empty folder at `t0`, as `scan` would observe it, with the
+/// inventory.
 fn tree(spec: &str) -> Observed {
-    let sources = sources(spec);
-    let spec = crate::load(&sources).expect("the base spec resolves");
-    let empty = disk::Disk::default();
-    let p = plan(&spec, &sources, &empty, t0(), &Request::default());
-    let built = crate::apply::build(&spec, &sources, &empty, &p, t0(), &[], false).expect("build");
-    let mut obs = Observed::default();
-    for f in built.files {
-        let file = FileObs {
-            bytes: f.bytes,
-            mode: f.mode,
-            symlink: false,
-        };
-        obs.files.insert(f.path, file);
-    }
-    let inventory = crate::inventory::inventory(&spec, &|i| built.materials[i].clone());
-    obs.files.insert(
-        crate::layout::INVENTORY.into(),
-        FileObs {
-            bytes: inventory.into_bytes(),
-            mode: 0o644,
-            symlink: false,
-        },
-    );
-    obs
+    made_tree(&sources(spec), true).1
 }
 
 /// One case: how pki.toml and the tree change after the first run, when the next run plans,
@@ -102,9 +46,9 @@ struct Case {
 }
 
 fn check(case: &Case) -> String {
-    let mut obs = tree(SPEC);
+    let mut obs = tree(&base_spec());
     (case.disk)(&mut obs);
-    let spec_text = (case.spec)(SPEC);
+    let spec_text = (case.spec)(&base_spec());
     let sources = sources(&spec_text);
     let spec = crate::load(&sources).expect("the changed spec resolves");
     let opts = Request {

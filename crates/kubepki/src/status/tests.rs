@@ -1,71 +1,12 @@
 //! Status on in-memory trees: each case builds a tree with `apply::build` (no disk), changes its
 //! files, and compares the table judged some time later; the decisions' edges are tested apart.
 
-use std::collections::BTreeMap;
-
 use super::*;
-use crate::scan::{FileObs, Sources};
-
-const SPEC: &str = r#"
-[defaults]
-algorithm = "ecdsa-p256"
-
-[[ca]]
-name = "root"
-cn = "root"
-cert = "root.crt"
-key = "root.key"
-
-[[ca]]
-name = "mid"
-cn = "mid"
-issuer = "root"
-cert = "mid.crt"
-key = "mid.key"
-
-[[cert]]
-name = "server"
-cn = "server"
-issuer = "mid"
-usage = ["server"]
-dns = ["a.example"]
-cert = "server.crt"
-key = "server.key"
-
-[[keypair]]
-name = "sa"
-private = "sa.key"
-public = "sa.pub"
-"#;
-
-fn t0() -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
-}
+use crate::testing::{CHAIN, made_tree, sources, t0};
 
 /// The spec and the tree it makes on an empty folder at `t0`, as `scan` would observe it.
 fn tree() -> (Spec, Observed) {
-    let sources = Sources {
-        spec_path: "pki.toml".into(),
-        spec_text: SPEC.into(),
-        templates: BTreeMap::new().into(),
-        unusable_templates: BTreeMap::new(),
-    };
-    let spec = crate::load(&sources).expect("the spec resolves");
-    let empty = Disk::default();
-    let request = crate::plan::Request::default();
-    let plan = crate::plan::plan(&spec, &sources, &empty, t0(), &request);
-    let built =
-        crate::apply::build(&spec, &sources, &empty, &plan, t0(), &[], false).expect("build");
-    let mut obs = Observed::default();
-    for f in built.files {
-        let file = FileObs {
-            bytes: f.bytes,
-            mode: f.mode,
-            symlink: false,
-        };
-        obs.files.insert(f.path, file);
-    }
-    (spec, obs)
+    made_tree(&sources(CHAIN, &[]), false)
 }
 
 /// One case: how the tree changes after it is made, how much later status is read, with which
