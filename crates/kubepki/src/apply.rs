@@ -56,17 +56,17 @@ pub struct Built {
 }
 
 /// The key an item signs with or is signed over: a new one, the one on disk, or the one on disk
-/// decrypted (a key encrypted at rest that this run uses).
+/// decrypted (a key encrypted at rest that this run uses), with the PEM text that was encrypted.
 enum Key<'d> {
     New(KeyPair),
     Disk(&'d KeyPair),
-    Opened(KeyPair),
+    Opened(KeyPair, String),
 }
 
 impl Key<'_> {
     fn pair(&self) -> &KeyPair {
         match self {
-            Key::New(k) | Key::Opened(k) => k,
+            Key::New(k) | Key::Opened(k, _) => k,
             Key::Disk(k) => k,
         }
     }
@@ -103,7 +103,7 @@ pub fn build(
                     m.public_pem = Some(x509::public_key_pem(&k.subject_public_key_info()));
                 }
             }
-            Some(Key::Opened(k)) => m.key_pem = Some(x509::key_pem(k)),
+            Some(Key::Opened(_, pem)) => m.key_pem = Some(pem.clone()),
             _ => {}
         }
     }
@@ -177,7 +177,7 @@ fn keys<'d>(
                 Some(pair) => Ok(Some(Key::Disk(pair))),
                 None if used.contains(&s.item) => ring
                     .open(disk, paths, &facts.spki)
-                    .map(|k| Some(Key::Opened(k)))
+                    .map(|(k, pem)| Some(Key::Opened(k, pem)))
                     .map_err(|b| Error::Blocked(vec![sealing::problem(spec, s.item, *b)])),
                 None => Ok(None),
             }

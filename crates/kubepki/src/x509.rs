@@ -47,6 +47,9 @@ pub struct KeyFacts {
     /// The key itself; `None` for a key encrypted at rest (a SOPS file), whose algorithm and
     /// public key are read from its public half beside it and which only apply decrypts.
     pub key: Option<KeyPair>,
+    /// The key's PEM text as it was read (PKCS#8, or an adopted PKCS#1 or SEC1 key in its own
+    /// encoding), which renders embed as it is; `None` exactly when `key` is.
+    pub pem: Option<String>,
     pub alg: Option<KeyAlg>,
     pub spki: Vec<u8>,
 }
@@ -192,6 +195,7 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
         alg: key_alg_of_spki(&spki),
         spki,
         key: Some(key),
+        pem: Some(text.to_string()),
     })
 }
 
@@ -200,6 +204,7 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
 pub fn sealed_key_facts(spki: &[u8]) -> KeyFacts {
     KeyFacts {
         key: None,
+        pem: None,
         alg: key_alg_of_spki(spki),
         spki: spki.to_vec(),
     }

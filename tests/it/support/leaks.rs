@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::unbase64;
 
-/// Every form of one private key (PKCS#8 PEM) that must never be printed. The fine ones are taken
+/// Every form of one private key (PEM: PKCS#8, PKCS#1 or SEC1) that must never be printed. The fine ones are taken
 /// from the secret bytes alone (public parts, such as the point an EC key carries, also appear in
 /// certificates): stretches of the PEM's base64 lines, of the base64 of the PEM that templates
 /// embed (`client-key-data`), and the bytes as hex and as a Rust byte list. The coarse ones are
@@ -62,11 +62,15 @@ fn tlv(d: &[u8], pos: usize) -> (u8, usize, usize) {
     (d[pos], i, i + len)
 }
 
-/// Where the secret of a PKCS#8 key lies: the private scalar of an EC or Ed25519 key, the
-/// private exponent of an RSA key.
+/// Where the secret of a private key lies: the private scalar of an EC or Ed25519 key, the
+/// private exponent of an RSA key. The key is PKCS#8, or PKCS#1 (RSA) or SEC1 (EC) as kubeadm
+/// writes them, which have no algorithm identifier after their version.
 fn secret_range(der: &[u8]) -> (usize, usize) {
     let (_, outer, _) = tlv(der, 0);
     let (_, _, version_end) = tlv(der, outer);
+    if der[version_end] != 0x30 {
+        return inner_secret(der, 0);
+    }
     let (_, _, alg_end) = tlv(der, version_end);
     let (tag, inner, _) = tlv(der, alg_end);
     assert_eq!(tag, 0x04, "PKCS#8 privateKey");
@@ -74,9 +78,14 @@ fn secret_range(der: &[u8]) -> (usize, usize) {
     if tag == 0x04 {
         return (start, end); // Ed25519: the private key itself
     }
-    let (_, v0, v1) = tlv(der, start);
-    let (_, after_version) = (v0, v1);
-    if der[v0..v1] == [1] {
+    inner_secret(der, inner)
+}
+
+/// Where the secret of the RSAPrivateKey (PKCS#1) or ECPrivateKey (SEC1) sequence at `pos` lies.
+fn inner_secret(der: &[u8], pos: usize) -> (usize, usize) {
+    let (_, start, _) = tlv(der, pos);
+    let (_, v0, after_version) = tlv(der, start);
+    if der[v0..after_version] == [1] {
         let (_, s, e) = tlv(der, after_version); // EC: the private scalar
         return (s, e);
     }

@@ -57,14 +57,15 @@ impl Keyring<'_> {
     }
 
     /// The key in the encrypted file at `path`, checked against `spki`, the public key its
-    /// public half beside it holds (what the plan knew it by).
+    /// public half beside it holds (what the plan knew it by), with its PEM text as it was
+    /// encrypted.
     pub(super) fn open(
         &self,
         disk: &Disk,
         paths: KeyPaths<'_>,
         spki: &[u8],
-    ) -> Result<KeyPair, Refused> {
-        self.open_pem(disk, paths, spki).map(|(pair, _)| pair)
+    ) -> Result<(KeyPair, String), Refused> {
+        self.open_pem(disk, paths, spki)
     }
 
     /// The key file at `path` rewritten as `reseal` says, the key kept.

@@ -603,13 +603,13 @@ pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
                         m.cert = Some(cf.clone());
                     }
                     if let Some(k) = disk.get(&c.key_path).and_then(|f| f.as_key()) {
-                        m.key_pem = k.key.as_ref().map(crate::x509::key_pem);
+                        m.key_pem = k.pem.clone();
                         m.key_spki = Some(k.spki.clone());
                     }
                 }
                 ItemKind::KeyPair(kp) => {
                     if let Some(k) = disk.get(&kp.private_path).and_then(|f| f.as_key()) {
-                        m.key_pem = k.key.as_ref().map(crate::x509::key_pem);
+                        m.key_pem = k.pem.clone();
                         m.public_pem = Some(crate::x509::public_key_pem(&k.spki));
                         m.key_spki = Some(k.spki.clone());
                     }
