@@ -15,6 +15,7 @@ mod encryption;
 mod external_ca;
 mod fuzz;
 mod keys_and_clocks;
+mod plan_formats;
 mod resolve_edge;
 mod safety;
 mod secrets;

@@ -284,6 +284,7 @@ fn debug_of_library_types_never_prints_keys() {
         now,
         clock: kubepki::Clock::system(now),
         color: false,
+        format: kubepki::report::PlanFormat::Text,
         identities: Vec::new().into(),
     })
     .unwrap_err();

@@ -18,6 +18,7 @@ mod leaks;
 mod openssl;
 mod process;
 mod report;
+mod schema;
 mod skip;
 mod trees;
 
@@ -26,6 +27,7 @@ pub use leaks::*;
 pub use openssl::*;
 pub use process::*;
 pub use report::*;
+pub use schema::*;
 pub use skip::*;
 pub use trees::*;
 

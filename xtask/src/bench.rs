@@ -108,6 +108,7 @@ fn ours(args: &Args) -> Result<Duration, String> {
         now,
         clock: kubepki::Clock::system(now),
         color: false,
+        format: kubepki::report::PlanFormat::Text,
         identities: Vec::new().into(),
     };
     let start = Instant::now();

@@ -23,6 +23,7 @@ Examples:
   cargo xtask pki --check --diff            what would change, as a CI gate (exit 1 if stale)
   cargo xtask pki --rekey front-proxy-ca    a new key for a CA, re-signing what it signed
   cargo xtask pki --check --now +60d        what a run in 60 days would renew
+  cargo xtask pki --check --format markdown a pull-request comment: table, diffs, issuer tree
   cargo xtask pki status                    every certificate's expiry and renewal date
   cargo xtask pki status --warn-within 30d  exit 1 if anything expires within 30 days (cron, CI)
   cargo xtask pki status --format json      the same as JSON (schema_version 1; see README)";
@@ -44,6 +45,10 @@ pub struct Args {
     /// Delete files in the output folder that pki.toml does not declare.
     #[arg(long)]
     pub prune: bool,
+    /// How to print the plan: text, JSON (schema_version 1, schemas/plan.v1.json) or Markdown (a
+    /// pull-request comment with a Mermaid issuer tree).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::report::PlanFormat,
     /// Give these items new keys (a CA's new key re-signs everything below it).
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub rekey: Vec<String>,
@@ -180,6 +185,7 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
         now,
         clock,
         color,
+        format: args.format,
         identities: identities()?.into(),
     })
 }

@@ -95,6 +95,8 @@ pub struct Options {
     pub clock: Clock,
     /// Colour the report (ANSI escapes).
     pub color: bool,
+    /// How the plan is printed: text, JSON or Markdown (`--format`).
+    pub format: report::PlanFormat,
     /// The age identities that open keys encrypted at rest (`[encryption]`), from
     /// `SOPS_AGE_KEY_FILE` or `SOPS_AGE_KEY`: only apply uses them, and only for the keys it
     /// uses; planning and `--check` need none.
@@ -228,6 +230,11 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             text.push_str(&report::diff_text(&diffs, style));
         }
         let changed = !plan.changes_nothing(opts.prune);
+        if opts.format != report::PlanFormat::Text {
+            let diffs = report::planned_diffs(&spec, &plan, &disk);
+            let text = formatted(opts, &spec, &plan, &diffs, changed);
+            return Ok(Outcome { text, changed });
+        }
         text.push_str(&report::check_summary(
             &out,
             &plan,
@@ -246,6 +253,9 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     text.push_str(&report::removed_csrs(&out, &plan));
     if plan.changes_nothing(opts.prune) {
         text.push_str(&report::nothing_written(&out, &plan));
+        if opts.format != report::PlanFormat::Text {
+            text = formatted(opts, &spec, &plan, &[], false);
+        }
         return Ok(Outcome {
             text,
             changed: false,
@@ -257,8 +267,32 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
     text.push_str(&report::applied(&out, &built.clamped, &written));
+    if opts.format != report::PlanFormat::Text {
+        text = formatted(opts, &spec, &plan, &built.diffs, true);
+    }
     Ok(Outcome {
         text,
         changed: true,
     })
+}
+
+/// The plan in a machine-readable `--format`, instead of the text report: what a `--check` would
+/// change, or what the run changed.
+fn formatted(
+    opts: &Options,
+    spec: &spec::Spec,
+    plan: &plan::Plan,
+    diffs: &[report::Diff],
+    changed: bool,
+) -> String {
+    match opts.format {
+        report::PlanFormat::Text => unreachable!("the text report is built by `run` itself"),
+        report::PlanFormat::Json => {
+            report::json::plan_json(spec, plan, opts.now, opts.check, changed)
+        }
+        report::PlanFormat::Markdown => {
+            let out = scan::shown(&opts.out_dir);
+            report::markdown::plan_markdown(spec, plan, diffs, &out, opts.check, changed)
+        }
+    }
 }

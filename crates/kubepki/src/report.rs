@@ -24,6 +24,22 @@ pub struct Diff {
     pub key_rotated: bool,
 }
 
+pub mod json;
+pub mod markdown;
+
+/// How the plan is printed (`--format`): the text report, the versioned JSON document, or a
+/// pull-request comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// One line per change with its reasons, then counts (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON document of `json::SCHEMA_VERSION` (`schemas/plan.v1.json`).
+    Json,
+    /// A pull-request comment: summary, table of changes, folded diffs, a Mermaid issuer tree.
+    Markdown,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,

@@ -98,6 +98,20 @@ impl KeyAlg {
     }
 }
 
+/// A key algorithm is written as its name in pki.toml (`ecdsa-p256`), as the plan's JSON has it.
+impl serde::Serialize for KeyAlg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A usage is written as its name in pki.toml (`server`, `client`).
+impl serde::Serialize for Usage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for KeyAlg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -120,7 +134,7 @@ impl Usage {
 }
 
 /// A subject distinguished name as Kubernetes reads it: CN is the user, each O a group.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Subject {
     pub cn: Option<String>,
     pub o: Vec<String>,

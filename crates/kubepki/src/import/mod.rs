@@ -91,6 +91,7 @@ pub fn import(req: &Request) -> Result<String, Error> {
         check: false,
         prune: false,
         diff: false,
+        format: crate::report::PlanFormat::Text,
         ..o.clone()
     })?;
     report.push_str(&outcome.text);
