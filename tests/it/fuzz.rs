@@ -112,6 +112,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
     let opts = plan::Request {
         rekey,
         out: "out".into(),
+        renew: Default::default(),
     };
     let p = plan::plan(&spec, &sources, &disk, now, &opts);
     prop_assert!(

@@ -16,6 +16,7 @@ mod external_ca;
 mod fuzz;
 mod keys_and_clocks;
 mod plan_formats;
+mod renew;
 mod resolve_edge;
 mod safety;
 mod secrets;

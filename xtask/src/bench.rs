@@ -109,6 +109,7 @@ fn ours(args: &Args) -> Result<Duration, String> {
         clock: kubepki::Clock::system(now),
         color: false,
         format: kubepki::report::PlanFormat::Text,
+        renew: Default::default(),
         identities: Vec::new().into(),
     };
     let start = Instant::now();

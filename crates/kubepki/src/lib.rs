@@ -88,6 +88,8 @@ pub struct Options {
     pub prune: bool,
     /// Items to give new keys.
     pub rekey: BTreeSet<String>,
+    /// Certificates to re-sign now with the keys they have (names, base names, or `all`).
+    pub renew: BTreeSet<String>,
     /// The clock for planning and signing.
     pub now: OffsetDateTime,
     /// Where `now` comes from, and the system clock it is compared with: a run whose clock is
@@ -209,6 +211,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
+        renew: opts.renew.clone(),
         out: out.clone(),
     };
     let plan = plan::plan(&spec, &sources, &disk, opts.now, &plan_opts);

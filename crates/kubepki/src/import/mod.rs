@@ -92,6 +92,7 @@ pub fn import(req: &Request) -> Result<String, Error> {
         prune: false,
         diff: false,
         format: crate::report::PlanFormat::Text,
+        renew: Default::default(),
         ..o.clone()
     })?;
     report.push_str(&outcome.text);
@@ -230,6 +231,7 @@ fn verify(o: &Options) -> Result<(), Error> {
     );
     let req = crate::plan::Request {
         rekey: Default::default(),
+        renew: Default::default(),
         out: crate::scan::shown(&o.out_dir),
     };
     let plan = crate::plan::plan(&spec, &sources, &disk, o.now, &req);

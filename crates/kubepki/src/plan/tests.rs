@@ -109,6 +109,7 @@ fn check(case: &Case) -> String {
     let spec = crate::load(&sources).expect("the changed spec resolves");
     let opts = Request {
         rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
+        renew: Default::default(),
         out: "out".into(),
     };
     let disk = disk::decode(obs, &crate::layout::key_companions(&spec));

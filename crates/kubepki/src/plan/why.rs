@@ -18,6 +18,8 @@ pub enum Reason {
     New,
     /// `--rekey` names the item.
     RekeyFlag,
+    /// `--renew` names the item (or is `all`): re-signed now with the same key.
+    RenewFlag,
     KeyMissing {
         path: String,
     },
@@ -181,6 +183,7 @@ impl fmt::Display for Reason {
         match self {
             New => f.write_str("new"),
             RekeyFlag => f.write_str("--rekey"),
+            RenewFlag => f.write_str("--renew"),
             KeyMissing { path } => write!(f, "key {path} missing"),
             KeyInPlaintext { path } => write!(
                 f,
@@ -459,6 +462,13 @@ pub enum Blocker {
     },
     /// `--rekey` names a rendered file.
     RekeyRender { name: String },
+    /// `--renew` names nothing in pki.toml.
+    RenewUnknown {
+        name: String,
+        nearest: Option<String>,
+    },
+    /// `--renew` names a key pair or a rendered file: it has no certificate to re-sign.
+    RenewNotCert { name: String },
     /// A folder in the output folder is a link, and a declared file would be written through it.
     LinkedFolder { dir: String, path: String },
     /// A file sits where a declared path needs a folder.
@@ -641,6 +651,15 @@ impl Blocker {
                 nearest
                     .as_ref()
                     .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
+            ),
+            RenewUnknown { name, nearest } => format!(
+                "--renew names `{name}`, which is not a certificate in pki.toml{}",
+                nearest
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
+            ),
+            RenewNotCert { name } => format!(
+                "--renew names `{name}`, which has no certificate to re-sign (a key pair or a rendered file); `--renew all` re-signs every certificate"
             ),
             RekeyRender { name } => {
                 format!("--rekey names `{name}`, a rendered file: it has no key of its own")
