@@ -18,6 +18,7 @@ mod keys_and_clocks;
 mod plan_formats;
 mod renew;
 mod resolve_edge;
+mod restarts;
 mod safety;
 mod secrets;
 mod snapshots;

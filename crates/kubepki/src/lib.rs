@@ -64,6 +64,8 @@ mod fsx;
 mod graph;
 mod inventory;
 mod issue;
+#[doc(hidden)]
+pub mod restarts;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -220,6 +222,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     // anything else it says.
     let mut text = report::clock_line(opts.now, &opts.clock, opts.check);
     text.push_str(&report::plan_text(&spec, &plan, style));
+    let restarts = restarts::restarts(&spec, &plan);
     let mut problems = plan.problems.clone();
     if opts.prune {
         problems.extend(plan.prune_problems(&out));
@@ -238,6 +241,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             let text = formatted(opts, &spec, &plan, &diffs, changed);
             return Ok(Outcome { text, changed });
         }
+        text.push_str(&report::restarts::restart_text(&restarts, false));
         text.push_str(&report::check_summary(
             &out,
             &plan,
@@ -270,6 +274,8 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
     text.push_str(&report::applied(&out, &built.clamped, &written));
+    text.push_str(&report::restarts::restart_text(&restarts, true));
+    text.push_str(&report::restarts::deploy_text(&restarts));
     if opts.format != report::PlanFormat::Text {
         text = formatted(opts, &spec, &plan, &built.diffs, true);
     }

@@ -26,6 +26,7 @@ pub struct Diff {
 
 pub mod json;
 pub mod markdown;
+pub mod restarts;
 
 /// How the plan is printed (`--format`): the text report, the versioned JSON document, or a
 /// pull-request comment.

@@ -29,6 +29,7 @@ pub fn plan_json(
         "items": items,
         "orphans": plan.orphans,
         "inventory_stale": plan.inventory_stale,
+        "restarts": super::restarts::restart_json(&crate::restarts::restarts(spec, plan)),
     });
     let mut text = serde_json::to_string_pretty(&doc).expect("a JSON value always serialises");
     text.push('\n');

@@ -24,6 +24,9 @@ pub fn plan_markdown(
     let _ = writeln!(md, "{}", counts(plan).trim_end());
     md.push('\n');
     md.push_str(&table(spec, plan));
+    md.push_str(&super::restarts::restart_markdown(
+        &crate::restarts::restarts(spec, plan),
+    ));
     for d in diffs {
         md.push_str(&folded(d));
     }
