@@ -171,6 +171,15 @@ fn renew_names_only_certificates() {
     assert_eq!(r.code, 2, "{}", r.all());
     assert!(r.stderr.contains("--renew names `servr`"), "{}", r.stderr);
     assert!(r.stderr.contains("did you mean `server`?"), "{}", r.stderr);
+    // A check names the command that carries out its plan, --renew included: a plain run would
+    // renew nothing.
+    let text = f.pki(&["--check", "--renew", "client", "--now", T1]);
+    assert!(
+        text.stdout
+            .contains("out/ is stale: run `cargo xtask pki --renew client`"),
+        "{}",
+        text.stdout
+    );
     let json = f.pki(&[
         "--check", "--renew", "client", "--format", "json", "--now", T1,
     ]);

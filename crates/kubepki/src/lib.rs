@@ -247,7 +247,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             &plan,
             changed,
             opts.prune,
-            &opts.rekey,
+            (&opts.rekey, &opts.renew),
             &disk.temps,
         ));
         return Ok(Outcome { text, changed });
@@ -301,7 +301,14 @@ fn formatted(
         }
         report::PlanFormat::Markdown => {
             let out = scan::shown(&opts.out_dir);
-            report::markdown::plan_markdown(spec, plan, diffs, &out, opts.check, changed)
+            let command = report::run_command(opts.prune, &opts.rekey, &opts.renew);
+            let summary = report::markdown::Summary {
+                out: &out,
+                command: &command,
+                check: opts.check,
+                changed,
+            };
+            report::markdown::plan_markdown(spec, plan, diffs, &summary)
         }
     }
 }

@@ -11,16 +11,18 @@ use crate::spec::{ItemKind, Spec};
 /// The Mermaid class of an item the plan changes, and its style.
 const CHANGED_CLASS: &str = "classDef changed fill:#fde68a,stroke:#b45309,stroke-width:2px";
 
+/// What the summary line says: the output folder, the command that carries out the plan, and
+/// whether the run was a check and anything would change (or changed).
+pub struct Summary<'a> {
+    pub out: &'a str,
+    pub command: &'a str,
+    pub check: bool,
+    pub changed: bool,
+}
+
 /// The comment: what the run would do (`check`) or did, then the details.
-pub fn plan_markdown(
-    spec: &Spec,
-    plan: &Plan,
-    diffs: &[Diff],
-    out: &str,
-    check: bool,
-    changed: bool,
-) -> String {
-    let mut md = format!("### kubepki: {}\n\n", summary(out, check, changed));
+pub fn plan_markdown(spec: &Spec, plan: &Plan, diffs: &[Diff], s: &Summary<'_>) -> String {
+    let mut md = format!("### kubepki: {}\n\n", summary(s));
     let _ = writeln!(md, "{}", counts(plan).trim_end());
     md.push('\n');
     md.push_str(&table(spec, plan));
@@ -35,9 +37,10 @@ pub fn plan_markdown(
 }
 
 /// One sentence: stale or up to date, written or not.
-fn summary(out: &str, check: bool, changed: bool) -> String {
-    match (check, changed) {
-        (true, true) => format!("{out}/ is stale: run `cargo xtask pki`"),
+fn summary(s: &Summary<'_>) -> String {
+    let out = s.out;
+    match (s.check, s.changed) {
+        (true, true) => format!("{out}/ is stale: run `{}`", s.command),
         (true, false) | (false, false) => format!("{out}/ is up to date"),
         (false, true) => format!("{out}/ updated"),
     }
