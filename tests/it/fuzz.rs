@@ -113,6 +113,7 @@ fn exercise(src: &str) -> Result<(), TestCaseError> {
         rekey,
         out: "out".into(),
         diffs: true,
+        renew: Default::default(),
     };
     let p = plan::plan(&spec, &sources, &disk, now, &opts);
     prop_assert!(

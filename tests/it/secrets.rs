@@ -249,6 +249,7 @@ fn debug_of_library_types_never_prints_keys() {
         rekey: ["client".to_string(), "sa".to_string()].into(),
         out: "out".into(),
         diffs: true,
+        renew: Default::default(),
     };
     let the_plan = plan::plan(&spec, &sources, &disk, now, &opts);
     let built = apply::build(&spec, &sources, &disk, &the_plan, now, &[], true).unwrap();
@@ -285,6 +286,8 @@ fn debug_of_library_types_never_prints_keys() {
         now,
         clock: kubepki::Clock::system(now),
         color: false,
+        format: kubepki::report::PlanFormat::Text,
+        renew: Default::default(),
         identities: Vec::new().into(),
     })
     .unwrap_err();

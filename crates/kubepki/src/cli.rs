@@ -22,7 +22,9 @@ Examples:
   cargo xtask pki                           make or update out/ as pki.toml declares
   cargo xtask pki --check --diff            what would change, as a CI gate (exit 1 if stale)
   cargo xtask pki --rekey front-proxy-ca    a new key for a CA, re-signing what it signed
+  cargo xtask pki --renew all               re-sign every certificate now, keys kept
   cargo xtask pki --check --now +60d        what a run in 60 days would renew
+  cargo xtask pki --check --format markdown a pull-request comment: table, diffs, issuer tree
   cargo xtask pki status                    every certificate's expiry and renewal date
   cargo xtask pki status --warn-within 30d  exit 1 if anything expires within 30 days (cron, CI)
   cargo xtask pki status --format json      the same as JSON (schema_version 1; see README)";
@@ -44,6 +46,14 @@ pub struct Args {
     /// Delete files in the output folder that pki.toml does not declare.
     #[arg(long)]
     pub prune: bool,
+    /// Re-sign these certificates now with the keys they have (`all`: every certificate), as
+    /// `kubeadm certs renew` does; a renewed CA keeps its key and subject, so what it signed stays.
+    #[arg(long, value_name = "NAME", num_args = 1..)]
+    pub renew: Vec<String>,
+    /// How to print the plan: text, JSON (schema_version 1, schemas/plan.v1.json) or Markdown (a
+    /// pull-request comment with a Mermaid issuer tree).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: crate::report::PlanFormat,
     /// Give these items new keys (a CA's new key re-signs everything below it).
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub rekey: Vec<String>,
@@ -177,9 +187,11 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
         diff: args.diff,
         prune: args.prune,
         rekey: args.rekey.iter().cloned().collect(),
+        renew: args.renew.iter().cloned().collect(),
         now,
         clock,
         color,
+        format: args.format,
         identities: identities()?.into(),
     })
 }
@@ -267,6 +279,7 @@ fn refuse_plan_flags(args: &Args) -> Result<(), Error> {
         ("--diff", args.diff),
         ("--prune", args.prune),
         ("--rekey", !args.rekey.is_empty()),
+        ("--renew", !args.renew.is_empty()),
     ]
     .into_iter()
     .filter_map(|(flag, set)| set.then_some(flag))

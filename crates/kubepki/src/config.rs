@@ -79,6 +79,9 @@ pub struct RawCa {
     pub renew_before: Option<S<String>>,
     pub cert: S<String>,
     pub key: S<String>,
+    /// The Kubernetes components that read this item's files (the restart plan's input).
+    #[serde(default)]
+    pub consumers: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -104,6 +107,9 @@ pub struct RawCert {
     pub renew_before: Option<S<String>>,
     pub cert: S<String>,
     pub key: S<String>,
+    /// The Kubernetes components that read this item's files (the restart plan's input).
+    #[serde(default)]
+    pub consumers: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +119,9 @@ pub struct RawKeyPair {
     pub algorithm: Option<S<String>>,
     pub private: S<String>,
     pub public: S<String>,
+    /// The Kubernetes components that read this item's files (the restart plan's input).
+    #[serde(default)]
+    pub consumers: Vec<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -131,6 +140,9 @@ pub struct RawRender {
     pub allow_ca_key: bool,
     #[serde(default)]
     pub vars: Option<S<toml::Table>>,
+    /// The Kubernetes components that read this item's files (the restart plan's input).
+    #[serde(default)]
+    pub consumers: Vec<S<String>>,
 }
 
 const TOP_LEVEL: [&str; 8] = [

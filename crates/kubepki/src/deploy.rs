@@ -261,6 +261,7 @@ fn refuse_stale(
 ) -> Result<(), Error> {
     let request = plan::Request {
         rekey: Default::default(),
+        renew: Default::default(),
         out: out.to_string(),
         diffs: false,
     };

@@ -64,6 +64,8 @@ mod fsx;
 mod graph;
 mod inventory;
 mod issue;
+#[doc(hidden)]
+pub mod restarts;
 #[cfg(test)]
 mod testing;
 
@@ -90,6 +92,8 @@ pub struct Options {
     pub prune: bool,
     /// Items to give new keys.
     pub rekey: BTreeSet<String>,
+    /// Certificates to re-sign now with the keys they have (names, base names, or `all`).
+    pub renew: BTreeSet<String>,
     /// The clock for planning and signing.
     pub now: OffsetDateTime,
     /// Where `now` comes from, and the system clock it is compared with: a run whose clock is
@@ -97,6 +101,8 @@ pub struct Options {
     pub clock: Clock,
     /// Colour the report (ANSI escapes).
     pub color: bool,
+    /// How the plan is printed: text, JSON or Markdown (`--format`).
+    pub format: report::PlanFormat,
     /// The age identities that open keys encrypted at rest (`[encryption]`), from
     /// `SOPS_AGE_KEY_FILE` or `SOPS_AGE_KEY`: only apply uses them, and only for the keys it
     /// uses; planning and `--check` need none.
@@ -212,6 +218,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     let out = scan::shown(&opts.out_dir);
     let plan_opts = plan::Request {
         rekey: opts.rekey.clone(),
+        renew: opts.renew.clone(),
         out: out.clone(),
         diffs: opts.diff,
     };
@@ -221,6 +228,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     // anything else it says.
     let mut text = report::clock_line(opts.now, &opts.clock, opts.check);
     text.push_str(&report::plan_text(&spec, &plan, style));
+    let restarts = restarts::restarts(&spec, &plan);
     let mut problems = plan.problems.clone();
     if opts.prune {
         problems.extend(plan.prune_problems(&out));
@@ -234,12 +242,18 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             text.push_str(&report::diff_text(&diffs, style));
         }
         let changed = !plan.changes_nothing(opts.prune);
+        if opts.format != report::PlanFormat::Text {
+            let diffs = report::planned_diffs(&spec, &plan, &disk);
+            let text = formatted(opts, &spec, &plan, &diffs, changed);
+            return Ok(Outcome { text, changed });
+        }
+        text.push_str(&report::restarts::restart_text(&restarts, false));
         text.push_str(&report::check_summary(
             &out,
             &plan,
             changed,
             opts.prune,
-            &opts.rekey,
+            (&opts.rekey, &opts.renew),
             &disk.temps,
         ));
         return Ok(Outcome { text, changed });
@@ -252,6 +266,9 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     text.push_str(&report::removed_csrs(&out, &plan));
     if plan.changes_nothing(opts.prune) {
         text.push_str(&report::nothing_written(&out, &plan));
+        if opts.format != report::PlanFormat::Text {
+            text = formatted(opts, &spec, &plan, &[], false);
+        }
         return Ok(Outcome {
             text,
             changed: false,
@@ -271,8 +288,41 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
     text.push_str(&report::applied(&out, &built.clamped, &written));
+    text.push_str(&report::restarts::restart_text(&restarts, true));
+    text.push_str(&report::restarts::deploy_text(&restarts));
+    if opts.format != report::PlanFormat::Text {
+        text = formatted(opts, &spec, &plan, &built.diffs, true);
+    }
     Ok(Outcome {
         text,
         changed: true,
     })
+}
+
+/// The plan in a machine-readable `--format`, instead of the text report: what a `--check` would
+/// change, or what the run changed.
+fn formatted(
+    opts: &Options,
+    spec: &spec::Spec,
+    plan: &plan::Plan,
+    diffs: &[report::Diff],
+    changed: bool,
+) -> String {
+    match opts.format {
+        report::PlanFormat::Text => unreachable!("the text report is built by `run` itself"),
+        report::PlanFormat::Json => {
+            report::json::plan_json(spec, plan, opts.now, opts.check, changed)
+        }
+        report::PlanFormat::Markdown => {
+            let out = scan::shown(&opts.out_dir);
+            let command = report::run_command(opts.prune, &opts.rekey, &opts.renew);
+            let summary = report::markdown::Summary {
+                out: &out,
+                command: &command,
+                check: opts.check,
+                changed,
+            };
+            report::markdown::plan_markdown(spec, plan, diffs, &summary)
+        }
+    }
 }

@@ -24,6 +24,23 @@ pub struct Diff {
     pub key_rotated: bool,
 }
 
+pub mod json;
+pub mod markdown;
+pub mod restarts;
+
+/// How the plan is printed (`--format`): the text report, the versioned JSON document, or a
+/// pull-request comment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// One line per change with its reasons, then counts (coloured on a terminal).
+    #[default]
+    Text,
+    /// One JSON document of `json::SCHEMA_VERSION` (`schemas/plan.v1.json`).
+    Json,
+    /// A pull-request comment: summary, table of changes, folded diffs, a Mermaid issuer tree.
+    Markdown,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
@@ -538,6 +555,26 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
     diffs
 }
 
+/// The command that carries out a checked plan: the flags that changed it (`--prune`, `--rekey`
+/// and `--renew` with their names) go with it, else a plain run would plan something else.
+pub fn run_command(prune: bool, rekey: &BTreeSet<String>, renew: &BTreeSet<String>) -> String {
+    let mut command = String::from("cargo xtask pki");
+    if prune {
+        command.push_str(" --prune");
+    }
+    for (flag, names) in [("--rekey", rekey), ("--renew", renew)] {
+        if !names.is_empty() {
+            command.push(' ');
+            command.push_str(flag);
+            for name in names {
+                command.push(' ');
+                command.push_str(name);
+            }
+        }
+    }
+    command
+}
+
 /// The last line of `--check`: whether the output folder is up to date, and if not the command
 /// that carries out this very plan; then a note per temporary file an interrupted run left.
 pub fn check_summary(
@@ -545,24 +582,14 @@ pub fn check_summary(
     plan: &Plan,
     changed: bool,
     prune: bool,
-    rekey: &BTreeSet<String>,
+    asked: (&BTreeSet<String>, &BTreeSet<String>),
     temps: &[String],
 ) -> String {
     let orphans = plan.orphans.len();
     let mut text = String::new();
     if changed {
-        let mut flags = String::new();
-        if prune {
-            flags.push_str(" --prune");
-        }
-        if !rekey.is_empty() {
-            flags.push_str(" --rekey");
-            for name in rekey {
-                flags.push(' ');
-                flags.push_str(name);
-            }
-        }
-        let _ = writeln!(text, "{out}/ is stale: run `cargo xtask pki{flags}`");
+        let command = run_command(prune, asked.0, asked.1);
+        let _ = writeln!(text, "{out}/ is stale: run `{command}`");
     } else if !plan.waiting.is_empty() {
         // Only a person with an external CA's key can go on: a failing check could not be
         // fixed by running the tool, so it passes and says what waits.

@@ -47,6 +47,54 @@ pub struct Item {
     /// The name in pki.toml, shared by all per-node instances (what `--rekey` matches too).
     pub base: String,
     pub kind: ItemKind,
+    /// The components that read the item's files (`consumers`), each once, in declared order.
+    pub consumers: Vec<Component>,
+}
+
+/// A Kubernetes component that reads files of the PKI: what must reload or restart when one
+/// changes. The aggregator is kube-apiserver (it reads the front-proxy client certificate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Component {
+    Etcd,
+    KubeApiserver,
+    KubeControllerManager,
+    KubeScheduler,
+    Kubelet,
+    KubeProxy,
+}
+
+impl Component {
+    /// In the order a node restarts them: etcd before the apiserver that reads it, the
+    /// apiserver before its clients, the kubelet (which runs the static pods) last but kube-proxy.
+    pub const ALL: [Component; 6] = [
+        Component::Etcd,
+        Component::KubeApiserver,
+        Component::KubeControllerManager,
+        Component::KubeScheduler,
+        Component::Kubelet,
+        Component::KubeProxy,
+    ];
+
+    /// The name pki.toml's `consumers` uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Component::Etcd => "etcd",
+            Component::KubeApiserver => "kube-apiserver",
+            Component::KubeControllerManager => "kube-controller-manager",
+            Component::KubeScheduler => "kube-scheduler",
+            Component::Kubelet => "kubelet",
+            Component::KubeProxy => "kube-proxy",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    /// Whether it runs on control-plane nodes only (kubeadm's static pods); else on every node.
+    pub fn control_plane_only(self) -> bool {
+        !matches!(self, Component::Kubelet | Component::KubeProxy)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,6 +146,20 @@ impl KeyAlg {
     }
 }
 
+/// A key algorithm is written as its name in pki.toml (`ecdsa-p256`), as the plan's JSON has it.
+impl serde::Serialize for KeyAlg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A usage is written as its name in pki.toml (`server`, `client`).
+impl serde::Serialize for Usage {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
 impl fmt::Display for KeyAlg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -120,7 +182,7 @@ impl Usage {
 }
 
 /// A subject distinguished name as Kubernetes reads it: CN is the user, each O a group.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Subject {
     pub cn: Option<String>,
     pub o: Vec<String>,

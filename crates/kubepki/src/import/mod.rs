@@ -91,6 +91,8 @@ pub fn import(req: &Request) -> Result<String, Error> {
         check: false,
         prune: false,
         diff: false,
+        format: crate::report::PlanFormat::Text,
+        renew: Default::default(),
         ..o.clone()
     })?;
     report.push_str(&outcome.text);
@@ -214,6 +216,7 @@ fn verify(o: &Options) -> Result<(), Error> {
     );
     let req = crate::plan::Request {
         rekey: Default::default(),
+        renew: Default::default(),
         out: crate::scan::shown(&o.out_dir),
         diffs: false,
     };

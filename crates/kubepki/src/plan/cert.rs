@@ -33,6 +33,8 @@ struct Cert<'c, 'd> {
     /// The name in pki.toml (what `--rekey` takes).
     name: &'c str,
     rekey: bool,
+    /// `--renew` names it: re-signed with its key even if nothing else changed.
+    renew: bool,
     /// The certificate on disk, if it reads.
     disk_cert: Option<&'d CertFacts>,
 }
@@ -74,6 +76,7 @@ pub(super) fn plan<'d>(
     id: ItemId,
     c: &CertSpec,
     rekey: bool,
+    renew: bool,
 ) -> (Step, Known<'d>) {
     let cert = cx.disk.cert(&c.cert_path);
     let me = Cert {
@@ -81,6 +84,7 @@ pub(super) fn plan<'d>(
         c,
         name: &cx.spec.items[id].base,
         rekey,
+        renew,
         disk_cert: match cert {
             Read::Ok(cf) => Some(cf),
             _ => None,
@@ -371,6 +375,15 @@ fn new_key<'d>(
 
 /// The key stays: keep the certificate, or re-sign it over the same key (a CSR under an external
 /// CA), with every reason it no longer matches.
+/// `--renew`'s reason joins the others: a renewed certificate is re-signed over its key, as any
+/// other re-signing, so what a renewed CA signed stays valid (same key, same subject).
+fn with_renewal(mut reasons: Vec<Reason>, renew: bool) -> Vec<Reason> {
+    if renew {
+        reasons.push(Reason::RenewFlag);
+    }
+    reasons
+}
+
 fn keep_key<'d>(
     cx: &Inputs<'_, 'd>,
     me: &Cert<'_, 'd>,
@@ -395,6 +408,7 @@ fn keep_key<'d>(
         Read::Bad(e) => (vec![Reason::CertUnreadable(e)], vec![]),
         Read::Ok(cf) => judge(cx, c, cf, key, under_external),
     };
+    let reasons = with_renewal(reasons, me.renew);
     if reasons.is_empty() {
         let mut step = Step::keep(me.id, fixes);
         step.reasons.extend(notes);

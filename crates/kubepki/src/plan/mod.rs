@@ -279,6 +279,8 @@ impl Plan {
 pub struct Request {
     /// Item names (or base names of per-node items) to give new keys.
     pub rekey: BTreeSet<String>,
+    /// Certificates (names, base names, or `all`) to re-sign now with the keys they have.
+    pub renew: BTreeSet<String>,
     /// The output folder as the user names it (`out`, or what `--out` says), for the commands
     /// a problem tells the user to run.
     pub out: String,
@@ -296,6 +298,7 @@ pub fn plan(
     opts: &Request,
 ) -> Plan {
     let mut problems = rekey_problems(spec, &opts.rekey);
+    problems.extend(renew_problems(spec, &opts.renew));
     let current = current_materials(spec, disk);
     let claimed = claimed_paths(spec);
     let undeclared = moved::Undeclared::new(disk, &claimed);
@@ -315,7 +318,7 @@ pub fn plan(
                     undeclared: &undeclared,
                     signatures: &signatures,
                 };
-                cert::plan(&cx, id, c, rekey)
+                cert::plan(&cx, id, c, rekey, renewed(item, &opts.renew))
             }
             ItemKind::KeyPair(kp) => keypair::plan(id, &item.name, kp, disk, &undeclared, rekey),
             ItemKind::Render(r) => {
@@ -385,6 +388,46 @@ fn rekey_problems(spec: &Spec, rekey: &BTreeSet<String>) -> Vec<Problem> {
             }
         } else if named.iter().all(|i| matches!(i.kind, ItemKind::Render(_))) {
             Blocker::RekeyRender { name: name.clone() }
+        } else {
+            continue;
+        };
+        problems.push(Problem {
+            items: vec![],
+            blocker,
+        });
+    }
+    problems
+}
+
+/// The word `--renew` takes for every certificate.
+pub const RENEW_ALL: &str = "all";
+
+/// Whether `--renew` names the item: by its name, its base name, or `all`.
+fn renewed(item: &Item, renew: &BTreeSet<String>) -> bool {
+    renew.contains(RENEW_ALL) || renew.contains(&item.name) || renew.contains(&item.base)
+}
+
+/// `--renew` names that match no item, or only key pairs and rendered files (no certificate).
+fn renew_problems(spec: &Spec, renew: &BTreeSet<String>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for name in renew.iter().filter(|n| n.as_str() != RENEW_ALL) {
+        let named: Vec<&Item> = spec
+            .items
+            .iter()
+            .filter(|i| &i.name == name || &i.base == name)
+            .collect();
+        let blocker = if named.is_empty() {
+            let certs = spec.items.iter().filter(|i| i.kind.as_cert().is_some());
+            let names: BTreeSet<&str> = certs
+                .flat_map(|i| [i.name.as_str(), i.base.as_str()])
+                .chain([RENEW_ALL])
+                .collect();
+            Blocker::RenewUnknown {
+                name: name.clone(),
+                nearest: crate::diag::nearest(name, names.iter().copied()).map(String::from),
+            }
+        } else if named.iter().all(|i| i.kind.as_cert().is_none()) {
+            Blocker::RenewNotCert { name: name.clone() }
         } else {
             continue;
         };

@@ -42,6 +42,8 @@ struct Case {
     disk: fn(&mut Observed),
     later: Duration,
     rekey: &'static [&'static str],
+    /// `--renew`'s names.
+    renew: &'static [&'static str],
     expect: &'static str,
 }
 
@@ -53,6 +55,7 @@ fn check(case: &Case) -> String {
     let spec = crate::load(&sources).expect("the changed spec resolves");
     let opts = Request {
         rekey: case.rekey.iter().map(|s| s.to_string()).collect(),
+        renew: case.renew.iter().map(|s| s.to_string()).collect(),
         out: "out".into(),
         diffs: true,
     };
@@ -91,11 +94,34 @@ fn seal_keys(o: &mut Observed) {
 
 const CASES: &[Case] = &[
     Case {
+        name: "--renew of a CA re-signs it with its key and keeps what it signed",
+        spec: same,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        renew: &["mid"],
+        expect: "~ re-sign   mid  (--renew)\nplan: 1 re-sign, 4 keep",
+    },
+    Case {
+        name: "--renew all re-signs every certificate, and no key pair or render",
+        spec: same,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        renew: &["all"],
+        expect: "~ re-sign   root  (--renew)
+~ re-sign   mid  (--renew)
+~ re-sign   server  (--renew)
+~ re-render bundle  (input changes: server)
+plan: 3 re-sign, 1 re-render, 1 keep",
+    },
+    Case {
         name: "nothing changed",
         spec: same,
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "plan: 5 keep",
     },
     Case {
@@ -104,6 +130,7 @@ const CASES: &[Case] = &[
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-sign   server  (SANs changed: +DNS:b.example)
 ~ re-render bundle  (input changes: server)
@@ -115,6 +142,7 @@ plan: 1 re-sign, 1 re-render, 3 keep",
         disk: untouched,
         later: Duration::ZERO,
         rekey: &["root"],
+        renew: &[],
         expect: "
 ! re-key    root  (--rekey)
 ~ re-sign   mid  (issuer root gets a new key)
@@ -130,6 +158,7 @@ plan: 1 re-key, 2 re-sign, 1 re-render, 1 keep",
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-sign   mid  (certificate mid.crt missing)
 plan: 1 re-sign, 4 keep",
@@ -140,6 +169,7 @@ plan: 1 re-sign, 4 keep",
         disk: untouched,
         later: Duration::days(340),
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-sign   server  (expires in 25d (renew-before 30d))
 ~ re-render bundle  (input changes: server)
@@ -154,6 +184,7 @@ plan: 1 re-sign, 1 re-render, 3 keep",
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 = external  mid  (mid.crt has no key mid.key: used as an external CA; what it must sign gets CSRs)
 ? csr       server  (key server.key missing)
@@ -175,6 +206,7 @@ waiting: out/server.csr asks mid (whose key is not here) for the certificate of 
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   mid  (mid.crt and mid.key are missing, but 1 certificate below mid is in the output folder (server); if its files moved, put them back or fix `cert`/`key` in pki.toml; to make a new CA on purpose (everything below it is then re-signed), run with `--rekey mid`)
 ~ re-render inventory.txt  (out of date)
@@ -189,6 +221,7 @@ problem: mid: mid.crt and mid.key are missing, but 1 certificate below mid is in
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   sa  (key sa.key missing, but its public key sa.pub is here; a new `sa` key would invalidate everything signed with the old one (service-account tokens); restore sa.key from a backup, or run with `--rekey sa`)
 ~ re-render inventory.txt  (out of date)
@@ -205,6 +238,7 @@ problem: sa: key sa.key missing, but its public key sa.pub is here; a new `sa` k
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   root  (root.key holds `mid`'s key, not `root`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `root` a new key on purpose, run with `--rekey root` (every certificate below it is then re-signed; an interrupted `--rekey root` is finished by running it again); if the key now at root.key is meant to be `root`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
 x blocked   mid  (mid.key holds `root`'s key, not `mid`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); a CA's key never changes without `--rekey`: put each item's files back where pki.toml says (or set the paths back), then rerun; to give `mid` a new key on purpose, run with `--rekey mid` (every certificate below it is then re-signed; an interrupted `--rekey mid` is finished by running it again); if the key now at mid.key is meant to be `mid`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
@@ -222,6 +256,7 @@ problem: mid: mid.key holds `root`'s key, not `mid`'s (two items' files were mix
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   sa  (sa.key holds `server`'s key, not `sa`'s (two items' files were mixed up: swapped or copied by a restore, or their paths swapped in pki.toml); rewriting its public key to match would invalidate everything signed with the old one (service-account tokens): put each item's files back where pki.toml says (or set the paths back), then rerun; to make a new key pair on purpose, run with `--rekey sa` (an interrupted `--rekey sa` is finished by running it again); if the key now at sa.key is meant to be `sa`'s, delete inventory.txt and rerun (the keys in place are then recorded as they are))
 ~ re-render inventory.txt  (out of date)
@@ -237,6 +272,7 @@ problem: sa: sa.key holds `server`'s key, not `sa`'s (two items' files were mixe
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   mid  (key unreadable: mid.key is a folder, not a file; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed))
 ~ re-render inventory.txt  (out of date)
@@ -255,6 +291,7 @@ problem: mid.key is a folder, not a file, where a file of the PKI goes; the tool
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-sign   server  (certificate unreadable: server.crt is 2147483648 bytes, more than any certificate or key (1048576 at most): not read)
 ~ re-render bundle  (input changes: server)
@@ -267,6 +304,7 @@ plan: 1 re-sign, 1 re-render, 3 keep, 1 orphan",
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   server  (srv/server.crt and srv/server.key are missing, but its certificate and key are at server.crt and server.key; if they moved, move them where pki.toml says (`mkdir -p out/srv && mv out/server.crt out/srv/server.crt && mv out/server.key out/srv/server.key`) or set the paths back, then rerun; to make them anew, run with `--rekey server`)
 ~ re-render bundle  (rendered text differs: its template, vars or inputs changed)
@@ -283,6 +321,7 @@ problem: server: srv/server.crt and srv/server.key are missing, but its certific
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ fix-mode  server  (server.key mode 0644, should be 0600)
 plan: 1 fix-mode, 4 keep",
@@ -295,6 +334,7 @@ plan: 1 fix-mode, 4 keep",
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-render sa  (public key sa.pub missing or does not match)
 plan: 1 re-render, 4 keep",
@@ -308,6 +348,7 @@ plan: 1 re-render, 4 keep",
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 - orphan    stray.txt  (not declared in pki.toml; --prune deletes it)
 plan: 5 keep, 1 orphan",
@@ -318,6 +359,7 @@ plan: 5 keep, 1 orphan",
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ encrypt   root  (root.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
 ~ encrypt   mid  (mid.key is in plaintext and pki.toml has [encryption]: encrypted in place, key kept)
@@ -331,6 +373,7 @@ plan: 4 encrypt, 1 keep",
         disk: seal_keys,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "plan: 5 keep",
     },
     Case {
@@ -342,6 +385,7 @@ plan: 4 encrypt, 1 keep",
         disk: seal_keys,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-sign   server  (SANs changed: +DNS:b.example)
 ~ re-render bundle  (input changes: server)
@@ -353,6 +397,7 @@ plan: 1 re-sign, 1 re-render, 3 keep",
         disk: seal_keys,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ re-encrypt root  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; root.key re-encrypted, key kept)
 ~ re-encrypt mid  (recipients changed: +age1sxpv5kgxzs8keemyy80z6ddwjk8n08cfxygq4trh5rpshzrq5c3qlmuf5k, -age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p; mid.key re-encrypted, key kept)
@@ -366,6 +411,7 @@ plan: 4 re-encrypt, 1 keep",
         disk: seal_keys,
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 ~ decrypt   root  (root.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
 ~ decrypt   mid  (mid.key is encrypted and pki.toml has no [encryption]: decrypted in place, key kept)
@@ -382,6 +428,7 @@ plan: 4 decrypt, 1 keep",
         },
         later: Duration::ZERO,
         rekey: &[],
+        renew: &[],
         expect: "
 x blocked   mid  (key unreadable: mid.key: is encrypted (sops) and has no readable public half beside it (its certificate or public key), so what key it holds cannot be told without decrypting it; the tool never replaces a CA key by itself; restore mid.key from a backup, or run with `--rekey mid` to make a new key (every certificate below it is then re-signed))
 ~ re-render inventory.txt  (out of date)

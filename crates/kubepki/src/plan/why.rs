@@ -9,18 +9,22 @@ use time::{Duration, OffsetDateTime};
 use crate::spec::{KeyAlg, Subject, Usage, fmt_duration};
 use crate::x509::fmt_time;
 
-/// Why a step does what it does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Why a step does what it does. Serialised for `--format json` as `{"kind": "...", fields}`
+/// (`ser` says how times, durations and bare strings are written).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Reason {
     /// Nothing is on disk yet.
     New,
     /// `--rekey` names the item.
     RekeyFlag,
+    /// `--renew` names the item (or is `all`): re-signed now with the same key.
+    RenewFlag,
     KeyMissing {
         path: String,
     },
     /// The key file is there but cannot be used (damaged, a link, not a key).
-    KeyUnreadable(String),
+    KeyUnreadable(#[serde(serialize_with = "ser::cause")] String),
     KeyAlgChanged {
         disk: Option<KeyAlg>,
         spec: KeyAlg,
@@ -28,7 +32,7 @@ pub enum Reason {
     CertMissing {
         path: String,
     },
-    CertUnreadable(String),
+    CertUnreadable(#[serde(serialize_with = "ser::cause")] String),
     CertKeyMismatch {
         cert: String,
         key: String,
@@ -50,14 +54,16 @@ pub enum Reason {
         spec: Option<u8>,
     },
     LeafIsCa,
-    KeyUsageChanged(Vec<&'static str>),
+    KeyUsageChanged(#[serde(serialize_with = "ser::key_usage")] Vec<&'static str>),
     UsagesChanged {
         disk: Vec<Usage>,
         spec: Vec<Usage>,
     },
     NotSelfSigned,
     ValidityChanged {
+        #[serde(serialize_with = "ser::seconds")]
         disk: Duration,
+        #[serde(serialize_with = "ser::seconds")]
         spec: Duration,
     },
     IssuerNewKey {
@@ -83,19 +89,24 @@ pub enum Reason {
         issuer: String,
     },
     Expired {
+        #[serde(serialize_with = "ser::time")]
         at: OffsetDateTime,
     },
     ExpiresSoon {
+        #[serde(serialize_with = "ser::seconds")]
         left: Duration,
+        #[serde(serialize_with = "ser::seconds")]
         renew_before: Duration,
     },
     /// A renewal that cannot help: the certificate was cut to its issuer's notAfter.
     ClampedToIssuer {
         expiry: Box<Reason>,
         issuer: String,
+        #[serde(serialize_with = "ser::time")]
         at: OffsetDateTime,
     },
     NotYetValid {
+        #[serde(serialize_with = "ser::time")]
         at: OffsetDateTime,
     },
     /// A CA whose key is not in the output folder.
@@ -104,7 +115,7 @@ pub enum Reason {
         key: String,
     },
     /// An external CA's own expiry, which only the holder of its key can renew.
-    ExternalExpiry(Box<Reason>),
+    ExternalExpiry(#[serde(serialize_with = "ser::expiry")] Box<Reason>),
     ModeLoose {
         path: String,
         found: u32,
@@ -157,6 +168,7 @@ pub enum Reason {
     /// An undeclared certificate (a removed node's, a removed entry's) that is still valid:
     /// deleting the file does not end what it grants.
     OrphanStillValid {
+        #[serde(serialize_with = "ser::time")]
         until: OffsetDateTime,
         /// The declared CA whose key signed it, when one did.
         signer: Option<String>,
@@ -171,6 +183,7 @@ impl fmt::Display for Reason {
         match self {
             New => f.write_str("new"),
             RekeyFlag => f.write_str("--rekey"),
+            RenewFlag => f.write_str("--renew"),
             KeyMissing { path } => write!(f, "key {path} missing"),
             KeyInPlaintext { path } => write!(
                 f,
@@ -439,7 +452,8 @@ impl fmt::Display for Waiting {
 
 /// Something the tool must not fix by itself: the run stops, writes nothing and says what to do.
 /// Paths are relative to the output folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Blocker {
     /// `--rekey` names nothing in pki.toml.
     RekeyUnknown {
@@ -448,6 +462,13 @@ pub enum Blocker {
     },
     /// `--rekey` names a rendered file.
     RekeyRender { name: String },
+    /// `--renew` names nothing in pki.toml.
+    RenewUnknown {
+        name: String,
+        nearest: Option<String>,
+    },
+    /// `--renew` names a key pair or a rendered file: it has no certificate to re-sign.
+    RenewNotCert { name: String },
     /// A folder in the output folder is a link, and a declared file would be written through it.
     LinkedFolder { dir: String, path: String },
     /// A file sits where a declared path needs a folder.
@@ -459,6 +480,7 @@ pub enum Blocker {
     NotPinnedKey {
         name: String,
         path: String,
+        #[serde(rename = "pinned")]
         kind: PinnedKind,
         /// The item the key is pinned to instead, if any.
         owner: Option<String>,
@@ -543,7 +565,7 @@ pub enum Blocker {
         path: String,
     },
     /// A template does not render (syntax, undefined variable), already described.
-    Template(String),
+    Template(#[serde(serialize_with = "ser::cause")] String),
     /// A rendered file reads an input that has no certificate or key after apply.
     RenderInputMissing,
     /// A key encrypted at rest that apply needs (to sign, re-sign, render or decrypt) opens with
@@ -567,14 +589,15 @@ pub enum Blocker {
 }
 
 /// An undeclared private key that only a person deletes: `--prune` stops rather than delete it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ProtectedKey {
     pub path: String,
     pub owner: KeyOwner,
 }
 
 /// What an undeclared private key belongs to, found in the output folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum KeyOwner {
     /// The CA certificate at `cert`.
     Ca { cert: String },
@@ -606,7 +629,8 @@ impl fmt::Display for ProtectedKey {
 }
 
 /// Whose key a pinned item's file holds, for `Blocker::NotPinnedKey`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum PinnedKind {
     /// A CA's key file.
     Ca,
@@ -627,6 +651,15 @@ impl Blocker {
                 nearest
                     .as_ref()
                     .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
+            ),
+            RenewUnknown { name, nearest } => format!(
+                "--renew names `{name}`, which is not a certificate in pki.toml{}",
+                nearest
+                    .as_ref()
+                    .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
+            ),
+            RenewNotCert { name } => format!(
+                "--renew names `{name}`, which has no certificate to re-sign (a key pair or a rendered file); `--renew all` re-signs every certificate"
             ),
             RekeyRender { name } => {
                 format!("--rekey names `{name}`, a rendered file: it has no key of its own")
@@ -907,5 +940,44 @@ fn fmt_left(d: Duration) -> String {
     } else {
         // Under an hour left: "0h" would read as already expired.
         format!("{}m", d.whole_minutes().max(0))
+    }
+}
+
+/// How `Reason` and `Blocker` fields that JSON has no type for are written: times in RFC 3339,
+/// durations in whole seconds, and a variant holding one bare value as an object, so every
+/// reason is an object with its `kind`.
+mod ser {
+    use serde::ser::{SerializeMap as _, Serializer};
+    use time::{Duration, OffsetDateTime};
+
+    pub(super) fn time<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::x509::fmt_time(*t))
+    }
+
+    pub(super) fn seconds<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(d.whole_seconds())
+    }
+
+    /// One field named `name`.
+    fn one<S: Serializer, T: serde::Serialize + ?Sized>(
+        name: &str,
+        value: &T,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(name, value)?;
+        map.end()
+    }
+
+    pub(super) fn cause<S: Serializer>(c: &str, s: S) -> Result<S::Ok, S::Error> {
+        one("cause", c, s)
+    }
+
+    pub(super) fn key_usage<S: Serializer>(v: &[&'static str], s: S) -> Result<S::Ok, S::Error> {
+        one("have", v, s)
+    }
+
+    pub(super) fn expiry<S: Serializer>(r: &super::Reason, s: S) -> Result<S::Ok, S::Error> {
+        one("expiry", r, s)
     }
 }

@@ -108,6 +108,7 @@ impl Cx {
             base: name.clone(),
             name,
             kind: ItemKind::Cert(spec),
+            consumers: self.consumers(&raw.consumers),
         }
     }
 
@@ -154,6 +155,7 @@ impl Cx {
             base,
             name,
             kind: ItemKind::Cert(spec),
+            consumers: self.consumers(&raw.consumers),
         })
     }
 
@@ -236,6 +238,7 @@ impl Cx {
             base: name.clone(),
             name,
             kind: ItemKind::KeyPair(spec),
+            consumers: self.consumers(&raw.consumers),
         }
     }
 
@@ -266,5 +269,29 @@ impl Cx {
             span.or(Some(raw.name.span())),
             Some(fix.into()),
         );
+    }
+}
+
+impl Cx {
+    /// `consumers`: each a component this tool knows (a typo gets the nearest name), each once.
+    pub(super) fn consumers(&mut self, raw: &[Spanned<String>]) -> Vec<crate::spec::Component> {
+        use crate::spec::Component;
+        let mut out = Vec::new();
+        for c in raw {
+            let Some(component) = Component::parse(c.get_ref()) else {
+                let names = Component::ALL.map(Component::name);
+                let help = match crate::diag::nearest(c.get_ref(), names) {
+                    Some(n) => format!("did you mean `{n}`? components: {}", names.join(", ")),
+                    None => format!("components: {}", names.join(", ")),
+                };
+                let msg = format!("unknown component `{}` in consumers", c.get_ref());
+                self.err(msg, Some(c.span()), Some(help));
+                continue;
+            };
+            if !out.contains(&component) {
+                out.push(component);
+            }
+        }
+        out
     }
 }

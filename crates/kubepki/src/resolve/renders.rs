@@ -37,6 +37,7 @@ impl Cx {
         Item {
             base,
             name,
+            consumers: self.consumers(&raw.consumers),
             kind: ItemKind::Render(RenderSpec {
                 template,
                 path,
