@@ -14,49 +14,9 @@ use crate::support::*;
 const T0: &str = "2026-01-01T00:00:00Z";
 const T1: &str = "2026-01-02T00:00:00Z";
 
-/// A root, an intermediate, a server certificate, a client per node and a kubeconfig that
-/// embeds the client's key: every kind of step a SAN change and a new node touch.
-const SPEC: &str = r#"[defaults]
-algorithm = "ecdsa-p256"
-
-[[node]]
-name = "n1"
-ips = ["10.0.0.1"]
-role = "worker"
-
-[[ca]]
-name = "root-ca"
-cn = "root-ca"
-cert = "root.crt"
-key = "root.key"
-
-[[ca]]
-name = "inter"
-issuer = "root-ca"
-cn = "inter"
-validity = "400d"
-cert = "inter.crt"
-key = "inter.key"
-
-[[cert]]
-name = "server"
-issuer = "inter"
-cn = "server"
-dns = ["api.example"]
-usage = ["server"]
-validity = "300d"
-cert = "server.crt"
-key = "server.key"
-
-[[cert]]
-name = "client"
-issuer = "inter"
-for-each-node = "all"
-cn = "system:node:{node}"
-usage = ["client"]
-cert = "nodes/{node}/client.crt"
-key = "nodes/{node}/client.key"
-
+/// Added to `NODE_CHAIN`: a kubeconfig per node that embeds the client's key, so the tree has
+/// every kind of step a SAN change and a new node touch.
+const KUBECONFIG: &str = r#"
 [[render]]
 name = "client.conf"
 template = "kubeconfig.hbs"
@@ -69,7 +29,7 @@ vars = { cluster = "test", server = "https://127.0.0.1:6443" }
 
 /// A tree made at `T0`, then a second DNS name for the server and a second node in pki.toml.
 fn changed() -> Fixture {
-    let f = Fixture::new(SPEC);
+    let f = Fixture::new(&format!("{NODE_CHAIN}{KUBECONFIG}"));
     let r = f.apply(&["--now", T0]);
     assert_eq!(r.code, 0, "{}", r.all());
     f.edit_spec(

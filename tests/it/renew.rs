@@ -9,53 +9,10 @@ use crate::support::*;
 const T0: &str = "2026-01-01T00:00:00Z";
 const T1: &str = "2026-03-01T00:00:00Z";
 
-/// A root, an intermediate under it, a server certificate and a per-node client under that.
-const SPEC: &str = r#"[defaults]
-algorithm = "ecdsa-p256"
-
-[[node]]
-name = "n1"
-ips = ["10.0.0.1"]
-role = "worker"
-
-[[ca]]
-name = "root-ca"
-cn = "root-ca"
-cert = "root.crt"
-key = "root.key"
-
-[[ca]]
-name = "inter"
-issuer = "root-ca"
-cn = "inter"
-validity = "400d"
-cert = "inter.crt"
-key = "inter.key"
-
-[[cert]]
-name = "server"
-issuer = "inter"
-cn = "server"
-dns = ["api.example"]
-usage = ["server"]
-validity = "300d"
-cert = "server.crt"
-key = "server.key"
-
-[[cert]]
-name = "client"
-issuer = "inter"
-for-each-node = "all"
-cn = "system:node:{node}"
-usage = ["client"]
-cert = "nodes/{node}/client.crt"
-key = "nodes/{node}/client.key"
-"#;
-
 const CERTS: [&str; 4] = ["root.crt", "inter.crt", "server.crt", "nodes/n1/client.crt"];
 
 fn made() -> Fixture {
-    let f = Fixture::new(SPEC);
+    let f = Fixture::new(NODE_CHAIN);
     let r = f.apply(&["--now", T0]);
     assert_eq!(r.code, 0, "{}", r.all());
     f

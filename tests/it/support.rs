@@ -109,6 +109,50 @@ cert = "pki/etcd/ca.crt"
 key = "pki/etcd/ca.key"
 "#;
 
+/// A root, an intermediate under it, a server certificate and a per-node client under that,
+/// for one worker node `n1`: the chain the plan-format and renewal tests start from.
+pub const NODE_CHAIN: &str = r#"[defaults]
+algorithm = "ecdsa-p256"
+
+[[node]]
+name = "n1"
+ips = ["10.0.0.1"]
+role = "worker"
+
+[[ca]]
+name = "root-ca"
+cn = "root-ca"
+cert = "root.crt"
+key = "root.key"
+
+[[ca]]
+name = "inter"
+issuer = "root-ca"
+cn = "inter"
+validity = "400d"
+cert = "inter.crt"
+key = "inter.key"
+
+[[cert]]
+name = "server"
+issuer = "inter"
+cn = "server"
+dns = ["api.example"]
+usage = ["server"]
+validity = "300d"
+cert = "server.crt"
+key = "server.key"
+
+[[cert]]
+name = "client"
+issuer = "inter"
+for-each-node = "all"
+cn = "system:node:{node}"
+usage = ["client"]
+cert = "nodes/{node}/client.crt"
+key = "nodes/{node}/client.key"
+"#;
+
 /// A scratch repository: `pki.toml`, `templates/` (a copy of tests/fixtures/templates), `out/`.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
