@@ -20,6 +20,18 @@ pub(crate) fn ensure_parent(
     rel: &str,
     folders: &FolderModes,
 ) -> Result<PathBuf, Error> {
+    walk_parents(root, rel, Some(folders))
+}
+
+/// The path of `root/rel`, every folder above it that exists checked to be a real folder (never a
+/// link), and none created: for changing or removing a file that is already there.
+fn existing_parent(root: &Path, rel: &str) -> Result<PathBuf, Error> {
+    walk_parents(root, rel, None)
+}
+
+/// Checks the folders from `root` down to `rel`'s parent; a missing one is created when `create`
+/// gives the modes, else the walk stops there (nothing below it can exist).
+fn walk_parents(root: &Path, rel: &str, create: Option<&FolderModes>) -> Result<PathBuf, Error> {
     let mut dir = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
     for (n, part) in parts[..parts.len() - 1].iter().enumerate() {
@@ -42,7 +54,10 @@ pub(crate) fn ensure_parent(
                     cause: "not a folder".into(),
                 });
             }
-            Err(_) => create_folder(&dir, folders.of(&parts[..=n].join("/")))?,
+            Err(_) => match create {
+                Some(folders) => create_folder(&dir, folders.of(&parts[..=n].join("/")))?,
+                None => break,
+            },
         }
     }
     Ok(root.join(rel))
@@ -256,7 +271,7 @@ fn sync_folder(dir: &Path) {
 }
 
 pub(crate) fn set_mode(root: &Path, rel: &str, mode: u32) -> Result<(), Error> {
-    let path = ensure_parent(root, rel, &FolderModes::default())?;
+    let path = existing_parent(root, rel)?;
     let meta = fs::symlink_metadata(&path).map_err(|e| Error::io("chmod", &path, e))?;
     if meta.file_type().is_symlink() {
         return Ok(());
@@ -277,7 +292,7 @@ pub(crate) fn remove_empty_parents(root: &Path, rel: &str) {
 }
 
 pub(crate) fn remove(root: &Path, rel: &str) -> Result<(), Error> {
-    let path = ensure_parent(root, rel, &FolderModes::default())?;
+    let path = existing_parent(root, rel)?;
     fs::remove_file(&path).map_err(|e| Error::io("remove", &path, e))
 }
 
