@@ -16,6 +16,7 @@ mod external_ca;
 mod fuzz;
 mod keys_and_clocks;
 mod plan_formats;
+mod progress;
 mod renew;
 mod resolve_edge;
 mod restarts;

@@ -110,6 +110,46 @@ fn json_follows_its_schema_with_typed_reasons() {
     assert_eq!(again["counts"], serde_json::json!({"keep": 7}));
 }
 
+/// A run that problems stop still gives a bot its document, on stdout, with the problems in it
+/// (the error goes to stderr, and the exit code is 2, as for the text form).
+#[test]
+fn a_blocked_run_prints_its_plan_with_the_problems() {
+    let f = changed();
+    std::fs::write(f.path("inter.key"), "not a key\n").unwrap();
+    let before = f.hashes();
+    let r = f.pki(&["--check", "--format", "json", "--now", T1]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("error: "), "{}", r.stderr);
+    let doc = parse(&r.stdout);
+    validate(&schema(), &doc, "$");
+    assert_eq!(doc["blocked"], true);
+    let problem = &doc["problems"][0];
+    assert_eq!(problem["items"][0], "inter", "{doc:#}");
+    assert!(problem["blocker"]["kind"].is_string(), "{doc:#}");
+    assert!(
+        r.stderr.contains(problem["text"].as_str().unwrap()),
+        "the same words as the error line: {doc:#}\n{}",
+        r.stderr
+    );
+    assert_eq!(item(&doc, "inter")["action"], "blocked");
+
+    let md = f.pki(&["--format", "markdown", "--now", T1]);
+    assert_eq!(md.code, 2, "{}", md.all());
+    assert!(
+        md.stdout
+            .starts_with("### kubepki: 1 problem stops the run; nothing was written\n\n- :x: "),
+        "{}",
+        md.stdout
+    );
+    assert_eq!(f.hashes(), before, "nothing written");
+
+    let unblocked = parse(&check(&changed(), "json").stdout);
+    assert_eq!(
+        (unblocked["blocked"].clone(), unblocked["problems"].clone()),
+        (false.into(), serde_json::json!([]))
+    );
+}
+
 #[test]
 fn the_validator_refuses_what_the_plan_schema_forbids() {
     let f = changed();

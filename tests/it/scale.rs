@@ -36,7 +36,11 @@ fn plan_and_build(f: &Fixture, diffs: bool) -> (scan::Sources, plan::Plan, apply
     };
     let p = plan::plan(&spec, &sources, &empty, now, &request);
     assert!(p.problems.is_empty(), "{:?}", p.problems);
-    let built = apply::build(&spec, &sources, &empty, &p, now, &[], diffs).unwrap();
+    let settings = apply::Settings {
+        diffs,
+        ..apply::Settings::at(now)
+    };
+    let built = apply::build(&spec, &sources, &empty, &p, &settings).unwrap();
     (sources, p, built)
 }
 

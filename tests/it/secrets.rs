@@ -252,7 +252,11 @@ fn debug_of_library_types_never_prints_keys() {
         renew: Default::default(),
     };
     let the_plan = plan::plan(&spec, &sources, &disk, now, &opts);
-    let built = apply::build(&spec, &sources, &disk, &the_plan, now, &[], true).unwrap();
+    let settings = apply::Settings {
+        diffs: true,
+        ..apply::Settings::at(now)
+    };
+    let built = apply::build(&spec, &sources, &disk, &the_plan, &settings).unwrap();
     for w in &built.files {
         if let Ok(text) = std::str::from_utf8(&w.bytes)
             && kubepki::x509::parse_key(text.as_bytes()).is_ok()
@@ -289,6 +293,7 @@ fn debug_of_library_types_never_prints_keys() {
         format: kubepki::report::PlanFormat::Text,
         renew: Default::default(),
         identities: Vec::new().into(),
+        progress: Default::default(),
     })
     .unwrap_err();
 

@@ -19,6 +19,7 @@ use crate::fsx;
 use crate::issue::{self, Signer};
 use crate::layout::{CERT_MODE, FolderModes, INVENTORY, KEY_MODE, csr_path, render_mode};
 use crate::plan::{Action, Blocker, Plan, Problem, Step};
+use crate::progress::{Observer, Phase};
 use crate::render::{self, Material};
 use crate::report::{self, Diff};
 use crate::scan::Sources;
@@ -72,27 +73,46 @@ impl Key<'_> {
     }
 }
 
-/// Makes everything `plan` asks for, in memory. `identities` open the keys encrypted at rest
-/// that the plan uses; a key that none opens stops the run, naming what it is encrypted to. The
-/// diffs of what changes are made only when `diffs` asks for them (`--diff`): a diff of a rendered
-/// file renders it again and redacts it, work a run that prints no diff must not do.
+/// How a build runs: its clock, the age identities that open the keys encrypted at rest that the
+/// plan uses (a key that none opens stops the run, naming what it is encrypted to), whether to
+/// make diffs, and who hears of its progress.
+pub struct Settings<'a> {
+    pub now: OffsetDateTime,
+    pub identities: &'a [Identity],
+    /// Diffs of what changes, made only when asked for (`--diff`): a diff of a rendered file
+    /// renders it again and redacts it, work a run that prints no diff must not do.
+    pub diffs: bool,
+    pub progress: &'a Observer,
+}
+
+impl Settings<'static> {
+    /// A build at `now` with no identities, no diffs and no progress display.
+    pub fn at(now: OffsetDateTime) -> Settings<'static> {
+        Settings {
+            now,
+            identities: &[],
+            diffs: false,
+            progress: &crate::progress::NONE,
+        }
+    }
+}
+
+/// Makes everything `plan` asks for, in memory.
 pub fn build(
     spec: &Spec,
     sources: &Sources,
     disk: &Disk,
     plan: &Plan,
-    now: OffsetDateTime,
-    identities: &[Identity],
-    diffs: bool,
+    settings: &Settings<'_>,
 ) -> Result<Built, Error> {
-    let want_diffs = diffs;
+    let (now, want_diffs, progress) = (settings.now, settings.diffs, settings.progress);
     let ring = sealing::Keyring {
         encryption: spec.encryption.as_ref(),
-        identities,
+        identities: settings.identities,
         now,
     };
     let mut materials = plan.current.clone();
-    let keys = keys(spec, disk, plan, ring)?;
+    let keys = keys(spec, disk, plan, ring, progress)?;
     for (step, key) in plan.steps.iter().zip(&keys) {
         let m = &mut materials[step.item];
         match key {
@@ -108,9 +128,9 @@ pub fn build(
         }
     }
     let resealed = resealed(spec, disk, plan, ring)?;
-    let clamped = certificates(spec, plan, &keys, &mut materials, now)?;
+    let clamped = certificates(spec, plan, &keys, &mut materials, (now, progress))?;
     let csrs = csrs(spec, disk, plan, &keys)?;
-    let renders = renders(spec, sources, plan, &materials, want_diffs)?;
+    let renders = renders(spec, sources, plan, &materials, (want_diffs, progress))?;
     let mut files = Vec::new();
     let mut diffs = Vec::new();
     for s in &plan.steps {
@@ -151,8 +171,13 @@ fn keys<'d>(
     disk: &'d Disk,
     plan: &Plan,
     ring: sealing::Keyring<'_>,
+    progress: &Observer,
 ) -> Result<Vec<Option<Key<'d>>>, Error> {
     let used = sealing::keys_used(spec, plan);
+    progress.phase(
+        Phase::Keys,
+        plan.steps.iter().filter(|s| s.new_key()).count(),
+    );
     let keys: Vec<Result<Option<Key<'d>>, Error>> = plan
         .steps
         .par_iter()
@@ -163,9 +188,9 @@ fn keys<'d>(
                 ItemKind::Render(_) => return Ok(None),
             };
             if s.new_key() {
-                return issue::generate_key(alg)
-                    .map(|k| Some(Key::New(k)))
-                    .map_err(Error::Crypto);
+                let key = issue::generate_key(alg);
+                progress.step();
+                return key.map(|k| Some(Key::New(k))).map_err(Error::Crypto);
             }
             let Some(paths) = sealing::key_paths(spec, s.item) else {
                 return Ok(None);
@@ -236,8 +261,11 @@ fn certificates(
     plan: &Plan,
     keys: &[Option<Key<'_>>],
     materials: &mut [Material],
-    now: OffsetDateTime,
+    (now, progress): (OffsetDateTime, &Observer),
 ) -> Result<Vec<String>, Error> {
+    let signs =
+        |s: &&Step| s.action.signs() && matches!(spec.items[s.item].kind, ItemKind::Cert(_));
+    progress.phase(Phase::Signing, plan.steps.iter().filter(signs).count());
     let depth = depths(spec);
     let max_depth = depth.iter().copied().max().unwrap_or(0);
     let mut clamped = Vec::new();
@@ -250,10 +278,9 @@ fn certificates(
                 let ItemKind::Cert(c) = &spec.items[s.item].kind else {
                     return None;
                 };
-                Some((
-                    s.item,
-                    sign_one(spec, s.item, c, plan, keys, materials, now),
-                ))
+                let signed = sign_one(spec, s.item, c, plan, keys, materials, now);
+                progress.step();
+                Some((s.item, signed))
             })
             .collect();
         for (id, r) in signed {
@@ -354,16 +381,20 @@ fn renders(
     sources: &Sources,
     plan: &Plan,
     materials: &[Material],
-    diffs: bool,
+    (diffs, progress): (bool, &Observer),
 ) -> Result<BTreeMap<ItemId, Rendered>, Error> {
-    let rendered: Vec<(ItemId, Result<Rendered, Blocker>)> = plan
+    let todo: Vec<(ItemId, &RenderSpec)> = plan
         .steps
-        .par_iter()
+        .iter()
         .filter(|s| matches!(s.action, Action::Create | Action::Render))
         .filter_map(|s| match &spec.items[s.item].kind {
             ItemKind::Render(r) => Some((s.item, r)),
             _ => None,
         })
+        .collect();
+    progress.phase(Phase::Rendering, todo.len());
+    let rendered: Vec<(ItemId, Result<Rendered, Blocker>)> = todo
+        .into_par_iter()
         .map(|(id, r)| {
             let material = |i: ItemId| materials[i].clone();
             let ctx = render::context(spec, r, &material);
@@ -380,6 +411,7 @@ fn renders(
                 (Err(b), _) => Err(b),
                 (Ok(_), Err(e)) => Err(Blocker::Template(e)),
             };
+            progress.step();
             (id, rendered)
         })
         .collect();
@@ -632,6 +664,7 @@ pub fn write(
     plan: &Plan,
     built: &Built,
     prune: bool,
+    progress: &Observer,
 ) -> Result<Written, Error> {
     let mut w = Written::default();
     let folders = FolderModes::new(spec);
@@ -647,7 +680,8 @@ pub fn write(
             mode: f.mode,
         })
         .collect();
-    fsx::write_batch(out_dir, &batch, &folders)?;
+    progress.phase(Phase::Writing, batch.len());
+    fsx::write_batch(out_dir, &batch, &folders, &|| progress.step())?;
     w.written = changed.iter().map(|f| f.path.clone()).collect();
     let written: std::collections::BTreeSet<&str> = w.written.iter().map(String::as_str).collect();
     for fix in plan.steps.iter().flat_map(|s| &s.fix_modes) {

@@ -4,9 +4,12 @@
 //! (with `status --warn-within`, something expires within it); 2 an error (bad pki.toml, a
 //! damaged CA, a template error, I/O).
 
+mod bar;
+
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use time::{OffsetDateTime, UtcOffset};
 
@@ -75,6 +78,9 @@ pub struct Args {
     /// The templates folder.
     #[arg(long, default_value = "templates", global = true)]
     pub templates: PathBuf,
+    /// Print nothing but errors: no report and no progress bar (the exit code still tells).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
 }
 
 /// The `pki` subcommands; without one, `pki` generates or checks out/.
@@ -143,22 +149,56 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     }
 }
 
-/// Plain `pki`: generate, or with `--check` compare.
+/// Plain `pki`: generate, or with `--check` compare. The plan is printed as soon as it is made,
+/// before the slow work, and a long run draws a progress bar on a terminal (`cli/bar.rs`).
 fn generate(root: &Path, args: &Args) -> ExitCode {
-    match options(root, args).and_then(|o| crate::run(&o).map(|r| (o, r))) {
-        Ok((o, outcome)) => {
-            print!("{}", outcome.text);
-            if o.check && outcome.changed {
+    let run = |console: &Option<Arc<bar::Console>>| {
+        let mut o = options(root, args)?;
+        if let Some(c) = console {
+            let progress: Arc<dyn crate::Progress> = c.clone();
+            o.progress = crate::Observer::new(progress);
+        }
+        crate::run(&o).map(|outcome| (o.check, outcome))
+    };
+    match console(args).and_then(|c| run(&c).map(|done| (c, done))) {
+        Ok((console, (check, outcome))) => {
+            if !args.quiet {
+                let rest = console
+                    .as_ref()
+                    .map_or(&*outcome.text, |c| c.rest(&outcome.text));
+                print!("{rest}");
+            }
+            if check && outcome.changed {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             }
         }
         Err(e) => {
+            if let (Error::BlockedPlan { document, .. }, false) = (&e, args.quiet) {
+                print!("{document}");
+            }
             eprintln!("{}", crate::report::error_text(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// What prints the plan early and draws the bar: nothing with `--quiet`; a bar only on a
+/// terminal without `NO_COLOR`, after `KUBEPKI_PROGRESS_AFTER`.
+fn console(args: &Args) -> Result<Option<Arc<bar::Console>>, Error> {
+    if args.quiet {
+        return Ok(None);
+    }
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let wanted = bar::wanted(std::io::stderr().is_terminal(), no_color, args.quiet);
+    let after = match std::env::var(bar::AFTER_VAR) {
+        Ok(v) if !v.trim().is_empty() => bar::parse_after(v.trim()).map_err(Error::Usage)?,
+        _ => bar::DEFAULT_AFTER,
+    };
+    let target: fn() -> indicatif::ProgressDrawTarget = indicatif::ProgressDrawTarget::stderr;
+    let bar = wanted.then_some((after, target));
+    Ok(Some(Arc::new(bar::Console::new(bar))))
 }
 
 /// The clock's range: from the Unix epoch to the year 9000, which leaves room for any validity
@@ -193,6 +233,7 @@ pub fn options(root: &Path, args: &Args) -> Result<Options, Error> {
         color,
         format: args.format,
         identities: identities()?.into(),
+        progress: crate::Observer::default(),
     })
 }
 

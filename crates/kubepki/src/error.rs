@@ -23,6 +23,15 @@ pub enum Error {
     },
     /// The plan cannot be carried out as it stands (a damaged CA, a template error).
     Blocked(Vec<Problem>),
+    /// As `Blocked`, for a run that asked for a machine-readable `--format`: the problems, and
+    /// the plan in that format with its problems in it, which the command line prints on stdout
+    /// (for a bot to post) beside the error on stderr.
+    BlockedPlan {
+        /// What stops the run.
+        problems: Vec<Problem>,
+        /// The plan as `--format` prints it.
+        document: String,
+    },
     /// Reading or writing a file failed.
     Io {
         /// What was being done (`read`, `write`, `create`...).
@@ -70,7 +79,7 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
-            Error::Blocked(problems) => {
+            Error::Blocked(problems) | Error::BlockedPlan { problems, .. } => {
                 let n = problems.len();
                 write!(
                     f,

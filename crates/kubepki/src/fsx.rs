@@ -153,11 +153,13 @@ const WRITERS: usize = 32;
 /// up to `root`, which holds a folder this run may have created) is fsynced once. A file is
 /// therefore never visible under its name before its bytes are durable, the names change in the
 /// caller's order, and when this returns every rename is durable. If a temporary file cannot be
-/// written, nothing has been renamed and every temporary file is removed.
+/// written, nothing has been renamed and every temporary file is removed. `written` is called
+/// as each temporary file is on disk (for a progress display).
 pub(crate) fn write_batch(
     root: &Path,
     files: &[BatchFile<'_>],
     folders: &FolderModes,
+    written: &(dyn Fn() + Sync),
 ) -> Result<(), Error> {
     let targets = batch_targets(root, files, folders)?;
     let pool = rayon::ThreadPoolBuilder::new()
@@ -168,15 +170,19 @@ pub(crate) fn write_batch(
             path: root.display().to_string(),
             cause: e.to_string(),
         })?;
-    let written: Vec<Result<(), Error>> = pool.install(|| {
+    let results: Vec<Result<(), Error>> = pool.install(|| {
         use rayon::prelude::*;
         files
             .par_iter()
             .zip(&targets)
-            .map(|(f, (path, tmp))| write_temp(path, tmp, f.bytes, f.mode))
+            .map(|(f, (path, tmp))| {
+                let done = write_temp(path, tmp, f.bytes, f.mode);
+                written();
+                done
+            })
             .collect()
     });
-    if let Some(e) = written.into_iter().find_map(Result::err) {
+    if let Some(e) = results.into_iter().find_map(Result::err) {
         remove_temps(&targets);
         return Err(e);
     }

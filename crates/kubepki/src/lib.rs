@@ -23,6 +23,7 @@ pub mod deploy;
 pub use diag::Diagnostic;
 pub use error::Error;
 pub use plan::{Blocker, Problem, Reason};
+pub use progress::{Observer, Phase, Progress};
 
 // The stages themselves. Public for the repository's own tests (which drive them on in-memory
 // inputs) and hidden from the documentation: they are not a stable API.
@@ -64,6 +65,7 @@ mod fsx;
 mod graph;
 mod inventory;
 mod issue;
+mod progress;
 #[doc(hidden)]
 pub mod restarts;
 #[cfg(test)]
@@ -107,6 +109,9 @@ pub struct Options {
     /// `SOPS_AGE_KEY_FILE` or `SOPS_AGE_KEY`: only apply uses them, and only for the keys it
     /// uses; planning and `--check` need none.
     pub identities: std::sync::Arc<[sops::Identity]>,
+    /// Who hears of the run's progress (none by default): the plan before the slow work starts,
+    /// then each phase of it and each step.
+    pub progress: Observer,
 }
 
 /// Where a run's clock comes from.
@@ -234,6 +239,11 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         problems.extend(plan.prune_problems(&out));
     }
     if !problems.is_empty() {
+        if opts.format != report::PlanFormat::Text {
+            let changed = !plan.changes_nothing(opts.prune);
+            let document = formatted(opts, &spec, &plan, &[], (changed, &problems));
+            return Err(Error::BlockedPlan { problems, document });
+        }
         return Err(Error::Blocked(problems));
     }
     if opts.check {
@@ -244,7 +254,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         let changed = !plan.changes_nothing(opts.prune);
         if opts.format != report::PlanFormat::Text {
             let diffs = report::planned_diffs(&spec, &plan, &disk);
-            let text = formatted(opts, &spec, &plan, &diffs, changed);
+            let text = formatted(opts, &spec, &plan, &diffs, (changed, &[]));
             return Ok(Outcome { text, changed });
         }
         text.push_str(&report::restarts::restart_text(&restarts, false));
@@ -267,23 +277,36 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     if plan.changes_nothing(opts.prune) {
         text.push_str(&report::nothing_written(&out, &plan));
         if opts.format != report::PlanFormat::Text {
-            text = formatted(opts, &spec, &plan, &[], false);
+            text = formatted(opts, &spec, &plan, &[], (false, &[]));
         }
         return Ok(Outcome {
             text,
             changed: false,
         });
     }
-    let built = apply::build(
-        &spec,
-        &sources,
-        &disk,
-        &plan,
-        opts.now,
-        &opts.identities,
-        opts.diff,
-    )?;
-    let written = apply::write(&opts.out_dir, &spec, &disk, &plan, &built, opts.prune)?;
+    if opts.format == report::PlanFormat::Text {
+        opts.progress.planned(&text);
+    }
+    let settings = apply::Settings {
+        now: opts.now,
+        identities: &opts.identities,
+        diffs: opts.diff,
+        progress: &opts.progress,
+    };
+    let made = apply::build(&spec, &sources, &disk, &plan, &settings).and_then(|built| {
+        let written = apply::write(
+            &opts.out_dir,
+            &spec,
+            &disk,
+            &plan,
+            &built,
+            opts.prune,
+            &opts.progress,
+        )?;
+        Ok((built, written))
+    });
+    opts.progress.finished();
+    let (built, written) = made?;
     if opts.diff {
         text.push_str(&report::diff_text(&built.diffs, style));
     }
@@ -291,7 +314,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     text.push_str(&report::restarts::restart_text(&restarts, true));
     text.push_str(&report::restarts::deploy_text(&restarts));
     if opts.format != report::PlanFormat::Text {
-        text = formatted(opts, &spec, &plan, &built.diffs, true);
+        text = formatted(opts, &spec, &plan, &built.diffs, (true, &[]));
     }
     Ok(Outcome {
         text,
@@ -300,18 +323,24 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
 }
 
 /// The plan in a machine-readable `--format`, instead of the text report: what a `--check` would
-/// change, or what the run changed.
+/// change, or what the run changed, or (with problems) why the run stops.
 fn formatted(
     opts: &Options,
     spec: &spec::Spec,
     plan: &plan::Plan,
     diffs: &[report::Diff],
-    changed: bool,
+    (changed, problems): (bool, &[Problem]),
 ) -> String {
     match opts.format {
         report::PlanFormat::Text => unreachable!("the text report is built by `run` itself"),
         report::PlanFormat::Json => {
-            report::json::plan_json(spec, plan, opts.now, opts.check, changed)
+            let run = report::json::Run {
+                now: opts.now,
+                check: opts.check,
+                changed,
+                problems,
+            };
+            report::json::plan_json(spec, plan, &run)
         }
         report::PlanFormat::Markdown => {
             let out = scan::shown(&opts.out_dir);
@@ -321,6 +350,7 @@ fn formatted(
                 command: &command,
                 check: opts.check,
                 changed,
+                problems,
             };
             report::markdown::plan_markdown(spec, plan, diffs, &summary)
         }

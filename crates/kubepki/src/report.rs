@@ -679,7 +679,7 @@ pub fn applied(out: &str, clamped: &[String], w: &crate::apply::Written) -> Stri
 pub fn error_text(e: &Error) -> String {
     match e {
         Error::Spec { rendered, .. } => rendered.trim_end().to_string(),
-        Error::Blocked(problems) => {
+        Error::Blocked(problems) | Error::BlockedPlan { problems, .. } => {
             let mut text = String::new();
             for p in problems {
                 let _ = writeln!(text, "error: {p}");

@@ -68,8 +68,8 @@ pub(crate) fn made_tree(sources: &Sources, inventory: bool) -> (Spec, Observed) 
     let empty = crate::disk::Disk::default();
     let request = crate::plan::Request::default();
     let plan = crate::plan::plan(&spec, sources, &empty, t0(), &request);
-    let built =
-        crate::apply::build(&spec, sources, &empty, &plan, t0(), &[], false).expect("build");
+    let settings = crate::apply::Settings::at(t0());
+    let built = crate::apply::build(&spec, sources, &empty, &plan, &settings).expect("build");
     let mut obs = Observed::default();
     for f in built.files {
         let file = FileObs {

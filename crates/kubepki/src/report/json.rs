@@ -5,26 +5,31 @@
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::plan::{Action, Plan, Reason, Step};
+use crate::plan::{Action, Plan, Problem, Reason, Step};
 use crate::spec::{Item, ItemKind, Spec};
 
 /// The version of the document; a field is removed or changes meaning only with a new one.
 pub const SCHEMA_VERSION: u32 = 1;
 
+/// What a run was: a `--check` or not, whether anything would change (or changed), and the
+/// problems that stop it (a blocked run writes nothing).
+pub struct Run<'a> {
+    pub now: OffsetDateTime,
+    pub check: bool,
+    pub changed: bool,
+    pub problems: &'a [Problem],
+}
+
 /// The whole plan: the run's mode, counts, one object per item, and the files beside them.
-pub fn plan_json(
-    spec: &Spec,
-    plan: &Plan,
-    now: OffsetDateTime,
-    check: bool,
-    changed: bool,
-) -> String {
+pub fn plan_json(spec: &Spec, plan: &Plan, run: &Run<'_>) -> String {
     let items: Vec<Value> = plan.steps.iter().map(|s| step(spec, s)).collect();
     let doc = json!({
         "schema_version": SCHEMA_VERSION,
-        "now": crate::x509::fmt_time(now),
-        "check": check,
-        "changed": changed,
+        "now": crate::x509::fmt_time(run.now),
+        "check": run.check,
+        "changed": run.changed,
+        "blocked": !run.problems.is_empty(),
+        "problems": run.problems.iter().map(problem).collect::<Vec<_>>(),
         "counts": counts(plan),
         "items": items,
         "orphans": plan.orphans,
@@ -62,6 +67,15 @@ fn step(spec: &Spec, s: &Step) -> Value {
         "blocker": s.blocker.as_ref().map(|b| with_text(json!(b), b.to_string())),
         "files": files(item),
         "signed": s.action.signs() || s.action == Action::Csr,
+    })
+}
+
+/// A problem: the items it stops, its blocker as a reason is, and the line the command prints.
+fn problem(p: &Problem) -> Value {
+    json!({
+        "items": p.items,
+        "blocker": with_text(json!(p.blocker), p.blocker.to_string()),
+        "text": p.to_string(),
     })
 }
 

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use super::{Diff, Style, counts, diff_text};
-use crate::plan::{Action, Plan, Step};
+use crate::plan::{Action, Plan, Problem, Step};
 use crate::spec::{ItemKind, Spec};
 
 /// The Mermaid class of an item the plan changes, and its style.
@@ -18,11 +18,19 @@ pub struct Summary<'a> {
     pub command: &'a str,
     pub check: bool,
     pub changed: bool,
+    /// What stops the run: a blocked run writes nothing, and the comment says why first.
+    pub problems: &'a [Problem],
 }
 
 /// The comment: what the run would do (`check`) or did, then the details.
 pub fn plan_markdown(spec: &Spec, plan: &Plan, diffs: &[Diff], s: &Summary<'_>) -> String {
     let mut md = format!("### kubepki: {}\n\n", summary(s));
+    for p in s.problems {
+        let _ = writeln!(md, "- :x: {}", inline(&p.to_string()));
+    }
+    if !s.problems.is_empty() {
+        md.push('\n');
+    }
     let _ = writeln!(md, "{}", counts(plan).trim_end());
     md.push('\n');
     md.push_str(&table(spec, plan));
@@ -36,9 +44,17 @@ pub fn plan_markdown(spec: &Spec, plan: &Plan, diffs: &[Diff], s: &Summary<'_>) 
     md
 }
 
-/// One sentence: stale or up to date, written or not.
+/// One sentence: blocked, stale or up to date, written or not.
 fn summary(s: &Summary<'_>) -> String {
     let out = s.out;
+    if let n @ 1.. = s.problems.len() {
+        let stop = if n == 1 {
+            "problem stops"
+        } else {
+            "problems stop"
+        };
+        return format!("{n} {stop} the run; nothing was written");
+    }
     match (s.check, s.changed) {
         (true, true) => format!("{out}/ is stale: run `{}`", s.command),
         (true, false) | (false, false) => format!("{out}/ is up to date"),
@@ -71,6 +87,11 @@ fn table(spec: &Spec, plan: &Plan) -> String {
     }
     md.push('\n');
     md
+}
+
+/// Text made safe for one line of a list: a newline would end the item.
+fn inline(text: &str) -> String {
+    text.replace('\n', " ")
 }
 
 /// Text made safe for a table cell: a `|` would end the cell, a newline the row.
