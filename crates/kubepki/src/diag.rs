@@ -173,21 +173,38 @@ pub fn nearest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|c| (levenshtein(word, c), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 3))
+        .filter(|&(d, c)| close_enough(d, word, c))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
+/// Whether `d` edits from `word` to `candidate` look like a typo rather than another word: one
+/// edit between short words (`cm` for `cn`, never `x` for `ca`), two between longer ones, a third
+/// of the longer word beyond nine letters, and never a word that is all edits.
+fn close_enough(d: usize, word: &str, candidate: &str) -> bool {
+    let len = word.chars().count();
+    let longest = len.max(candidate.chars().count());
+    let limit = if longest <= 3 { 1 } else { 2.max(longest / 3) };
+    d <= limit && d < len
+}
+
+/// Edits from `a` to `b`: insertions, deletions, substitutions, and swaps of two neighbouring
+/// letters (`dsn` for `dns` is one), the optimal string alignment distance.
 fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut before: Vec<usize> = Vec::new();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
+    for i in 0..a.len() {
         let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        for j in 0..b.len() {
+            let cost = usize::from(a[i] != b[j]);
+            let mut d = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+            if i > 0 && j > 0 && a[i] == b[j - 1] && a[i - 1] == b[j] {
+                d = d.min(before[j - 1] + 1);
+            }
+            cur.push(d);
         }
-        prev = cur;
+        before = std::mem::replace(&mut prev, cur);
     }
     prev[b.len()]
 }
@@ -280,5 +297,20 @@ mod tests {
     fn nearest_suggests_typos_only() {
         assert_eq!(nearest("validty", ["validity", "issuer"]), Some("validity"));
         assert_eq!(nearest("zzzzzz", ["validity", "issuer"]), None);
+        assert_eq!(nearest("cm", ["cn", "ca"]), Some("cn"));
+        assert_eq!(nearest("ip", ["ips"]), Some("ips"));
+        assert_eq!(
+            nearest("x", ["ca", "cn"]),
+            None,
+            "one letter is no typo of two"
+        );
+        assert_eq!(nearest("ab", ["cn"]), None, "nothing in common");
+        assert_eq!(nearest("dsn", ["dns"]), Some("dns"), "a swap is one edit");
+        assert_eq!(
+            nearest("nsd", ["dns"]),
+            None,
+            "two edits between three letters"
+        );
+        assert_eq!(nearest("vlaue", ["value"]), Some("value"));
     }
 }

@@ -399,6 +399,13 @@ fn redact_base64_keys(text: &str) -> String {
             });
         out.push_str(if is_key { "[private key elided]" } else { run });
         rest = &rest[start + len..];
+        if is_key {
+            // The run's padding is part of the key's text, not of what follows it.
+            rest = rest
+                .strip_prefix("==")
+                .or(rest.strip_prefix('='))
+                .unwrap_or(rest);
+        }
     }
     out.push_str(rest);
     out
@@ -693,5 +700,28 @@ pub fn error_text(e: &Error) -> String {
             text
         }
         other => format!("error: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+
+    #[test]
+    fn a_base64_key_is_elided_with_its_padding() {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        for key in [
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgx\n-----END PRIVATE KEY-----\n",
+            "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgxy\n-----END PRIVATE KEY-----\n",
+        ] {
+            let encoded = b64(key);
+            let text = format!("client-key-data: {encoded}\nKEY={encoded}\nnext: x==\n");
+            assert_eq!(
+                super::redact_base64_keys(&text),
+                "client-key-data: [private key elided]\nKEY=[private key elided]\nnext: x==\n",
+                "{encoded}"
+            );
+        }
     }
 }
