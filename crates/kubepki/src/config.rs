@@ -302,9 +302,30 @@ fn entry_name(value: &Spanned<DeValue<'_>>) -> Option<String> {
 }
 
 pub(crate) fn quote_list(items: &[&str]) -> String {
-    items
+    let mut shown: Vec<String> = items
         .iter()
+        .take(QUOTED_MAX)
         .map(|s| format!("`{s}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if items.len() > QUOTED_MAX {
+        shown.push(format!("and {} more", items.len() - QUOTED_MAX));
+    }
+    shown.join(", ")
+}
+
+/// How many names a help line quotes: a list of every node of a 10,000-node cluster helps no
+/// one, and the first names show what the names look like.
+const QUOTED_MAX: usize = 12;
+
+#[cfg(test)]
+mod quote_tests {
+    #[test]
+    fn a_long_list_is_cut_and_counted() {
+        assert_eq!(super::quote_list(&["a", "b"]), "`a`, `b`");
+        let many: Vec<String> = (0..40_000).map(|i| format!("worker-{i}")).collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        let list = super::quote_list(&names);
+        assert!(list.starts_with("`worker-0`, `worker-1`, "), "{list}");
+        assert!(list.ends_with("`worker-11`, and 39988 more"), "{list}");
+    }
 }
