@@ -232,6 +232,53 @@ fn a_second_control_plane_node_merges_into_the_import() {
     assert_eq!(before, repo.files());
 }
 
+/// A second node whose own certificate pki.toml would re-sign (its apiserver certificate lacks
+/// the SANs the first node's declare) is refused by the planner before anything is written:
+/// pki.toml and out/ stay as they were.
+#[test]
+fn a_merge_the_planner_refuses_writes_nothing() {
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some(()) = kubeadm_tree(first.path(), &["ecdsa"]) else {
+        return;
+    };
+    let first_dir = first.path().to_str().unwrap();
+    kubeadm_tree(
+        second.path(),
+        &["ecdsa", "--join", first_dir, "cp-2", "10.0.0.12"],
+    );
+    let pki = second.path().join("pki");
+    let signed = run(Command::new("openssl")
+        .args(["req", "-new", "-key"])
+        .arg(pki.join("apiserver.key"))
+        .args([
+            "-subj",
+            "/CN=kube-apiserver",
+            "-addext",
+            "subjectAltName=DNS:cp-2",
+        ])
+        .args(["-x509", "-days", "300", "-CA"])
+        .arg(pki.join("ca.crt"))
+        .arg("-CAkey")
+        .arg(pki.join("ca.key"))
+        .arg("-out")
+        .arg(pki.join("apiserver.crt")));
+    assert_eq!(signed.code, 0, "{}", signed.all());
+    let repo = Repo::new();
+    repo.ok(&["import", "--from-kubeadm", first_dir]);
+    let spec_path = repo.root().join("pki.toml");
+    let (spec_before, files_before) = (std::fs::read(&spec_path).unwrap(), repo.files());
+    let r = repo.import(second.path(), &["--node", "cp-2"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("apiserver@cp-2"), "{}", r.stderr);
+    assert!(r.stderr.contains("nothing was written"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(&spec_path).unwrap(),
+        spec_before,
+        "pki.toml unchanged"
+    );
+    assert_eq!(repo.files(), files_before, "out/ unchanged");
+}
+
 /// Imports a fresh kubeadm tree of `alg`, then adds the SAN api.example.com to the apiserver and
 /// runs the tool: only the apiserver's certificate (and the inventory) may change, its key kept.
 /// `None` when openssl is missing (the test is skipped).

@@ -4,8 +4,9 @@
 //! [`tree::Tree`] (CAs, the leaves each signed, the service-account key pair, the kubeconfigs'
 //! embedded clients, the node, and what could not be mapped). [`import`] writes pki.toml and
 //! out/ from it (through `fsx::write_atomic`, keys 0600), or merges a second control-plane node
-//! into an earlier import, then checks with the planner that nothing would be created, re-signed
-//! or re-keyed, and renders the kubeconfigs with the tool itself.
+//! into an earlier import, and checks with the planner that nothing would be created, re-signed
+//! or re-keyed (a merge before it writes anything, so a refused one leaves pki.toml and out/ as
+//! they were), then renders the kubeconfigs with the tool itself.
 //!
 //! Kubeconfigs: their client certificates and keys become `[[cert]]` items (files byte for byte
 //! under out/pki/users/, or out/nodes/<node>/ for the kubelet), and the kubeconfigs renders of the
@@ -72,7 +73,25 @@ pub fn import(req: &Request) -> Result<String, Error> {
                 tree.node.name
             )));
         }
-        merge(o, &tree)?;
+        let merged = merge(o, &tree)?;
+        // The planner judges the merge before anything is written: a node it would change is
+        // refused with pki.toml and out/ as they were.
+        let sources = crate::scan::read_sources(&o.spec_file, &o.templates_dir)?;
+        let sources = crate::scan::Sources {
+            spec_text: merged.spec_text.clone(),
+            ..sources
+        };
+        let mut observed = crate::scan::observe(&o.out_dir)?;
+        for f in &merged.files {
+            let obs = crate::scan::FileObs {
+                bytes: f.bytes.clone(),
+                mode: f.mode,
+                symlink: false,
+            };
+            observed.files.insert(f.path.clone(), obs);
+        }
+        verify_plan(o, &sources, observed, Written::No)?;
+        write_merge(o, &merged)?;
         report.push_str(&format!(
             "merged node `{}` into {}\n",
             tree.node.name,
@@ -86,7 +105,8 @@ pub fn import(req: &Request) -> Result<String, Error> {
             o.out_dir.display()
         ));
     }
-    verify(o)?;
+    let sources = crate::scan::read_sources(&o.spec_file, &o.templates_dir)?;
+    verify_plan(o, &sources, crate::scan::observe(&o.out_dir)?, Written::Yes)?;
     let outcome = crate::run(&Options {
         check: false,
         prune: false,
@@ -170,7 +190,7 @@ fn fresh(o: &Options, tree: &Tree, from: &Path) -> Result<(), Error> {
 
 /// A second control-plane node: its own files go under out/nodes/<node>/, its shared files must
 /// be out/'s byte for byte, and pki.toml gains its `[[node]]`.
-fn merge(o: &Options, tree: &Tree) -> Result<(), Error> {
+fn merge(o: &Options, tree: &Tree) -> Result<Merged, Error> {
     let mut differ = Vec::new();
     let per_node: Vec<String> = tree
         .certs
@@ -192,35 +212,60 @@ fn merge(o: &Options, tree: &Tree) -> Result<(), Error> {
             differ.join(", ")
         )));
     }
-    let mut text = std::fs::read_to_string(&o.spec_file).map_err(|e| Error::Io {
+    let mut spec_text = std::fs::read_to_string(&o.spec_file).map_err(|e| Error::Io {
         op: "read",
         path: o.spec_file.display().to_string(),
         cause: e.to_string(),
     })?;
-    text.push_str(&spec_text::node_table(&tree.node));
+    spec_text.push_str(&spec_text::node_table(&tree.node));
+    let files = files
+        .into_iter()
+        .filter(|f| per_node.contains(&f.path))
+        .collect();
+    Ok(Merged { spec_text, files })
+}
+
+/// A second node's merge, decided but not written: pki.toml with its `[[node]]`, and its own
+/// files.
+struct Merged {
+    spec_text: String,
+    files: Vec<OutFile>,
+}
+
+/// Writes a merge the planner accepted: the node's files, then pki.toml that declares them.
+fn write_merge(o: &Options, merged: &Merged) -> Result<(), Error> {
     let folders = FolderModes::default();
-    for f in files.iter().filter(|f| per_node.contains(&f.path)) {
+    for f in &merged.files {
         crate::fsx::write_atomic(&o.out_dir, &f.path, &f.bytes, f.mode, &folders)?;
     }
-    crate::fsx::write_at(&o.spec_file, text.as_bytes(), CERT_MODE)
+    crate::fsx::write_at(&o.spec_file, merged.spec_text.as_bytes(), CERT_MODE)
+}
+
+/// Whether the files the planner judges are already written (a first import) or still only in
+/// memory (a merge), which its refusal says.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Written {
+    Yes,
+    No,
 }
 
 /// The planner's word on what was imported: every certificate and key pair kept as it is (only
 /// renders may be written). Anything else is the import's mistake, said per item.
-fn verify(o: &Options) -> Result<(), Error> {
-    let sources = crate::scan::read_sources(&o.spec_file, &o.templates_dir)?;
-    let spec = crate::load(&sources)?;
-    let disk = crate::disk::decode(
-        crate::scan::observe(&o.out_dir)?,
-        &crate::layout::key_companions(&spec),
-    );
+fn verify_plan(
+    o: &Options,
+    sources: &crate::scan::Sources,
+    observed: crate::scan::Observed,
+    written: Written,
+) -> Result<(), Error> {
+    let spec = crate::load(sources)?;
+    let disk = crate::disk::decode(observed, &crate::layout::key_companions(&spec));
     let req = crate::plan::Request {
         rekey: Default::default(),
         renew: Default::default(),
         out: crate::scan::shown(&o.out_dir),
         diffs: false,
     };
-    let plan = crate::plan::plan(&spec, &sources, &disk, o.now, &req);
+    let plan = crate::plan::plan(&spec, sources, &disk, o.now, &req);
     let wrong: Vec<String> = plan
         .steps
         .iter()
@@ -240,8 +285,12 @@ fn verify(o: &Options) -> Result<(), Error> {
     if wrong.is_empty() {
         return Ok(());
     }
+    let then = match written {
+        Written::Yes => "they are written, but the tool would change them",
+        Written::No => "nothing was written (pki.toml and out/ are as they were)",
+    };
     Err(Error::Usage(format!(
-        "the imported pki.toml does not describe the imported files: {}; they are written, but the tool would change them",
+        "the imported pki.toml does not describe the imported files: {}; {then}",
         wrong.join(", ")
     )))
 }
