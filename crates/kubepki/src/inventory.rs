@@ -70,64 +70,23 @@ pub(crate) fn pins(text: &str) -> Pins {
     pins
 }
 
+/// The inventory of `spec` with each item's `material` (what apply leaves on disk).
 pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
-    let mut entries: Vec<(String, String)> = Vec::new();
-    for (id, item) in spec.items.iter().enumerate() {
-        let m = material(id);
-        let mut s = String::new();
-        match &item.kind {
-            ItemKind::Cert(c) => {
-                let kind = if c.ca.is_some() { "ca" } else { "cert" };
-                let _ = writeln!(s, "[{kind} {}]", item.name);
-                let _ = writeln!(s, "path: {}", c.cert_path);
-                match &m.cert {
-                    Some(cf) => {
-                        for line in x509::describe(cf).lines() {
-                            let _ = writeln!(s, "{line}");
-                        }
-                    }
-                    None => {
-                        let _ = writeln!(s, "certificate: missing");
-                    }
-                }
-                // The key file's own public key: a new key waiting for its certificate (external
-                // CA) shows here before the certificate changes.
-                let key = m.key_spki.as_deref();
-                let _ = writeln!(
-                    s,
-                    "key-file: {} {}",
-                    c.key_path,
-                    key.map_or("missing".to_string(), |k| format!(
-                        "public-key-sha256 {}",
-                        x509::sha256_hex(k)
-                    ))
-                );
-            }
-            ItemKind::KeyPair(k) => {
-                let _ = writeln!(s, "[keypair {}]", item.name);
-                let _ = writeln!(s, "path: {}", k.public_path);
-                match m
-                    .public_pem
-                    .as_deref()
-                    .and_then(|p| x509::parse_public_key(p.as_bytes()).ok())
-                {
-                    Some(spki) => {
-                        let _ = writeln!(
-                            s,
-                            "key: {}",
-                            x509::key_alg_of_spki(&spki).map_or("unknown", |a| a.name())
-                        );
-                        let _ = writeln!(s, "public-key-sha256: {}", x509::sha256_hex(&spki));
-                    }
-                    None => {
-                        let _ = writeln!(s, "key: missing");
-                    }
-                }
-            }
-            ItemKind::Render(_) => continue,
-        }
-        entries.push((item.name.clone(), s));
-    }
+    let materials: Vec<Material> = (0..spec.items.len()).map(material).collect();
+    inventory_of(spec, &materials)
+}
+
+/// The inventory of `spec` with `materials[id]` for each item: its sections made in parallel
+/// (each one a certificate's decoded text and fingerprints), then sorted and joined. The plan
+/// makes it on every run, to tell whether the inventory on disk is up to date.
+pub(crate) fn inventory_of(spec: &Spec, materials: &[Material]) -> String {
+    use rayon::prelude::*;
+    let mut entries: Vec<(&str, String)> = spec
+        .items
+        .par_iter()
+        .zip(materials)
+        .filter_map(|(item, m)| Some((item.name.as_str(), section(item, m)?)))
+        .collect();
     entries.sort();
     let mut out = format!("{HEADER}\n");
     for (_, s) in entries {
@@ -135,4 +94,61 @@ pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> S
         out.push_str(&s);
     }
     out
+}
+
+/// One item's section of the inventory; none for a rendered file.
+fn section(item: &crate::spec::Item, m: &Material) -> Option<String> {
+    let mut s = String::new();
+    match &item.kind {
+        ItemKind::Cert(c) => {
+            let kind = if c.ca.is_some() { "ca" } else { "cert" };
+            let _ = writeln!(s, "[{kind} {}]", item.name);
+            let _ = writeln!(s, "path: {}", c.cert_path);
+            match &m.cert {
+                Some(cf) => {
+                    for line in x509::describe(cf).lines() {
+                        let _ = writeln!(s, "{line}");
+                    }
+                }
+                None => {
+                    let _ = writeln!(s, "certificate: missing");
+                }
+            }
+            // The key file's own public key: a new key waiting for its certificate (external
+            // CA) shows here before the certificate changes.
+            let key = m.key_spki.as_deref();
+            let _ = writeln!(
+                s,
+                "key-file: {} {}",
+                c.key_path,
+                key.map_or("missing".to_string(), |k| format!(
+                    "public-key-sha256 {}",
+                    x509::sha256_hex(k)
+                ))
+            );
+        }
+        ItemKind::KeyPair(k) => {
+            let _ = writeln!(s, "[keypair {}]", item.name);
+            let _ = writeln!(s, "path: {}", k.public_path);
+            match m
+                .public_pem
+                .as_deref()
+                .and_then(|p| x509::parse_public_key(p.as_bytes()).ok())
+            {
+                Some(spki) => {
+                    let _ = writeln!(
+                        s,
+                        "key: {}",
+                        x509::key_alg_of_spki(&spki).map_or("unknown", |a| a.name())
+                    );
+                    let _ = writeln!(s, "public-key-sha256: {}", x509::sha256_hex(&spki));
+                }
+                None => {
+                    let _ = writeln!(s, "key: missing");
+                }
+            }
+        }
+        ItemKind::Render(_) => return None,
+    }
+    Some(s)
 }

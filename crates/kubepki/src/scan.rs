@@ -369,7 +369,9 @@ fn read_limited(path: &Path, limit: u64) -> Result<Result<FileObs, Unread>, Erro
         let size = meta.len();
         return Ok(Err(Unread::TooLarge { size, limit }));
     }
-    let mut bytes = Vec::new();
+    // Sized from the metadata (one more byte to see a file that grew since): read in one go,
+    // rather than grown and probed from empty.
+    let mut bytes = Vec::with_capacity(meta.len() as usize + 1);
     File::take(file, limit + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| Error::io("read", path, e))?;

@@ -182,6 +182,25 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
     })
 }
 
+/// `KeyPair::from_pem`, with a P-256 key read directly. `from_pem` tries the algorithms in turn,
+/// Ed25519 first, and loading a P-256 key as Ed25519 to be refused cost a third as much as
+/// loading it. A key whose DER names the P-256 curve (PKCS#8 and SEC1 both carry its OID) is
+/// read as P-256 first, by the function `from_pem` would reach for it after the Ed25519 reading
+/// failed (the key's algorithm is another), so the key pair is the same; whatever that does not
+/// read, and every other key, goes to `from_pem` as before.
+fn key_pair_from_pem(text: &str) -> Result<KeyPair, rcgen::Error> {
+    /// The DER of OID 1.2.840.10045.3.1.7 (prime256v1), with its tag and length.
+    const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let names_p256 = ::pem::parse(text)
+        .is_ok_and(|p| p.contents().windows(P256_OID.len()).any(|w| w == P256_OID));
+    if names_p256
+        && let Ok(key) = KeyPair::from_pem_and_sign_algo(text, &rcgen::PKCS_ECDSA_P256_SHA256)
+    {
+        return Ok(key);
+    }
+    KeyPair::from_pem(text)
+}
+
 /// Parses a private key (PKCS#8, PKCS#1 or SEC1 PEM).
 pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not a PEM file".to_string())?;
@@ -189,7 +208,7 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
         return Err("not a PEM private key".into());
     }
     // The parser's own error could quote key bytes; keep only a generic message.
-    let key = KeyPair::from_pem(text).map_err(|_| "not a valid private key".to_string())?;
+    let key = key_pair_from_pem(text).map_err(|_| "not a valid private key".to_string())?;
     let spki = key.subject_public_key_info();
     Ok(KeyFacts {
         alg: key_alg_of_spki(&spki),
