@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use crate::inventory::Pins;
+use crate::inventory::{Pins, Records};
 use crate::layout::INVENTORY;
 use crate::scan::{FileObs, Observed, Unread};
 use crate::x509::{self, CertFacts, KeyFacts};
@@ -31,6 +31,7 @@ pub struct Disk {
     /// Entries whose name is not UTF-8, escaped: never read, never removed.
     pub unnamed: Vec<String>,
     pins: Pins,
+    records: Records,
 }
 
 /// One file of the output folder, with every reading of it.
@@ -65,11 +66,18 @@ impl<T> Read<'_, T> {
 /// each declared key's path to its public half's (`layout::key_companions`): a key encrypted at
 /// rest is known by it, since no identity is needed to plan.
 pub fn decode(observed: Observed, companions: &BTreeMap<String, String>) -> Disk {
-    let pins = observed
+    let inventory = observed
         .files
         .get(INVENTORY)
         .filter(|f| !f.symlink)
-        .map(|f| crate::inventory::pins(&String::from_utf8_lossy(&f.bytes)))
+        .map(|f| String::from_utf8_lossy(&f.bytes));
+    let pins = inventory
+        .as_deref()
+        .map(crate::inventory::pins)
+        .unwrap_or_default();
+    let records = inventory
+        .as_deref()
+        .map(crate::inventory::records)
         .unwrap_or_default();
     let halves: BTreeSet<&str> = companions.values().map(String::as_str).collect();
     let files = observed
@@ -90,6 +98,7 @@ pub fn decode(observed: Observed, companions: &BTreeMap<String, String>) -> Disk
         unread: observed.unread,
         unnamed: observed.unnamed,
         pins,
+        records,
     }
 }
 
@@ -205,6 +214,11 @@ impl Disk {
     /// The keys the last run's inventory pins to each item (none when there is no inventory).
     pub(crate) fn pins(&self) -> &Pins {
         &self.pins
+    }
+
+    /// What the last run's inventory records of each certificate (none without an inventory).
+    pub(crate) fn records(&self) -> &Records {
+        &self.records
     }
 
     /// What the entry at `path` is, if it is neither a file nor a link nor nothing: a folder or a

@@ -236,7 +236,7 @@ pub fn render_shown(
     material: &dyn Fn(ItemId) -> Material,
 ) -> Result<String, String> {
     let labelled = |id: ItemId| labelled(spec, id, material(id));
-    let mut text = render(templates, &r.template, &context(spec, r, &labelled))?;
+    let mut text = render_owned(templates, &r.template, context(spec, r, &labelled))?;
     for &id in r.bind.values() {
         let m = labelled(id);
         let (chain, bundle) = chain_and_bundle(spec, id, &labelled);
@@ -358,9 +358,25 @@ fn b64_or_pending(pem: Option<&str>) -> String {
 /// the line and the cause.
 pub fn render(templates: &Templates, template: &str, ctx: &Value) -> Result<String, String> {
     let (hb, text) = templates.compiled(template)?;
-    let rendered = hb
-        .render(template, ctx)
-        .map_err(|e| describe_render_error(template, text, &e))?;
+    let rendered = hb.render(template, ctx);
+    finish(template, text, rendered)
+}
+
+/// `render` with a context the caller gives up: handlebars takes it as it is, where `render`
+/// has it serialised into a copy first (a tenth of a kubeconfig's render). The same text.
+pub fn render_owned(templates: &Templates, template: &str, ctx: Value) -> Result<String, String> {
+    let (hb, text) = templates.compiled(template)?;
+    let rendered = hb.render_with_context(template, &handlebars::Context::from(ctx));
+    finish(template, text, rendered)
+}
+
+/// A render's outcome in the tool's words: its error described, its final newline kept.
+fn finish(
+    template: &str,
+    text: &str,
+    rendered: Result<String, handlebars::RenderError>,
+) -> Result<String, String> {
+    let rendered = rendered.map_err(|e| describe_render_error(template, text, &e))?;
     // Keep the template's final newline, which handlebars drops after a closing expression.
     if text.ends_with('\n') && !rendered.ends_with('\n') {
         return Ok(rendered + "\n");

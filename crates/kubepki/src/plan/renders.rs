@@ -269,7 +269,7 @@ fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
     let ctx = render::context(cx.spec, r, &|i| {
         materials.get(&i).cloned().unwrap_or_default()
     });
-    render::render(&cx.sources.templates, &r.template, &ctx)
+    render::render_owned(&cx.sources.templates, &r.template, ctx)
 }
 
 /// What a render reads: the items it is bound to, and the issuers of bound certificates (their
@@ -305,7 +305,7 @@ fn reads_certificate_of(cx: &Inputs<'_, '_>, r: &RenderSpec, i: ItemId) -> bool 
             }
         };
         let ctx = render::context(cx.spec, r, &material);
-        render::render(&cx.sources.templates, &r.template, &ctx).ok()
+        render::render_owned(&cx.sources.templates, &r.template, ctx).ok()
     };
     with(None) != with(Some("(the issuer's certificate)\n"))
 }
@@ -359,6 +359,7 @@ fn unaffected(cx: &Inputs<'_, '_>, r: &RenderSpec, changed: &[ItemId], text: Opt
                 .obs(&r.path)
                 .is_some_and(|f| f.bytes == t.as_bytes());
             let ctx = render::context(cx.spec, r, &|i| cx.current[i].clone());
-            on_disk && render::render(&cx.sources.templates, &r.template, &ctx).as_deref() == Ok(t)
+            on_disk
+                && render::render_owned(&cx.sources.templates, &r.template, ctx).as_deref() == Ok(t)
         })
 }
