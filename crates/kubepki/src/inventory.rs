@@ -192,8 +192,15 @@ fn section(spec: &Spec, item: &crate::spec::Item, m: &Material) -> Option<String
             let _ = writeln!(s, "path: {}", c.cert_path);
             match &m.cert {
                 Some(cf) => {
-                    for line in x509::describe(cf).lines() {
-                        let _ = writeln!(s, "{line}");
+                    let text = x509::describe(cf);
+                    if text.contains('\r') {
+                        // Line by line, as ever: a `\r` before a line's end is dropped.
+                        for line in text.lines() {
+                            let _ = writeln!(s, "{line}");
+                        }
+                    } else {
+                        // Every line of it ends in `\n` (`describe` writes them so): as it is.
+                        s.push_str(&text);
                     }
                 }
                 None => {

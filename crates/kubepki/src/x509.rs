@@ -172,7 +172,9 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
         path_len,
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
-        serial: cert.raw_serial_as_string(),
+        // As `raw_serial_as_string` writes it (lower-case hex, colons), without a `format!` per
+        // byte.
+        serial: hex_with(cert.raw_serial(), b"0123456789abcdef", Some(':')),
         ski,
         aki,
         key_alg: key_alg_of_spki(&spki),
@@ -350,16 +352,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex_with(bytes, b"0123456789abcdef", None)
+}
+
+/// `bytes` in hex with the digits of `digits` (lower or upper case), `sep` between bytes: written
+/// into one string, where a `format!` per byte made an allocation per byte (an inventory of 1000
+/// workers writes a hundred thousand of them).
+fn hex_with(bytes: &[u8], digits: &[u8; 16], sep: Option<char>) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if let Some(sep) = sep.filter(|_| i > 0) {
+            s.push(sep);
+        }
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// Upper-case hex with colons, as openssl prints key identifiers.
 pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    hex_with(bytes, b"0123456789ABCDEF", Some(':'))
 }
 
 pub fn fmt_time(t: OffsetDateTime) -> String {
@@ -491,4 +504,30 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
 /// A public key (SubjectPublicKeyInfo DER) in PEM.
 pub fn public_key_pem(spki: &[u8]) -> String {
     pem_encode("PUBLIC KEY", spki)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hex forms, as `format!` per byte wrote them (and x509-parser's `format_serial`).
+    #[test]
+    fn hex_forms_are_those_of_format() {
+        for bytes in [
+            &[][..],
+            &[0x00],
+            &[0x0a, 0xff, 0x10],
+            &[0xde, 0xad, 0xbe, 0xef, 0x01],
+        ] {
+            let lower: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let upper: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+            let serial: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex(bytes), lower);
+            assert_eq!(colon_hex(bytes), upper.join(":"));
+            assert_eq!(
+                hex_with(bytes, b"0123456789abcdef", Some(':')),
+                serial.join(":")
+            );
+        }
+    }
 }
