@@ -80,8 +80,8 @@ pub fn decode(observed: Observed, companions: &BTreeMap<String, String>) -> Disk
         .map(crate::inventory::records)
         .unwrap_or_default();
     let halves: BTreeSet<&str> = companions.values().map(String::as_str).collect();
-    let files = observed
-        .files
+    let observed_files: Vec<(String, FileObs)> = observed.files.into_iter().collect();
+    let decoded: Vec<(String, DiskFile)> = observed_files
         .into_par_iter()
         .map(|(path, obs)| {
             let file = decode_file(obs);
@@ -89,6 +89,8 @@ pub fn decode(observed: Observed, companions: &BTreeMap<String, String>) -> Disk
             (path, file)
         })
         .collect();
+    // In path order already: the map is built in one pass, not by an insertion per file.
+    let files: BTreeMap<String, DiskFile> = decoded.into_iter().collect();
     let files = know_sealed_keys(files, companions);
     Disk {
         files,
