@@ -205,7 +205,18 @@ pub fn chain_and_bundle(
     id: ItemId,
     material: &dyn Fn(ItemId) -> Material,
 ) -> (Option<String>, Option<String>) {
-    let mut chain = material(id).cert_pem;
+    chain_and_bundle_of(spec, id, material(id).cert_pem, material)
+}
+
+/// `chain_and_bundle` of item `id` whose own certificate is `own` (what `material(id)` holds),
+/// so a caller that has the item's material already does not make it again.
+fn chain_and_bundle_of(
+    spec: &Spec,
+    id: ItemId,
+    own: Option<String>,
+    material: &dyn Fn(ItemId) -> Material,
+) -> (Option<String>, Option<String>) {
+    let mut chain = own;
     let mut bundle = chain.clone();
     let mut at = id;
     while let Some(up) = spec.items[at].kind.as_cert().and_then(|c| c.issuer) {
@@ -298,7 +309,7 @@ fn item_value(
         ItemKind::Cert(c) => {
             let pem = m.cert_pem.clone().unwrap_or_else(|| PENDING.into());
             let facts = m.cert.as_ref();
-            let (chain, bundle) = chain_and_bundle(spec, id, material);
+            let (chain, bundle) = chain_and_bundle_of(spec, id, m.cert_pem.clone(), material);
             let pem_and_b64 = |p: Option<String>| json!({ "pem": p.clone().unwrap_or_else(|| PENDING.into()), "b64": b64_or_pending(p.as_deref()) });
             v.insert(
                 "cert".into(),

@@ -2,8 +2,6 @@
 //! text it would have differs from the file. It is rendered here already, with placeholders for
 //! what apply will make, so template errors stop the run before anything is written.
 
-use std::collections::BTreeMap;
-
 use super::{Action, Blocker, Fate, Known, Problem, Reason, Reseal, Step, mode_fixes};
 use crate::disk::Disk;
 use crate::layout::render_mode;
@@ -255,19 +253,15 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
 /// will make: this catches template errors before anything is written, and gives the new text
 /// when nothing it reads changes.
 fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
-    let materials: BTreeMap<ItemId, Material> = inputs(cx.spec, r)
-        .into_iter()
-        .map(|i| {
-            let m = if cx.known[i].fate.rewritten() {
-                Material::default()
-            } else {
-                cx.current[i].clone()
-            };
-            (i, m)
-        })
-        .collect();
+    // What the render reads, each item as on disk unless it is rewritten; made when the context
+    // asks for it (a copy of an item's material per question, none made in advance).
+    let reads = inputs(cx.spec, r);
     let ctx = render::context(cx.spec, r, &|i| {
-        materials.get(&i).cloned().unwrap_or_default()
+        if reads.contains(&i) && !cx.known[i].fate.rewritten() {
+            cx.current[i].clone()
+        } else {
+            Material::default()
+        }
     });
     render::render_owned(&cx.sources.templates, &r.template, ctx)
 }
