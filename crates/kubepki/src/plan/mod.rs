@@ -655,10 +655,12 @@ pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
     set
 }
 
-/// Materials for every item as they are on disk now.
+/// Materials for every item as they are on disk now, made in parallel (each certificate PEM-encoded
+/// again, and its facts copied).
 pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
+    use rayon::prelude::*;
     spec.items
-        .iter()
+        .par_iter()
         .map(|item| {
             let mut m = Material::default();
             match &item.kind {
