@@ -27,6 +27,7 @@ mod snapshots;
 mod sops;
 mod status;
 mod swapped;
+mod vouched;
 
 mod bench;
 mod etcd;

@@ -70,64 +70,109 @@ pub(crate) fn pins(text: &str) -> Pins {
     pins
 }
 
-pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
-    let mut entries: Vec<(String, String)> = Vec::new();
-    for (id, item) in spec.items.iter().enumerate() {
-        let m = material(id);
-        let mut s = String::new();
-        match &item.kind {
-            ItemKind::Cert(c) => {
-                let kind = if c.ca.is_some() { "ca" } else { "cert" };
-                let _ = writeln!(s, "[{kind} {}]", item.name);
-                let _ = writeln!(s, "path: {}", c.cert_path);
-                match &m.cert {
-                    Some(cf) => {
-                        for line in x509::describe(cf).lines() {
-                            let _ = writeln!(s, "{line}");
-                        }
-                    }
-                    None => {
-                        let _ = writeln!(s, "certificate: missing");
-                    }
-                }
-                // The key file's own public key: a new key waiting for its certificate (external
-                // CA) shows here before the certificate changes.
-                let key = m.key_spki.as_deref();
-                let _ = writeln!(
-                    s,
-                    "key-file: {} {}",
-                    c.key_path,
-                    key.map_or("missing".to_string(), |k| format!(
-                        "public-key-sha256 {}",
-                        x509::sha256_hex(k)
-                    ))
-                );
-            }
-            ItemKind::KeyPair(k) => {
-                let _ = writeln!(s, "[keypair {}]", item.name);
-                let _ = writeln!(s, "path: {}", k.public_path);
-                match m
-                    .public_pem
-                    .as_deref()
-                    .and_then(|p| x509::parse_public_key(p.as_bytes()).ok())
-                {
-                    Some(spki) => {
-                        let _ = writeln!(
-                            s,
-                            "key: {}",
-                            x509::key_alg_of_spki(&spki).map_or("unknown", |a| a.name())
-                        );
-                        let _ = writeln!(s, "public-key-sha256: {}", x509::sha256_hex(&spki));
-                    }
-                    None => {
-                        let _ = writeln!(s, "key: missing");
-                    }
-                }
-            }
-            ItemKind::Render(_) => continue,
-        }
-        entries.push((item.name.clone(), s));
+/// What the inventory records of one certificate: its fingerprint, the public key of its key file,
+/// and the issuer pki.toml declared for it, as the run that wrote the inventory left them. The
+/// plan takes a signature as checked only by these (`plan/signatures.rs`, `vouched`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Recorded {
+    /// SHA-256 of the certificate's DER (hex), if it had one.
+    pub(crate) cert_sha256: Option<String>,
+    /// SHA-256 of the key file's public key (hex), if it had one.
+    pub(crate) key_sha256: Option<String>,
+    /// The issuer declared then: `Some(name)`, or `None` for a root (`DeclaredIssuer`).
+    pub(crate) issuer: Option<DeclaredIssuer>,
+}
+
+/// The issuer a certificate's section records (`declared-issuer:`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum DeclaredIssuer {
+    /// A root: signed by its own key.
+    Root,
+    /// The CA item of that name.
+    Ca(String),
+}
+
+/// What a root's `declared-issuer:` line says: a text with spaces, which no item name has.
+const ROOT_ISSUER: &str = "none (a root)";
+
+/// The records of every certificate section of an inventory (`Recorded`), by item name. An item
+/// with more than one section (an inventory edited by hand) has none: what it records is not
+/// one run's.
+#[derive(Debug, Default)]
+pub(crate) struct Records {
+    by_item: BTreeMap<String, Recorded>,
+}
+
+impl Records {
+    /// What the inventory records of certificate `name`.
+    pub(crate) fn of(&self, name: &str) -> Option<&Recorded> {
+        self.by_item.get(name)
     }
+}
+
+/// Reads the certificate records of an inventory `inventory` wrote (`Records`); none from an
+/// inventory of another format.
+pub(crate) fn records(text: &str) -> Records {
+    let mut records = Records::default();
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return records;
+    }
+    let mut twice = std::collections::BTreeSet::new();
+    let mut at: Option<(String, Recorded)> = None;
+    let mut flush = |at: Option<(String, Recorded)>, records: &mut Records| {
+        if let Some((name, r)) = at
+            && records.by_item.insert(name.clone(), r).is_some()
+        {
+            twice.insert(name);
+        }
+    };
+    for line in lines {
+        if let Some(head) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            flush(at.take(), &mut records);
+            at = match head.split_once(' ') {
+                Some(("ca" | "cert", name)) => Some((name.to_string(), Recorded::default())),
+                _ => None,
+            };
+        } else if let Some((_, r)) = at.as_mut() {
+            if let Some(fp) = line.strip_prefix("sha256: ") {
+                r.cert_sha256 = Some(fp.to_string());
+            } else if let Some(rest) = line.strip_prefix("key-file: ") {
+                r.key_sha256 = rest
+                    .split_once(" public-key-sha256 ")
+                    .map(|(_, k)| k.to_string());
+            } else if let Some(issuer) = line.strip_prefix("declared-issuer: ") {
+                r.issuer = Some(match issuer {
+                    ROOT_ISSUER => DeclaredIssuer::Root,
+                    name => DeclaredIssuer::Ca(name.to_string()),
+                });
+            }
+        }
+    }
+    flush(at, &mut records);
+    for name in twice {
+        records.by_item.remove(&name);
+    }
+    records
+}
+
+/// The inventory of `spec` with each item's `material` (what apply leaves on disk).
+pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> String {
+    let materials: Vec<Material> = (0..spec.items.len()).map(material).collect();
+    inventory_of(spec, &materials)
+}
+
+/// The inventory of `spec` with `materials[id]` for each item: its sections made in parallel
+/// (each one a certificate's decoded text and fingerprints), then sorted and joined. The plan
+/// makes it on every run, to tell whether the inventory on disk is up to date.
+pub(crate) fn inventory_of(spec: &Spec, materials: &[Material]) -> String {
+    use rayon::prelude::*;
+    let mut entries: Vec<(&str, String)> = spec
+        .items
+        .par_iter()
+        .zip(materials)
+        .filter_map(|(item, m)| Some((item.name.as_str(), section(spec, item, m)?)))
+        .collect();
     entries.sort();
     let mut out = format!("{HEADER}\n");
     for (_, s) in entries {
@@ -135,4 +180,74 @@ pub(crate) fn inventory(spec: &Spec, material: &dyn Fn(ItemId) -> Material) -> S
         out.push_str(&s);
     }
     out
+}
+
+/// One item's section of the inventory; none for a rendered file.
+fn section(spec: &Spec, item: &crate::spec::Item, m: &Material) -> Option<String> {
+    let mut s = String::new();
+    match &item.kind {
+        ItemKind::Cert(c) => {
+            let kind = if c.ca.is_some() { "ca" } else { "cert" };
+            let _ = writeln!(s, "[{kind} {}]", item.name);
+            let _ = writeln!(s, "path: {}", c.cert_path);
+            match &m.cert {
+                Some(cf) => {
+                    let text = x509::describe(cf);
+                    if text.contains('\r') {
+                        // Line by line, as ever: a `\r` before a line's end is dropped.
+                        for line in text.lines() {
+                            let _ = writeln!(s, "{line}");
+                        }
+                    } else {
+                        // Every line of it ends in `\n` (`describe` writes them so): as it is.
+                        s.push_str(&text);
+                    }
+                }
+                None => {
+                    let _ = writeln!(s, "certificate: missing");
+                }
+            }
+            // The issuer pki.toml declares: with the fingerprints, what the next run needs to
+            // know that this run checked (or made) the signature (`plan/signatures.rs`).
+            let issuer = c
+                .issuer
+                .map_or(ROOT_ISSUER, |i| spec.items[i].name.as_str());
+            let _ = writeln!(s, "declared-issuer: {issuer}");
+            // The key file's own public key: a new key waiting for its certificate (external
+            // CA) shows here before the certificate changes.
+            let key = m.key_spki.as_deref();
+            let _ = writeln!(
+                s,
+                "key-file: {} {}",
+                c.key_path,
+                key.map_or("missing".to_string(), |k| format!(
+                    "public-key-sha256 {}",
+                    x509::sha256_hex(k)
+                ))
+            );
+        }
+        ItemKind::KeyPair(k) => {
+            let _ = writeln!(s, "[keypair {}]", item.name);
+            let _ = writeln!(s, "path: {}", k.public_path);
+            match m
+                .public_pem
+                .as_deref()
+                .and_then(|p| x509::parse_public_key(p.as_bytes()).ok())
+            {
+                Some(spki) => {
+                    let _ = writeln!(
+                        s,
+                        "key: {}",
+                        x509::key_alg_of_spki(&spki).map_or("unknown", |a| a.name())
+                    );
+                    let _ = writeln!(s, "public-key-sha256: {}", x509::sha256_hex(&spki));
+                }
+                None => {
+                    let _ = writeln!(s, "key: missing");
+                }
+            }
+        }
+        ItemKind::Render(_) => return None,
+    }
+    Some(s)
 }

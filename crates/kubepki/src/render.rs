@@ -205,7 +205,18 @@ pub fn chain_and_bundle(
     id: ItemId,
     material: &dyn Fn(ItemId) -> Material,
 ) -> (Option<String>, Option<String>) {
-    let mut chain = material(id).cert_pem;
+    chain_and_bundle_of(spec, id, material(id).cert_pem, material)
+}
+
+/// `chain_and_bundle` of item `id` whose own certificate is `own` (what `material(id)` holds),
+/// so a caller that has the item's material already does not make it again.
+fn chain_and_bundle_of(
+    spec: &Spec,
+    id: ItemId,
+    own: Option<String>,
+    material: &dyn Fn(ItemId) -> Material,
+) -> (Option<String>, Option<String>) {
+    let mut chain = own;
     let mut bundle = chain.clone();
     let mut at = id;
     while let Some(up) = spec.items[at].kind.as_cert().and_then(|c| c.issuer) {
@@ -236,7 +247,7 @@ pub fn render_shown(
     material: &dyn Fn(ItemId) -> Material,
 ) -> Result<String, String> {
     let labelled = |id: ItemId| labelled(spec, id, material(id));
-    let mut text = render(templates, &r.template, &context(spec, r, &labelled))?;
+    let mut text = render_owned(templates, &r.template, context(spec, r, &labelled))?;
     for &id in r.bind.values() {
         let m = labelled(id);
         let (chain, bundle) = chain_and_bundle(spec, id, &labelled);
@@ -298,7 +309,7 @@ fn item_value(
         ItemKind::Cert(c) => {
             let pem = m.cert_pem.clone().unwrap_or_else(|| PENDING.into());
             let facts = m.cert.as_ref();
-            let (chain, bundle) = chain_and_bundle(spec, id, material);
+            let (chain, bundle) = chain_and_bundle_of(spec, id, m.cert_pem.clone(), material);
             let pem_and_b64 = |p: Option<String>| json!({ "pem": p.clone().unwrap_or_else(|| PENDING.into()), "b64": b64_or_pending(p.as_deref()) });
             v.insert(
                 "cert".into(),
@@ -358,9 +369,25 @@ fn b64_or_pending(pem: Option<&str>) -> String {
 /// the line and the cause.
 pub fn render(templates: &Templates, template: &str, ctx: &Value) -> Result<String, String> {
     let (hb, text) = templates.compiled(template)?;
-    let rendered = hb
-        .render(template, ctx)
-        .map_err(|e| describe_render_error(template, text, &e))?;
+    let rendered = hb.render(template, ctx);
+    finish(template, text, rendered)
+}
+
+/// `render` with a context the caller gives up: handlebars takes it as it is, where `render`
+/// has it serialised into a copy first (a tenth of a kubeconfig's render). The same text.
+pub fn render_owned(templates: &Templates, template: &str, ctx: Value) -> Result<String, String> {
+    let (hb, text) = templates.compiled(template)?;
+    let rendered = hb.render_with_context(template, &handlebars::Context::from(ctx));
+    finish(template, text, rendered)
+}
+
+/// A render's outcome in the tool's words: its error described, its final newline kept.
+fn finish(
+    template: &str,
+    text: &str,
+    rendered: Result<String, handlebars::RenderError>,
+) -> Result<String, String> {
+    let rendered = rendered.map_err(|e| describe_render_error(template, text, &e))?;
     // Keep the template's final newline, which handlebars drops after a closing expression.
     if text.ends_with('\n') && !rendered.ends_with('\n') {
         return Ok(rendered + "\n");

@@ -172,7 +172,9 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
         path_len,
         not_before: cert.validity().not_before.to_datetime(),
         not_after: cert.validity().not_after.to_datetime(),
-        serial: cert.raw_serial_as_string(),
+        // As `raw_serial_as_string` writes it (lower-case hex, colons), without a `format!` per
+        // byte.
+        serial: hex_with(cert.raw_serial(), b"0123456789abcdef", Some(':')),
         ski,
         aki,
         key_alg: key_alg_of_spki(&spki),
@@ -182,6 +184,25 @@ pub fn parse_cert_der(der: &[u8]) -> Result<CertFacts, String> {
     })
 }
 
+/// `KeyPair::from_pem`, with a P-256 key read directly. `from_pem` tries the algorithms in turn,
+/// Ed25519 first, and loading a P-256 key as Ed25519 to be refused cost a third as much as
+/// loading it. A key whose DER names the P-256 curve (PKCS#8 and SEC1 both carry its OID) is
+/// read as P-256 first, by the function `from_pem` would reach for it after the Ed25519 reading
+/// failed (the key's algorithm is another), so the key pair is the same; whatever that does not
+/// read, and every other key, goes to `from_pem` as before.
+fn key_pair_from_pem(text: &str) -> Result<KeyPair, rcgen::Error> {
+    /// The DER of OID 1.2.840.10045.3.1.7 (prime256v1), with its tag and length.
+    const P256_OID: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let names_p256 = ::pem::parse(text)
+        .is_ok_and(|p| p.contents().windows(P256_OID.len()).any(|w| w == P256_OID));
+    if names_p256
+        && let Ok(key) = KeyPair::from_pem_and_sign_algo(text, &rcgen::PKCS_ECDSA_P256_SHA256)
+    {
+        return Ok(key);
+    }
+    KeyPair::from_pem(text)
+}
+
 /// Parses a private key (PKCS#8, PKCS#1 or SEC1 PEM).
 pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not a PEM file".to_string())?;
@@ -189,7 +210,7 @@ pub fn parse_key(bytes: &[u8]) -> Result<KeyFacts, String> {
         return Err("not a PEM private key".into());
     }
     // The parser's own error could quote key bytes; keep only a generic message.
-    let key = KeyPair::from_pem(text).map_err(|_| "not a valid private key".to_string())?;
+    let key = key_pair_from_pem(text).map_err(|_| "not a valid private key".to_string())?;
     let spki = key.subject_public_key_info();
     Ok(KeyFacts {
         alg: key_alg_of_spki(&spki),
@@ -331,16 +352,27 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex_with(bytes, b"0123456789abcdef", None)
+}
+
+/// `bytes` in hex with the digits of `digits` (lower or upper case), `sep` between bytes: written
+/// into one string, where a `format!` per byte made an allocation per byte (an inventory of 1000
+/// workers writes a hundred thousand of them).
+fn hex_with(bytes: &[u8], digits: &[u8; 16], sep: Option<char>) -> String {
+    let mut s = String::with_capacity(bytes.len() * 3);
+    for (i, b) in bytes.iter().enumerate() {
+        if let Some(sep) = sep.filter(|_| i > 0) {
+            s.push(sep);
+        }
+        s.push(char::from(digits[usize::from(b >> 4)]));
+        s.push(char::from(digits[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 /// Upper-case hex with colons, as openssl prints key identifiers.
 pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    hex_with(bytes, b"0123456789ABCDEF", Some(':'))
 }
 
 pub fn fmt_time(t: OffsetDateTime) -> String {
@@ -472,4 +504,30 @@ fn ed25519_pkcs8_v1(der: &[u8]) -> Option<Vec<u8>> {
 /// A public key (SubjectPublicKeyInfo DER) in PEM.
 pub fn public_key_pem(spki: &[u8]) -> String {
     pem_encode("PUBLIC KEY", spki)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The hex forms, as `format!` per byte wrote them (and x509-parser's `format_serial`).
+    #[test]
+    fn hex_forms_are_those_of_format() {
+        for bytes in [
+            &[][..],
+            &[0x00],
+            &[0x0a, 0xff, 0x10],
+            &[0xde, 0xad, 0xbe, 0xef, 0x01],
+        ] {
+            let lower: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            let upper: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+            let serial: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(hex(bytes), lower);
+            assert_eq!(colon_hex(bytes), upper.join(":"));
+            assert_eq!(
+                hex_with(bytes, b"0123456789abcdef", Some(':')),
+                serial.join(":")
+            );
+        }
+    }
 }

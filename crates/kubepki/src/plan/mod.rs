@@ -305,7 +305,9 @@ pub fn plan(
     let signatures = signatures::Signatures::new(spec, disk);
     let mut known: Vec<Known<'_>> = Vec::with_capacity(spec.items.len());
     let mut steps = Vec::with_capacity(spec.items.len());
-    for (id, item) in spec.items.iter().enumerate() {
+    let mut id = 0;
+    while id < spec.items.len() {
+        let item = &spec.items[id];
         let rekey = opts.rekey.contains(&item.name) || opts.rekey.contains(&item.base);
         let (step, k) = match &item.kind {
             ItemKind::Cert(c) => {
@@ -321,7 +323,7 @@ pub fn plan(
                 cert::plan(&cx, id, c, rekey, renewed(item, &opts.renew))
             }
             ItemKind::KeyPair(kp) => keypair::plan(id, &item.name, kp, disk, &undeclared, rekey),
-            ItemKind::Render(r) => {
+            ItemKind::Render(_) => {
                 let cx = renders::Inputs {
                     spec,
                     sources,
@@ -330,18 +332,22 @@ pub fn plan(
                     known: &known,
                     diffs: opts.diffs,
                 };
-                renders::plan(&cx, id, r, &mut problems)
+                let end = renders::batch_end(spec, id);
+                let batch = renders::plan_batch(&cx, id..end);
+                for (i, (step, k, found)) in (id..end).zip(batch) {
+                    problems.extend(found);
+                    let step = seal::amend(spec, disk, i, step);
+                    record(spec, &mut problems, &mut steps, step);
+                    known.push(k);
+                }
+                id = end;
+                continue;
             }
         };
         let step = seal::amend(spec, disk, id, step);
-        if let Some(b) = &step.blocker {
-            problems.push(Problem {
-                items: vec![item.name.clone()],
-                blocker: b.clone(),
-            });
-        }
-        steps.push(step);
+        record(spec, &mut problems, &mut steps, step);
         known.push(k);
+        id += 1;
     }
     problems.extend(folder_problems(disk, &claimed));
     let undeclared = undeclared_files(spec, disk, &claimed, &current);
@@ -363,6 +369,17 @@ pub fn plan(
         inventory_stale,
         current,
     }
+}
+
+/// Appends a planned step, and the problem it is when it is blocked.
+fn record(spec: &Spec, problems: &mut Vec<Problem>, steps: &mut Vec<Step>, step: Step) {
+    if let Some(b) = &step.blocker {
+        problems.push(Problem {
+            items: vec![spec.items[step.item].name.clone()],
+            blocker: b.clone(),
+        });
+    }
+    steps.push(step);
 }
 
 /// `--rekey` names that match no item, or only rendered files (which have no key).
@@ -543,7 +560,12 @@ struct UndeclaredFiles {
 /// service-account key: every token it signed would stop working). A leaf's key, or a key of
 /// nothing there, is only a file.
 fn key_owner(disk: &Disk, spki: &[u8]) -> Option<KeyOwner> {
-    disk.files().find_map(|(p, f)| {
+    use rayon::prelude::*;
+    // Every file is read as a certificate and a public key: in parallel (the first match in path
+    // order still wins), since most of these readings are first made here (`disk` decodes in
+    // advance only what pki.toml declares).
+    let files: Vec<(&str, &crate::disk::DiskFile)> = disk.files().collect();
+    files.par_iter().find_map_first(|&(p, f)| {
         if f.as_cert().is_some_and(|c| c.is_ca && c.spki == spki) {
             Some(KeyOwner::Ca {
                 cert: p.to_string(),
@@ -605,7 +627,7 @@ fn orphan_notes(
 /// Whether the inventory on disk is not what this plan's state would write (checked when no
 /// step writes; any write rewrites it).
 fn inventory_differs(spec: &Spec, disk: &Disk, current: &[Material]) -> bool {
-    let text = crate::inventory::inventory(spec, &|id| current[id].clone());
+    let text = crate::inventory::inventory_of(spec, current);
     disk.obs(crate::layout::INVENTORY)
         .map(|f| f.bytes.as_slice())
         != Some(text.as_bytes())
@@ -633,10 +655,12 @@ pub fn claimed_paths(spec: &Spec) -> BTreeSet<String> {
     set
 }
 
-/// Materials for every item as they are on disk now.
+/// Materials for every item as they are on disk now, made in parallel (each certificate PEM-encoded
+/// again, and its facts copied).
 pub fn current_materials(spec: &Spec, disk: &Disk) -> Vec<Material> {
+    use rayon::prelude::*;
     spec.items
-        .iter()
+        .par_iter()
         .map(|item| {
             let mut m = Material::default();
             match &item.kind {

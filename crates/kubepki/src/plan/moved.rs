@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use crate::disk::Disk;
+use rayon::prelude::*;
+
+use crate::disk::{Disk, DiskFile};
 use crate::spec::{CertSpec, Sans};
 use crate::x509::CertFacts;
 
@@ -24,7 +26,18 @@ impl<'d> Undeclared<'d> {
             certs: Vec::new(),
             publics: Vec::new(),
         };
-        for (path, f) in disk.files().filter(|(p, _)| !claimed.contains(*p)) {
+        let files: Vec<(&str, &DiskFile)> = disk
+            .files()
+            .filter(|(p, _)| !claimed.contains(*p))
+            .collect();
+        // An undeclared file is read as all three here, so it is decoded here, in parallel
+        // (`disk` decodes only what pki.toml declares in advance).
+        files.par_iter().for_each(|(_, f)| {
+            f.as_key();
+            f.as_cert();
+            f.as_public_key();
+        });
+        for (path, f) in files {
             if let Some(k) = f.as_key() {
                 u.keys.entry(k.spki.as_slice()).or_insert(path);
             }

@@ -2,8 +2,6 @@
 //! text it would have differs from the file. It is rendered here already, with placeholders for
 //! what apply will make, so template errors stop the run before anything is written.
 
-use std::collections::BTreeMap;
-
 use super::{Action, Blocker, Fate, Known, Problem, Reason, Reseal, Step, mode_fixes};
 use crate::disk::Disk;
 use crate::layout::render_mode;
@@ -23,7 +21,43 @@ pub(super) struct Inputs<'a, 'd> {
     pub(super) diffs: bool,
 }
 
-pub(super) fn plan<'d>(
+/// The end of the batch of renders that starts at `start`: the renders after it, up to the first
+/// item that is not a render or that binds a render of the batch. A render reads only what it is
+/// bound to and those items' issuers (`inputs`), so the renders of one batch read the fates of
+/// items planned before the batch only, and can be planned at once, in any order.
+pub(super) fn batch_end(spec: &Spec, start: ItemId) -> ItemId {
+    let mut end = start;
+    while let Some(ItemKind::Render(r)) = spec.items.get(end).map(|i| &i.kind) {
+        if end > start && r.bind.values().any(|&b| (start..end).contains(&b)) {
+            break;
+        }
+        end += 1;
+    }
+    end
+}
+
+/// Plans the renders `ids` (a batch, `batch_end`) in parallel: each render's step, what it tells
+/// the items after it, and the problems it found, in id order. Rendering every kubeconfig of a
+/// large cluster to compare it with its file is most of a no-op's planning; in parallel, it is
+/// the same work in less time, and the same answers in the same order as one by one.
+pub(super) fn plan_batch<'d>(
+    cx: &Inputs<'_, 'd>,
+    ids: std::ops::Range<ItemId>,
+) -> Vec<(Step, Known<'d>, Vec<Problem>)> {
+    use rayon::prelude::*;
+    ids.into_par_iter()
+        .map(|id| {
+            let ItemKind::Render(r) = &cx.spec.items[id].kind else {
+                unreachable!("a batch holds renders only (`batch_end`)");
+            };
+            let mut problems = Vec::new();
+            let (step, known) = plan(cx, id, r, &mut problems);
+            (step, known, problems)
+        })
+        .collect()
+}
+
+fn plan<'d>(
     cx: &Inputs<'_, 'd>,
     id: ItemId,
     r: &RenderSpec,
@@ -115,13 +149,14 @@ fn decide(
             items: names(changed),
         });
     }
-    if let Some(reason) = encryption_changed(cx.spec, r, &current.bytes) {
+    let recipients = recipients_on_disk(cx.disk, &r.path, &current.bytes);
+    if let Some(reason) = encryption_changed(cx.spec, r, recipients.is_some()) {
         return render(reason);
     }
     if text.is_some_and(|t| differs(cx.spec, r, &current.bytes, t)) {
         return render(Reason::RenderedTextDiffers);
     }
-    if let Some(reason) = recipients_changed(cx.spec, r, &current.bytes) {
+    if let Some(reason) = recipients_changed(cx.spec, r, recipients) {
         let mut step = Step::new(id, Action::Reencrypt, vec![reason], Fate::Kept);
         step.reseal = Some(Reseal::Rewrap);
         return step;
@@ -129,10 +164,21 @@ fn decide(
     Step::keep(id, fixes)
 }
 
+/// The age recipients of the rendered file at `path` (sorted), if it is a SOPS file: as `disk`
+/// decoded them, so no file is parsed twice. A file that is not UTF-8 was not read as SOPS
+/// there; it is read here as its text with the invalid bytes replaced, as it always was.
+fn recipients_on_disk(disk: &Disk, path: &str, on_disk: &[u8]) -> Option<Vec<String>> {
+    if std::str::from_utf8(on_disk).is_ok() {
+        return disk.get(path)?.sops_recipients().map(<[String]>::to_vec);
+    }
+    let mut found = sops::recipients_of(&String::from_utf8_lossy(on_disk)).ok()?;
+    found.sort();
+    Some(found)
+}
+
 /// Why a file that holds a key is rendered again as it is, when `[encryption]` was added (it is
-/// in plaintext) or removed (it is encrypted).
-fn encryption_changed(spec: &Spec, r: &RenderSpec, on_disk: &[u8]) -> Option<Reason> {
-    let encrypted = sops::recipients_of(&String::from_utf8_lossy(on_disk)).is_ok();
+/// in plaintext, `encrypted` false) or removed (it is encrypted).
+fn encryption_changed(spec: &Spec, r: &RenderSpec, encrypted: bool) -> Option<Reason> {
     let path = r.path.clone();
     match (render::is_sealed(spec, r), encrypted) {
         (true, false) => Some(Reason::KeyInPlaintext { path }),
@@ -160,14 +206,13 @@ fn differs(spec: &Spec, r: &RenderSpec, on_disk: &[u8], text: &str) -> bool {
 }
 
 /// Why an encrypted rendered file is re-encrypted: it is encrypted to other recipients than
-/// pki.toml declares.
-fn recipients_changed(spec: &Spec, r: &RenderSpec, on_disk: &[u8]) -> Option<Reason> {
+/// pki.toml declares (`found`, the file's, sorted).
+fn recipients_changed(spec: &Spec, r: &RenderSpec, found: Option<Vec<String>>) -> Option<Reason> {
     let wanted = spec.encryption.as_ref()?.recipient_texts();
     if !render::is_sealed(spec, r) {
         return None;
     }
-    let mut found = sops::recipients_of(&String::from_utf8_lossy(on_disk)).ok()?;
-    found.sort();
+    let found = found?;
     let added = super::seal::missing_from(&wanted, &found);
     let removed = super::seal::missing_from(&found, &wanted);
     (!added.is_empty() || !removed.is_empty()).then(|| Reason::RecipientsChanged {
@@ -208,21 +253,17 @@ fn missing_secrets(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Vec<Blocker> {
 /// will make: this catches template errors before anything is written, and gives the new text
 /// when nothing it reads changes.
 fn preview(cx: &Inputs<'_, '_>, r: &RenderSpec) -> Result<String, String> {
-    let materials: BTreeMap<ItemId, Material> = inputs(cx.spec, r)
-        .into_iter()
-        .map(|i| {
-            let m = if cx.known[i].fate.rewritten() {
-                Material::default()
-            } else {
-                cx.current[i].clone()
-            };
-            (i, m)
-        })
-        .collect();
+    // What the render reads, each item as on disk unless it is rewritten; made when the context
+    // asks for it (a copy of an item's material per question, none made in advance).
+    let reads = inputs(cx.spec, r);
     let ctx = render::context(cx.spec, r, &|i| {
-        materials.get(&i).cloned().unwrap_or_default()
+        if reads.contains(&i) && !cx.known[i].fate.rewritten() {
+            cx.current[i].clone()
+        } else {
+            Material::default()
+        }
     });
-    render::render(&cx.sources.templates, &r.template, &ctx)
+    render::render_owned(&cx.sources.templates, &r.template, ctx)
 }
 
 /// What a render reads: the items it is bound to, and the issuers of bound certificates (their
@@ -258,7 +299,7 @@ fn reads_certificate_of(cx: &Inputs<'_, '_>, r: &RenderSpec, i: ItemId) -> bool 
             }
         };
         let ctx = render::context(cx.spec, r, &material);
-        render::render(&cx.sources.templates, &r.template, &ctx).ok()
+        render::render_owned(&cx.sources.templates, &r.template, ctx).ok()
     };
     with(None) != with(Some("(the issuer's certificate)\n"))
 }
@@ -312,6 +353,7 @@ fn unaffected(cx: &Inputs<'_, '_>, r: &RenderSpec, changed: &[ItemId], text: Opt
                 .obs(&r.path)
                 .is_some_and(|f| f.bytes == t.as_bytes());
             let ctx = render::context(cx.spec, r, &|i| cx.current[i].clone());
-            on_disk && render::render(&cx.sources.templates, &r.template, &ctx).as_deref() == Ok(t)
+            on_disk
+                && render::render_owned(&cx.sources.templates, &r.template, ctx).as_deref() == Ok(t)
         })
 }
