@@ -1,7 +1,8 @@
 //! Progress on long runs: the library tells its observer of the plan before the slow work and of
 //! every phase and step of it (and nothing on a run with nothing to do); the command line prints
 //! the plan early and draws a bar on a terminal (a real pseudo-terminal, from util-linux's
-//! `script`), never when piped, with `NO_COLOR` or with `--quiet`.
+//! `script`), never when piped, with `NO_COLOR` or with `--quiet`; and what must never reach a
+//! terminal (a tar stream of keys) does not.
 
 use std::sync::{Arc, Mutex};
 
@@ -127,7 +128,7 @@ fn the_plan_is_told_before_the_slow_work_then_every_phase_and_step() {
         assert_eq!(total, steps, "{phase:?}: every step is told, no more");
     }
     // The chain's certificates (a CA, a server and a client per node, ...) and their keys; two
-    // nodes' kubeconfigs; every file of the tree but the inventory (written last, on its own) and
+    // nodes' kubeconfigs; every file of the tree (the inventory too, written last on its own) but
     // the lock.
     let spec = kubepki::load(&f.sources()).unwrap();
     let certs = spec
@@ -138,9 +139,9 @@ fn the_plan_is_told_before_the_slow_work_then_every_phase_and_step() {
     assert_eq!(seen[1].1, certs, "one signature per certificate");
     assert_eq!(seen[2].1, f.files_ending(".conf").len() as u64);
     assert_eq!(
-        seen[3].1 + 2,
+        seen[3].1 + 1,
         files_under(&f.out()).len() as u64,
-        "all files but the inventory and the lock"
+        "all files but the lock"
     );
 }
 
@@ -163,8 +164,12 @@ fn a_run_with_nothing_to_do_and_a_check_tell_nothing() {
 /// `cargo xtask pki ARGS` on `f` on a pseudo-terminal (`script`), with the bar shown at once:
 /// everything the terminal received.
 fn on_a_terminal(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Option<Run> {
+    terminal(f, &f.command(args), env)
+}
+
+/// `inner` run on a pseudo-terminal in `f`'s folder: everything the terminal received.
+fn terminal(f: &Fixture, inner: &std::process::Command, env: &[(&str, &str)]) -> Option<Run> {
     let script = tool("script", "bsdutils")?;
-    let inner = f.command(args);
     let mut line = shell_quote(inner.get_program().to_str().unwrap());
     for a in inner.get_args() {
         line.push(' ');
@@ -260,4 +265,27 @@ fn a_bad_delay_is_a_usage_error() {
         r.stderr
     );
     assert!(!f.out().exists(), "nothing written");
+}
+
+/// A tar stream of a node's files holds its private keys in plaintext: `deploy --tar` refuses a
+/// terminal (and prints no key there), and still writes the stream into a pipe.
+#[test]
+fn deploy_never_writes_a_tar_stream_to_a_terminal() {
+    let f = fixture();
+    f.apply(&[]);
+    let root = f.root();
+    let mut deploy = xtask_on("deploy", root, &root.join("out"));
+    deploy.args(["--node", "n1", "--tar"]);
+    let Some(r) = terminal(&f, &deploy, &[]) else {
+        return;
+    };
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stdout.contains("not to a terminal"), "{:?}", r.stdout);
+    assert!(!r.stdout.contains("PRIVATE KEY"), "{:?}", r.stdout);
+    let piped = run(&mut deploy);
+    assert_eq!(piped.code, 0, "{}", piped.all());
+    assert!(
+        piped.stdout.contains("PRIVATE KEY"),
+        "the stream holds the keys"
+    );
 }

@@ -102,7 +102,10 @@ fn text_and_json_in_december() {
         &["--now", "2026-12-20T00:00:00Z", "--warn-within", "30d"],
     );
     assert_eq!(text.code, 1, "{}", text.all());
-    assert_eq!(text.stderr, "");
+    assert_eq!(
+        text.stderr,
+        "--warn-within 30d fails: of 5 certificates, 1 expired, 2 expire within 30d; `cargo xtask pki` renews what is due (`--renew NAME` renews now)\n"
+    );
     snapshot("status_text_december", &f, &text.stdout);
     // The README shows this very table.
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
@@ -129,11 +132,33 @@ fn warn_within_exit_codes() {
         1
     );
     assert_eq!(code(&["--now", "2026-11-01", "--warn-within", "1d"]), 1);
+    // A failing gate says why on stderr, even with --quiet (which prints no table).
+    let r = status(
+        &f,
+        &["--now", "2026-11-01", "--warn-within", "1d", "--quiet"],
+    );
+    assert_eq!((r.code, r.stdout.as_str()), (1, ""), "{}", r.all());
+    assert!(
+        r.stderr.starts_with("--warn-within 1d fails: of ") && r.stderr.contains(" 1 expired"),
+        "{}",
+        r.stderr
+    );
+    let quiet = status(&f, &["--now", "2026-09-27", "--warn-within", "30d", "-q"]);
+    assert_eq!(
+        (quiet.code, quiet.all()),
+        (0, String::new()),
+        "a passing gate is silent"
+    );
     // A declared certificate that is not there fails the gate: nothing says when it expires.
     std::fs::remove_file(f.path("nodes/n2/client.crt")).unwrap();
     let r = status(&f, &["--now", T0, "--warn-within", "30d"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stdout.contains("missing"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("1 are missing or unreadable"),
+        "{}",
+        r.stderr
+    );
     // Errors: 2.
     assert_eq!(code(&["--now", T0, "--warn-within", "soon"]), 2);
     let r = f.pki(&["--check", "--prune", "status", "--now", T0]);
@@ -478,7 +503,9 @@ fn rows_are_coloured_by_urgency_on_a_terminal_only() {
     // NO_COLOR, and the machine-readable forms, are plain even on a terminal.
     let plain = on_terminal(&f, &script, &args, Some("1"));
     assert!(!plain.stdout.contains('\x1b'), "{:?}", plain.stdout);
-    assert_eq!(plain.stdout.replace('\r', ""), status(&f, &args).stdout);
+    // A terminal shows stdout and stderr together: the table, then why the gate fails.
+    let piped = status(&f, &args);
+    assert_eq!(plain.stdout.replace('\r', ""), piped.stdout + &piped.stderr);
     for form in ["json", "prometheus"] {
         let r = on_terminal(
             &f,

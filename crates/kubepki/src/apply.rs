@@ -542,9 +542,9 @@ impl Made<'_> {
             .unwrap_or_default();
         let diff = Diff {
             label: path.to_string(),
-            old: report::redact(&old, &self.plan.current, self.spec),
+            old: report::redact(&old, &self.plan.current, self.spec, r),
             // Redacted by provenance, and by pattern too: a key in `vars` has no provenance.
-            new: report::redact(&self.shown(r, shown), self.materials, self.spec),
+            new: report::redact(&self.shown(r, shown), self.materials, self.spec, r),
             key_rotated: false,
         };
         Ok((files, vec![diff]))
@@ -680,7 +680,11 @@ pub fn write(
             mode: f.mode,
         })
         .collect();
-    progress.phase(Phase::Writing, batch.len());
+    // Made before the batch only so the progress display can count it; written last, below.
+    let inventory = inventory::inventory(spec, &|i| built.materials[i].clone());
+    let inventory_changed =
+        disk.obs(INVENTORY).map(|f| f.bytes.as_slice()) != Some(inventory.as_bytes());
+    progress.phase(Phase::Writing, batch.len() + usize::from(inventory_changed));
     fsx::write_batch(out_dir, &batch, &folders, &|| progress.step())?;
     w.written = changed.iter().map(|f| f.path.clone()).collect();
     let written: std::collections::BTreeSet<&str> = w.written.iter().map(String::as_str).collect();
@@ -705,9 +709,15 @@ pub fn write(
     // by running the same `--rekey` again, which skips the pin) or a pinned item made anew after
     // all its files were gone (which the next run names, with the same ways out). A crash after
     // it leaves nothing to do: every other file was written before it.
-    let text = inventory::inventory(spec, &|i| built.materials[i].clone());
-    if disk.obs(INVENTORY).map(|f| f.bytes.as_slice()) != Some(text.as_bytes()) {
-        fsx::write_atomic(out_dir, INVENTORY, text.as_bytes(), CERT_MODE, &folders)?;
+    if inventory_changed {
+        fsx::write_atomic(
+            out_dir,
+            INVENTORY,
+            inventory.as_bytes(),
+            CERT_MODE,
+            &folders,
+        )?;
+        progress.step();
         w.written.push(INVENTORY.into());
     }
     Ok(w)

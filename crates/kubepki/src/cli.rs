@@ -22,15 +22,16 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// The common tasks, shown after `--help`'s list of flags.
 const EXAMPLES: &str = "\
 Examples:
-  cargo xtask pki                           make or update out/ as pki.toml declares
-  cargo xtask pki --check --diff            what would change, as a CI gate (exit 1 if stale)
-  cargo xtask pki --rekey front-proxy-ca    a new key for a CA, re-signing what it signed
-  cargo xtask pki --renew all               re-sign every certificate now, keys kept
-  cargo xtask pki --check --now +60d        what a run in 60 days would renew
-  cargo xtask pki --check --format markdown a pull-request comment: table, diffs, issuer tree
-  cargo xtask pki status                    every certificate's expiry and renewal date
-  cargo xtask pki status --warn-within 30d  exit 1 if anything expires within 30 days (cron, CI)
-  cargo xtask pki status --format json      the same as JSON (schema_version 1; see README)";
+  cargo xtask pki                             make or update out/ as pki.toml declares
+  cargo xtask pki --check --diff              what would change, as a CI gate (exit 1 if stale)
+  cargo xtask pki --rekey front-proxy-ca      a new key for a CA, re-signing what it signed
+  cargo xtask pki --renew all                 re-sign every certificate now, keys kept
+  cargo xtask pki --check --now +60d          what a run in 60 days would renew
+  cargo xtask pki --check --format markdown   a pull-request comment: table, diffs, issuer tree
+  cargo xtask pki status                      every certificate's expiry and renewal date
+  cargo xtask pki status --warn-within 30d    exit 1 if anything expires within 30 days (cron, CI)
+  cargo xtask pki status --format json        the same as JSON (schema_version 1; see README)
+  cargo xtask deploy --node cp-1 --to DIR     one node's files, decrypted, as /etc/kubernetes";
 
 /// Generate, check or update the cluster PKI declared in pki.toml.
 #[derive(Debug, Clone, clap::Args)]
@@ -50,7 +51,8 @@ pub struct Args {
     #[arg(long)]
     pub prune: bool,
     /// Re-sign these certificates now with the keys they have (`all`: every certificate), as
-    /// `kubeadm certs renew` does; a renewed CA keeps its key and subject, so what it signed stays.
+    /// `kubeadm certs renew` does; a renewed CA keeps its key and subject, so what it signed stays
+    /// valid.
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub renew: Vec<String>,
     /// How to print the plan: text, JSON (schema_version 1, schemas/plan.v1.json) or Markdown (a
@@ -79,7 +81,7 @@ pub struct Args {
     #[arg(long, default_value = "templates", global = true)]
     pub templates: PathBuf,
     /// Print nothing but errors: no report and no progress bar (the exit code still tells).
-    #[arg(long, short = 'q')]
+    #[arg(long, short = 'q', global = true)]
     pub quiet: bool,
 }
 
@@ -139,7 +141,9 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     };
     match done {
         Ok(text) => {
-            print!("{text}");
+            if !args.quiet {
+                print!("{text}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -281,9 +285,16 @@ fn color() -> bool {
 /// `pki status`: the status printed in its format; exit 1 when a `--warn-within` gate fails.
 fn status_main(root: &Path, args: &Args, status_args: &StatusArgs) -> ExitCode {
     match status_text(root, args, status_args) {
-        Ok((text, fails)) => {
-            print!("{text}");
-            ExitCode::from(u8::from(fails))
+        Ok((text, gate)) => {
+            if !args.quiet {
+                print!("{text}");
+            }
+            // Why the gate fails goes to stderr, so a cron job's mail or a CI log says it even
+            // when the table goes elsewhere (or nowhere, with --quiet).
+            if let Some(why) = &gate {
+                eprintln!("{why}");
+            }
+            ExitCode::from(u8::from(gate.is_some()))
         }
         Err(e) => {
             eprintln!("{}", crate::report::error_text(&e));
@@ -293,7 +304,11 @@ fn status_main(root: &Path, args: &Args, status_args: &StatusArgs) -> ExitCode {
 }
 
 /// Reads pki.toml and the certificates of out/ (no lock: nothing is written), and judges them.
-fn status_text(root: &Path, args: &Args, s: &StatusArgs) -> Result<(String, bool), Error> {
+fn status_text(
+    root: &Path,
+    args: &Args,
+    s: &StatusArgs,
+) -> Result<(String, Option<String>), Error> {
     refuse_plan_flags(args)?;
     let warn_within = s
         .warn_within
@@ -309,7 +324,7 @@ fn status_text(root: &Path, args: &Args, s: &StatusArgs) -> Result<(String, bool
     let status = crate::status::status(&spec, &disk, now, warn_within);
     let style = crate::report::Style { color: color() };
     let text = crate::status::render(&status, s.format, style);
-    Ok((text, crate::status::gate_fails(&status)))
+    Ok((text, crate::status::gate_summary(&status)))
 }
 
 /// `status` reads and plans nothing: the plain command's flags would be silently ignored there,

@@ -9,7 +9,7 @@
 //! never a rendered file that embeds another node's key.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -24,19 +24,16 @@ use crate::{disk, fsx, layout, plan, scan};
 
 /// Write one node's files, decrypted, in its kubeadm layout.
 #[derive(Debug, Clone, clap::Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["to", "tar"])))]
 pub struct Args {
     /// The node (a `[[node]]` name in pki.toml).
     #[arg(long)]
     pub node: String,
     /// The folder to write into (the node's `/etc/kubernetes`, or a staging copy of it).
-    #[arg(
-        long,
-        value_name = "DIR",
-        required_unless_present = "tar",
-        conflicts_with = "tar"
-    )]
+    #[arg(long, value_name = "DIR", conflicts_with = "tar")]
     pub to: Option<PathBuf>,
-    /// Write a tar stream to stdout instead (e.g. `| ssh cp-1 tar -x -C /etc/kubernetes`).
+    /// Write a tar stream to stdout instead (e.g. `| ssh cp-1 tar -x -C /etc/kubernetes`); never
+    /// to a terminal.
     #[arg(long)]
     pub tar: bool,
     /// The spec file.
@@ -68,7 +65,9 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
     // The one reading of the system clock here: staleness is judged, and the tar stream dated,
     // as of now.
     let now = OffsetDateTime::now_utc();
-    let res = crate::cli::identities().and_then(|ids| run(root, &args, &ids, now));
+    let res = refuse_terminal(args.tar, std::io::stdout().is_terminal())
+        .and_then(|()| crate::cli::identities())
+        .and_then(|ids| run(root, &args, &ids, now));
     match res {
         Ok(summary) => {
             eprint!("{summary}");
@@ -79,6 +78,17 @@ pub fn main(root: &Path, args: Args) -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// A tar stream holds the node's private keys in plaintext: it goes to a pipe or a file, never
+/// onto a terminal's screen and scrollback (as `tar` itself refuses to write an archive there).
+fn refuse_terminal(tar: bool, stdout_is_terminal: bool) -> Result<(), Error> {
+    if tar && stdout_is_terminal {
+        return Err(Error::Usage(
+            "--tar writes the node's private keys in plaintext, so not to a terminal: pipe it (`| ssh NODE tar -x -C /etc/kubernetes`), redirect it to a file, or use --to DIR".into(),
+        ));
+    }
+    Ok(())
 }
 
 fn run(

@@ -225,7 +225,8 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         rekey: opts.rekey.clone(),
         renew: opts.renew.clone(),
         out: out.clone(),
-        diffs: opts.diff,
+        // The Markdown comment always shows the diffs, so the plan previews what they need.
+        diffs: opts.diff || opts.format == report::PlanFormat::Markdown,
     };
     let plan = plan::plan(&spec, &sources, &disk, opts.now, &plan_opts);
     let style = report::Style { color: opts.color };
@@ -253,7 +254,11 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
         }
         let changed = !plan.changes_nothing(opts.prune);
         if opts.format != report::PlanFormat::Text {
-            let diffs = report::planned_diffs(&spec, &plan, &disk);
+            // Only the Markdown comment shows diffs; JSON never holds a file's text.
+            let diffs = match opts.format {
+                report::PlanFormat::Markdown => report::planned_diffs(&spec, &plan, &disk),
+                _ => Vec::new(),
+            };
             let text = formatted(opts, &spec, &plan, &diffs, (changed, &[]));
             return Ok(Outcome { text, changed });
         }
@@ -284,9 +289,13 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             changed: false,
         });
     }
-    if opts.format == report::PlanFormat::Text {
-        opts.progress.planned(&text);
-    }
+    // Another format replaces the whole report at the end: nothing of it can be printed early,
+    // but the display is told the slow work starts.
+    let early = match opts.format {
+        report::PlanFormat::Text => text.as_str(),
+        _ => "",
+    };
+    opts.progress.planned(early);
     let settings = apply::Settings {
         now: opts.now,
         identities: &opts.identities,

@@ -11,7 +11,7 @@ use crate::disk::Disk;
 use crate::error::Error;
 use crate::plan::{Action, Plan};
 use crate::render::{self, Material, b64, cert_label, key_label};
-use crate::spec::{ItemKind, Spec};
+use crate::spec::{ItemId, ItemKind, RenderSpec, Spec};
 use crate::x509;
 use crate::{Clock, ClockSource, Skew};
 
@@ -35,7 +35,7 @@ pub enum PlanFormat {
     /// One line per change with its reasons, then counts (coloured on a terminal).
     #[default]
     Text,
-    /// One JSON document of `json::SCHEMA_VERSION` (`schemas/plan.v1.json`).
+    /// One JSON document, schema_version 1 (schemas/plan.v1.json).
     Json,
     /// A pull-request comment: summary, table of changes, folded diffs, a Mermaid issuer tree.
     Markdown,
@@ -253,10 +253,17 @@ pub fn diff_text(diffs: &[Diff], style: Style) -> String {
 /// anything else that still looks like a PEM private key or the base64 of one. The new side of a
 /// diff is redacted by provenance instead (`render::render_shown`); the labels are the same, so
 /// unchanged lines compare equal.
-pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
-    let mut out = redact_chains(text, materials, spec);
+///
+/// Only the items the render `r` binds, and the issuers above them, are looked for by value: a
+/// template sees nothing else (`render::context`), so nothing else can be in its file by value,
+/// and a diff costs the size of its render, not of the whole cluster. A key from anywhere else
+/// (a file edited by hand, a bind changed since) is still caught by its look.
+pub fn redact(text: &str, materials: &[Material], spec: &Spec, r: &RenderSpec) -> String {
+    let within = bound_and_above(spec, r);
+    let mut out = redact_chains(text, materials, spec, &within);
     let mut keys = Vec::new();
-    for (id, m) in materials.iter().enumerate() {
+    for &id in &within {
+        let m = &materials[id];
         let name = &spec.items[id].name;
         if let Some(k) = &m.key_pem {
             out = replace_forms(&out, k, &key_label(name));
@@ -272,12 +279,12 @@ pub fn redact(text: &str, materials: &[Material], spec: &Spec) -> String {
 /// `text` with the chains and bundles of several certificates (`X.cert.chain`, `X.cert.bundle`)
 /// replaced by their certificates' labels, one a line, before any single certificate is: the
 /// base64 of a bundle may start with the base64 of its first certificate.
-fn redact_chains(text: &str, materials: &[Material], spec: &Spec) -> String {
+fn redact_chains(text: &str, materials: &[Material], spec: &Spec, within: &[ItemId]) -> String {
     let real = |i: usize| materials[i].clone();
     let labelled = |i: usize| render::labelled(spec, i, materials[i].clone());
     let mut out = text.to_string();
-    for (id, item) in spec.items.iter().enumerate() {
-        if item.kind.as_cert().is_none() {
+    for &id in within {
+        if spec.items[id].kind.as_cert().is_none() {
             continue;
         }
         let (chain, bundle) = render::chain_and_bundle(spec, id, &real);
@@ -291,6 +298,19 @@ fn redact_chains(text: &str, materials: &[Material], spec: &Spec) -> String {
         }
     }
     out
+}
+
+/// The items `r` binds and every issuer above them, each once, in spec order (issuers first), as
+/// the redaction replaces chains before single certificates.
+fn bound_and_above(spec: &Spec, r: &RenderSpec) -> Vec<ItemId> {
+    let mut ids = BTreeSet::new();
+    for &bound in r.bind.values() {
+        let mut at = Some(bound);
+        while let Some(id) = at.filter(|&id| ids.insert(id)) {
+            at = spec.items[id].kind.as_cert().and_then(|c| c.issuer);
+        }
+    }
+    ids.into_iter().collect()
 }
 
 /// `text` with every form the helpers make of `value` replaced by `label`, longest first: its
@@ -551,8 +571,8 @@ pub fn planned_diffs(spec: &Spec, plan: &Plan, disk: &Disk) -> Vec<Diff> {
                 };
                 diffs.push(Diff {
                     label: r.path.clone(),
-                    old: redact(&old, current, spec),
-                    new: redact(&new, current, spec),
+                    old: redact(&old, current, spec, r),
+                    new: redact(&new, current, spec, r),
                     key_rotated: false,
                 });
             }
@@ -706,6 +726,27 @@ pub fn error_text(e: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use base64::Engine as _;
+
+    /// A render's redaction looks for its own bound items and their issuers by value, however
+    /// many other items the spec has: a diff costs the size of its render.
+    #[test]
+    fn redaction_looks_only_at_what_the_render_binds_and_its_issuers() {
+        let extra: String = (0..50)
+            .map(|i| format!("\n[[cert]]\nname = \"c{i}\"\ncn = \"c{i}\"\nissuer = \"root\"\nusage = [\"client\"]\ncert = \"c{i}.crt\"\nkey = \"c{i}.key\"\n"))
+            .collect();
+        let render = "\n[[render]]\nname = \"r\"\ntemplate = \"t.hbs\"\npath = \"r.txt\"\nbind = { s = \"server\" }\n";
+        let text = format!("{}{extra}{render}", crate::testing::CHAIN);
+        let sources = crate::testing::sources(&text, &[("t.hbs", "{{s.cert.pem}}")]);
+        let spec = crate::load(&sources).expect("the spec resolves");
+        let crate::spec::ItemKind::Render(r) = &spec.items.last().unwrap().kind else {
+            panic!("the render comes last");
+        };
+        let names: Vec<&str> = super::bound_and_above(&spec, r)
+            .into_iter()
+            .map(|id| spec.items[id].name.as_str())
+            .collect();
+        assert_eq!(names, ["root", "mid", "server"]);
+    }
 
     #[test]
     fn a_base64_key_is_elided_with_its_padding() {

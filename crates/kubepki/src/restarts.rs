@@ -2,7 +2,9 @@
 //! file they read (`consumers` in pki.toml) is written by the plan, in the order to do it.
 
 use crate::plan::{Action, Plan};
-use crate::spec::{Component, Item, ItemKind, Node, Spec, Usage};
+use std::collections::{HashMap, HashSet};
+
+use crate::spec::{Component, Item, ItemId, ItemKind, Node, Spec, Usage};
 
 /// How a component picks up a changed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,13 +45,7 @@ pub struct NodeRestarts {
 /// The restart plan of `plan`: control-plane nodes first, then the others, each in declaration
 /// order, and only the nodes with something to do.
 pub fn restarts(spec: &Spec, plan: &Plan) -> Vec<NodeRestarts> {
-    let changed: Vec<&Item> = plan
-        .steps
-        .iter()
-        .filter(|s| rewrites_content(s.action))
-        .map(|s| &spec.items[s.item])
-        .filter(|i| !i.consumers.is_empty())
-        .collect();
+    let changed = Changed::of(spec, plan);
     let mut nodes = nodes(spec);
     nodes.sort_by_key(|n| !is_control_plane(n));
     nodes
@@ -57,22 +53,63 @@ pub fn restarts(spec: &Spec, plan: &Plan) -> Vec<NodeRestarts> {
         .map(|n| NodeRestarts {
             node: n.name.clone(),
             control_plane: is_control_plane(n),
-            picks: picks(n, &changed),
+            picks: picks(n, &changed.on(&n.name)),
         })
         .filter(|n| !n.picks.is_empty())
         .collect()
 }
 
+/// The items whose content the plan rewrites and that something reads, split into the shared
+/// ones and each node's own, so that a node's part looks only at what can reach it (a cluster's
+/// plan is then linear in nodes plus items, not their product).
+struct Changed<'s> {
+    shared: Vec<(ItemId, &'s Item)>,
+    per_node: HashMap<&'s str, Vec<(ItemId, &'s Item)>>,
+}
+
+impl<'s> Changed<'s> {
+    fn of(spec: &'s Spec, plan: &Plan) -> Changed<'s> {
+        let mut changed = Changed {
+            shared: Vec::new(),
+            per_node: HashMap::new(),
+        };
+        for s in plan.steps.iter().filter(|s| rewrites_content(s.action)) {
+            let item = &spec.items[s.item];
+            if item.consumers.is_empty() {
+                continue;
+            }
+            match item_node(item) {
+                Some(node) => changed
+                    .per_node
+                    .entry(node)
+                    .or_default()
+                    .push((s.item, item)),
+                None => changed.shared.push((s.item, item)),
+            }
+        }
+        changed
+    }
+
+    /// What can reach `node`, in spec order.
+    fn on(&self, node: &str) -> Vec<&'s Item> {
+        let mut items: Vec<(ItemId, &Item)> = self.shared.clone();
+        items.extend(self.per_node.get(node).into_iter().flatten().copied());
+        items.sort_by_key(|(id, _)| *id);
+        items.into_iter().map(|(_, i)| i).collect()
+    }
+}
+
 /// The nodes the spec's per-node items name, each once, in the order they first appear.
 fn nodes(spec: &Spec) -> Vec<&Node> {
     let mut out: Vec<&Node> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for item in &spec.items {
         let node = match &item.kind {
             ItemKind::Cert(c) => c.node.as_ref(),
             ItemKind::Render(r) => r.node.as_ref(),
             ItemKind::KeyPair(_) => None,
         };
-        if let Some(n) = node.filter(|n| out.iter().all(|o| o.name != n.name)) {
+        if let Some(n) = node.filter(|n| seen.insert(n.name.as_str())) {
             out.push(n);
         }
     }

@@ -169,11 +169,41 @@ pub fn status(
 /// Whether a `--warn-within` gate fails: a certificate expires within the window (or already
 /// has), or a declared certificate is missing or unreadable (nothing says when it expires).
 pub fn gate_fails(status: &Status) -> bool {
-    status.warn_within.is_some()
-        && status.certs.iter().any(|c| match &c.found {
-            Found::Missing | Found::Unreadable(_) => true,
-            Found::Cert(j) => matches!(j.urgency, Urgency::Expired | Urgency::Expiring),
-        })
+    gate_summary(status).is_some()
+}
+
+/// Why the `--warn-within` gate fails, as the line the command prints on stderr: how many
+/// certificates expired, expire within the duration, or are missing or unreadable. `None` when
+/// the gate passes (or there is none).
+pub fn gate_summary(status: &Status) -> Option<String> {
+    let within = status.warn_within?;
+    let (mut expired, mut expiring, mut missing) = (0, 0, 0);
+    for c in &status.certs {
+        match &c.found {
+            Found::Missing | Found::Unreadable(_) => missing += 1,
+            Found::Cert(j) if j.urgency == Urgency::Expired => expired += 1,
+            Found::Cert(j) if j.urgency == Urgency::Expiring => expiring += 1,
+            Found::Cert(_) => {}
+        }
+    }
+    let within = crate::spec::fmt_duration(within);
+    let parts: Vec<String> = [
+        (expired, "expired".to_string()),
+        (expiring, format!("expire within {within}")),
+        (missing, "are missing or unreadable".to_string()),
+    ]
+    .into_iter()
+    .filter(|(n, _)| *n > 0)
+    .map(|(n, what)| format!("{n} {what}"))
+    .collect();
+    if parts.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "--warn-within {within} fails: of {} certificates, {}; `cargo xtask pki` renews what is due (`--renew NAME` renews now)",
+        status.certs.len(),
+        parts.join(", ")
+    ))
 }
 
 /// Every certificate item with its id, in declaration order.

@@ -66,12 +66,15 @@ impl Progress for Console {
 
     fn phase(&self, phase: Phase, total: u64) {
         if let Some(bar) = &self.bar {
-            // The count first: a frame drawn between these calls shows the old phase's words
-            // over no progress, never a count beyond its total.
-            bar.bar.set_position(0);
-            bar.bar.set_length(total);
-            bar.bar.reset_eta();
+            // The words first, then the count and total at once: a frame drawn between the two
+            // calls shows the new phase over the old one's finished count, never one phase's
+            // count under another's words.
             bar.bar.set_message(phase.doing());
+            bar.bar.reset_eta();
+            bar.bar.update(|state| {
+                state.set_pos(0);
+                state.set_len(total);
+            });
         }
     }
 
