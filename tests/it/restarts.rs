@@ -176,7 +176,7 @@ fn after_an_apply_each_node_is_named_with_what_to_deploy() {
     );
     assert!(
         r.stdout
-            .contains("deploy to cp-1: `cargo xtask deploy --node NODE --to DIR`"),
+            .contains("deploy to cp-1: `cargo xtask deploy --node cp-1 --to DIR`"),
         "{}",
         r.stdout
     );
@@ -197,4 +197,36 @@ fn a_misspelt_component_names_the_nearest() {
     );
     assert!(r.stderr.contains("--> pki.toml:"), "{}", r.stderr);
     assert!(r.stderr.contains("did you mean `etcd`?"), "{}", r.stderr);
+}
+
+/// Workers that do the same are one line (their own items written `name@NODE`); control-plane
+/// nodes keep a line each; a CA's new key is said not to be seamless.
+#[test]
+fn like_workers_share_a_line_and_a_new_ca_key_is_a_warning() {
+    let workers: String = (2..=6)
+        .map(|i| {
+            format!(
+                "[[node]]\nname = \"w-{i}\"\nips = [\"10.0.0.{}\"]\nrole = \"worker\"\n\n",
+                i + 1
+            )
+        })
+        .collect();
+    let f = Fixture::new(&SPEC.replacen("[[ca]]", &format!("{workers}[[ca]]"), 1));
+    assert_eq!(f.apply(&["--now", T0]).code, 0);
+    let r = f.pki(&["--check", "--rekey", "kubernetes-ca", "--now", T0]);
+    assert_eq!(r.code, 1, "{}", r.all());
+    let lines: Vec<&str> = r.stdout.lines().filter(|l| l.starts_with("  ")).collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    assert!(lines[0].starts_with("  cp-1: restart "), "{}", r.stdout);
+    assert!(
+        lines[1].starts_with("  w-1 … w-6 (6 nodes, each in turn): restart kubelet (kubernetes-ca, kubelet-serving@NODE)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("warning: kubernetes-ca gets a new key: what it signs is refused"),
+        "{}",
+        r.stdout
+    );
 }

@@ -263,6 +263,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
             return Ok(Outcome { text, changed });
         }
         text.push_str(&report::restarts::restart_text(&restarts, false));
+        text.push_str(&report::restarts::new_key_warnings(&spec, &plan));
         text.push_str(&report::check_summary(
             &out,
             &plan,
@@ -321,6 +322,7 @@ pub fn run(opts: &Options) -> Result<Outcome, Error> {
     }
     text.push_str(&report::applied(&out, &built.clamped, &written));
     text.push_str(&report::restarts::restart_text(&restarts, true));
+    text.push_str(&report::restarts::new_key_warnings(&spec, &plan));
     text.push_str(&report::restarts::deploy_text(&restarts));
     if opts.format != report::PlanFormat::Text {
         text = formatted(opts, &spec, &plan, &built.diffs, (true, &[]));

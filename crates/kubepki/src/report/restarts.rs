@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
+use crate::plan::{Action, Plan};
 use crate::restarts::{NodeRestarts, Pick, Pickup};
+use crate::spec::{ItemKind, Spec};
 
 /// How many item names a line shows for one component before it counts the rest.
 const NAMES_SHOWN: usize = 2;
@@ -20,10 +22,51 @@ pub fn restart_text(plan: &[NodeRestarts], applied: bool) -> String {
     let mut out = format!(
         "restarts {when}, one node at a time (control-plane nodes first, each healthy before the next):\n"
     );
-    for n in plan {
-        let _ = writeln!(out, "  {}: {}", n.node, node_line(n));
+    for group in groups(plan) {
+        let _ = writeln!(out, "  {}: {}", nodes_named(&group.nodes), group.line);
     }
     out
+}
+
+/// Consecutive nodes that do the same, one line for them all: a node's own items are written
+/// `name@NODE`, so 300 workers that each restart their kubelet are one line. A control-plane node
+/// always has a line of its own (they go one at a time, each healthy before the next).
+struct Group<'p> {
+    nodes: Vec<&'p str>,
+    control_plane: bool,
+    line: String,
+}
+
+fn groups(plan: &[NodeRestarts]) -> Vec<Group<'_>> {
+    let mut out: Vec<Group<'_>> = Vec::new();
+    for n in plan {
+        let line = node_line(n).replace(&format!("@{}", n.node), "@NODE");
+        match out.last_mut() {
+            Some(g) if !n.control_plane && !g.control_plane && g.line == line => {
+                g.nodes.push(&n.node);
+            }
+            _ => out.push(Group {
+                nodes: vec![&n.node],
+                control_plane: n.control_plane,
+                line,
+            }),
+        }
+    }
+    // A group of one says its node's own name in its items, as before.
+    for g in out.iter_mut().filter(|g| g.nodes.len() == 1) {
+        g.line = g.line.replace("@NODE", &format!("@{}", g.nodes[0]));
+    }
+    out
+}
+
+/// Nodes as a line names them: all of a few, the first and last of many, with the count.
+fn nodes_named(nodes: &[&str]) -> String {
+    match nodes {
+        [one] => (*one).to_string(),
+        [_, _] | [_, _, _] => nodes.join(", "),
+        [first, .., last] => format!("{first} … {last} ({} nodes, each in turn)", nodes.len()),
+        [] => String::new(),
+    }
 }
 
 /// The restart plan as a Markdown list, for the pull-request comment.
@@ -34,8 +77,8 @@ pub fn restart_markdown(plan: &[NodeRestarts]) -> String {
     let mut out = String::from(
         "**Restarts**, one node at a time (control-plane nodes first, each healthy before the next):\n\n",
     );
-    for n in plan {
-        let _ = writeln!(out, "- `{}`: {}", n.node, node_line(n));
+    for group in groups(plan) {
+        let _ = writeln!(out, "- `{}`: {}", nodes_named(&group.nodes), group.line);
     }
     out.push('\n');
     out
@@ -86,10 +129,44 @@ pub fn deploy_text(plan: &[NodeRestarts]) -> String {
         return String::new();
     }
     let nodes: Vec<&str> = plan.iter().map(|n| n.node.as_str()).collect();
-    format!(
-        "deploy to {}: `cargo xtask deploy --node NODE --to DIR` for each, then the restarts above\n",
-        nodes.join(", ")
-    )
+    match nodes.as_slice() {
+        [one] => format!(
+            "deploy to {one}: `cargo xtask deploy --node {one} --to DIR`, then the restarts above\n"
+        ),
+        _ => format!(
+            "deploy to {}: `cargo xtask deploy --node NODE --to DIR` for each, then the restarts above\n",
+            crate::config::quote_list(&nodes).replace('`', "")
+        ),
+    }
+}
+
+/// What a restart cannot make seamless, said under the restart plan: a CA with a new key (what it
+/// signs is refused by every component still trusting the old certificate, so rolling restarts
+/// fail between the first node and the last) and a service-account key pair with a new key (every
+/// token signed with the old one is refused).
+pub fn new_key_warnings(spec: &Spec, plan: &Plan) -> String {
+    let mut out = String::new();
+    for s in plan.steps.iter().filter(|s| s.action == Action::Rekey) {
+        let item = &spec.items[s.item];
+        match &item.kind {
+            ItemKind::Cert(c) if c.ca.is_some() => {
+                let _ = writeln!(
+                    out,
+                    "warning: {} gets a new key: what it signs is refused by every component still trusting its old certificate, until all have the new files (old and new CA do not overlap)",
+                    item.name
+                );
+            }
+            ItemKind::KeyPair(_) => {
+                let _ = writeln!(
+                    out,
+                    "warning: {} gets a new key: once kube-apiserver has it, every service-account token signed with the old key is refused, until the pods get new ones",
+                    item.name
+                );
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The restart plan in the plan's JSON document.
