@@ -403,9 +403,11 @@ fn parse_now(t: &str, system: OffsetDateTime) -> Result<OffsetDateTime, Error> {
     if let Some(day) = plain_date(t) {
         return Ok(day.midnight().assume_utc());
     }
-    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(|e| {
+    // The parser's own complaint names its internals ("the 'year' component"): the message
+    // says what the three accepted forms look like instead.
+    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).map_err(|_| {
         Error::Usage(format!(
-            "--now `{t}` is not an RFC 3339 time, a date or a relative time ({e}); write e.g. 2027-01-01T00:00:00Z, 2027-01-01 or +60d"
+            "--now `{t}` is not an RFC 3339 time, a date or a relative time; write e.g. 2027-01-01T00:00:00Z, 2027-01-01 or +60d"
         ))
     })
 }

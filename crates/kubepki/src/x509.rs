@@ -62,8 +62,7 @@ impl std::fmt::Debug for KeyFacts {
 
 /// Parses the first certificate of a PEM file.
 pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
-    let (_, pem) =
-        x509_parser::pem::parse_x509_pem(bytes).map_err(|e| format!("not a PEM file: {e}"))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(bytes).map_err(|e| pem_problem(&e))?;
     if pem.label != "CERTIFICATE" {
         // Never echo a private key's label: a key in a certificate's place is named as such.
         let found = if pem.label.contains("PRIVATE") {
@@ -74,6 +73,23 @@ pub fn parse_cert(bytes: &[u8]) -> Result<CertFacts, String> {
         return Err(format!("expected a CERTIFICATE, found {found}"));
     }
     parse_cert_der(&pem.contents)
+}
+
+/// What is wrong with a file that is not a PEM certificate, in words (the parser's own names for
+/// its errors, like `MissingHeader`, mean nothing to a user).
+fn pem_problem(e: &x509_parser::nom::Err<x509_parser::error::PEMError>) -> String {
+    use x509_parser::error::PEMError;
+    let what = match e {
+        x509_parser::nom::Err::Error(p) | x509_parser::nom::Err::Failure(p) => match p {
+            PEMError::MissingHeader => "it has no `-----BEGIN ...-----` line",
+            PEMError::InvalidHeader => "its `-----BEGIN` line is malformed",
+            PEMError::IncompletePEM => "it ends before its `-----END ...-----` line",
+            PEMError::Base64DecodeError => "its body is not valid base64",
+            PEMError::IOError(_) => "it cannot be read",
+        },
+        x509_parser::nom::Err::Incomplete(_) => "it ends before its `-----END ...-----` line",
+    };
+    format!("not a PEM file: {what}")
 }
 
 /// Parses a DER certificate into the fields the plan compares. (It reads one extension after

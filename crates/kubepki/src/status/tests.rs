@@ -161,7 +161,7 @@ ITEM    NODE  FILE        ISSUER  KEY         NOT AFTER             LEFT   RENEW
 root    -     root.crt    root    ecdsa-p256  2037-01-12T08:00:00Z  3650d  2036-12-13T08:00:00Z  no        ok
 mid     -     mid.crt     root    ecdsa-p256  2037-01-12T08:00:00Z  3650d  2036-12-13T08:00:00Z  no        ok
 server  -     server.crt  mid     -           -                     -      -                     -         unreadable
-unreadable: server.crt: not a PEM file: Parsing Error: MissingHeader
+unreadable: server.crt: not a PEM file: it has no `-----BEGIN ...-----` line
 3 certificates: 0 expired, 0 expiring, 0 renew-due, 2 ok, 1 missing or unreadable
 ",
     },
