@@ -28,7 +28,7 @@ use crate::disk::Disk;
 use crate::layout::{INVENTORY, RESERVED, csr_path};
 use crate::render::Material;
 use crate::scan::Sources;
-use crate::spec::{Item, ItemId, ItemKind, Spec};
+use crate::spec::{CertSpec, Item, ItemId, ItemKind, Spec};
 
 pub(crate) use fate::{Fate, Known};
 pub use seal::Reseal;
@@ -320,7 +320,7 @@ pub fn plan(
                     undeclared: &undeclared,
                     signatures: &signatures,
                 };
-                cert::plan(&cx, id, c, rekey, renewed(item, &opts.renew))
+                cert::plan(&cx, id, c, rekey, renewed(item, c, &opts.renew))
             }
             ItemKind::KeyPair(kp) => keypair::plan(id, &item.name, kp, disk, &undeclared, rekey),
             ItemKind::Render(_) => {
@@ -416,12 +416,22 @@ fn rekey_problems(spec: &Spec, rekey: &BTreeSet<String>) -> Vec<Problem> {
     problems
 }
 
-/// The word `--renew` takes for every certificate.
+/// The word `--renew` takes for every certificate that is not a CA.
 pub const RENEW_ALL: &str = "all";
 
-/// Whether `--renew` names the item: by its name, its base name, or `all`.
-fn renewed(item: &Item, renew: &BTreeSet<String>) -> bool {
-    renew.contains(RENEW_ALL) || renew.contains(&item.name) || renew.contains(&item.base)
+/// Whether `--renew` names the certificate `item`: by its name or its base name, or by `all`
+/// when it is not a CA.
+fn renewed(item: &Item, c: &CertSpec, renew: &BTreeSet<String>) -> bool {
+    let named = renew.contains(&item.name) || renew.contains(&item.base);
+    named || (renew.contains(RENEW_ALL) && renewed_by_all(c))
+}
+
+/// Whether `--renew all` takes the certificate: every one but the CAs, as `kubeadm certs renew
+/// all` does. Re-signing a CA, even over the same key and subject, changes the certificate
+/// every component trusts, so each must reload it; a routine renewal should not cause that. A
+/// CA is renewed only when `--renew` names it.
+fn renewed_by_all(c: &CertSpec) -> bool {
+    c.ca.is_none()
 }
 
 /// `--renew` names that match no item, or only key pairs and rendered files (no certificate).

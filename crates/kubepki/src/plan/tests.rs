@@ -103,17 +103,27 @@ const CASES: &[Case] = &[
         expect: "~ re-sign   mid  (--renew)\nplan: 1 re-sign, 4 keep",
     },
     Case {
-        name: "--renew all re-signs every certificate, and no key pair or render",
+        name: "--renew all re-signs every certificate but the CAs, and no key pair or render",
         spec: same,
         disk: untouched,
         later: Duration::ZERO,
         rekey: &[],
         renew: &["all"],
-        expect: "~ re-sign   root  (--renew)
-~ re-sign   mid  (--renew)
+        expect: "~ re-sign   server  (--renew)
+~ re-render bundle  (input changes: server)
+plan: 1 re-sign, 1 re-render, 3 keep",
+    },
+    Case {
+        name: "--renew all and a CA's name re-sign the leaves and that CA, and keep the others",
+        spec: same,
+        disk: untouched,
+        later: Duration::ZERO,
+        rekey: &[],
+        renew: &["all", "mid"],
+        expect: "~ re-sign   mid  (--renew)
 ~ re-sign   server  (--renew)
 ~ re-render bundle  (input changes: server)
-plan: 3 re-sign, 1 re-render, 1 keep",
+plan: 2 re-sign, 1 re-render, 2 keep",
     },
     Case {
         name: "nothing changed",

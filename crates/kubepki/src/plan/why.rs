@@ -18,7 +18,8 @@ pub enum Reason {
     New,
     /// `--rekey` names the item.
     RekeyFlag,
-    /// `--renew` names the item (or is `all`): re-signed now with the same key.
+    /// `--renew` names the item (or is `all` and the item is not a CA): re-signed now with the
+    /// same key.
     RenewFlag,
     KeyMissing {
         path: String,
@@ -659,7 +660,7 @@ impl Blocker {
                     .map_or(String::new(), |n| format!(" (did you mean `{n}`?)"))
             ),
             RenewNotCert { name } => format!(
-                "--renew names `{name}`, which has no certificate to re-sign (a key pair or a rendered file); `--renew all` re-signs every certificate"
+                "--renew names `{name}`, which has no certificate to re-sign (a key pair or a rendered file); `--renew all` re-signs every certificate but the CAs"
             ),
             RekeyRender { name } => {
                 format!("--rekey names `{name}`, a rendered file: it has no key of its own")
