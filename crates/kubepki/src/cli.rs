@@ -25,7 +25,7 @@ Examples:
   cargo xtask pki                             make or update out/ as pki.toml declares
   cargo xtask pki --check --diff              what would change, as a CI gate (exit 1 if stale)
   cargo xtask pki --rekey front-proxy-ca      a new key for a CA, re-signing what it signed
-  cargo xtask pki --renew all                 re-sign every certificate now, keys kept
+  cargo xtask pki --renew all                 re-sign every certificate but the CAs, keys kept
   cargo xtask pki --check --now +60d          what a run in 60 days would renew
   cargo xtask pki --check --format markdown   a pull-request comment: table, diffs, issuer tree
   cargo xtask pki status                      every certificate's expiry and renewal date
@@ -50,9 +50,9 @@ pub struct Args {
     /// Delete files in the output folder that pki.toml does not declare.
     #[arg(long)]
     pub prune: bool,
-    /// Re-sign these certificates now with the keys they have (`all`: every certificate), as
-    /// `kubeadm certs renew` does; a renewed CA keeps its key and subject, so what it signed stays
-    /// valid.
+    /// Re-sign these certificates now with the keys they have (`all`: every certificate but the
+    /// CAs, as `kubeadm certs renew all`; name a CA to renew it too). A renewed CA keeps its key
+    /// and subject, so what it signed stays valid.
     #[arg(long, value_name = "NAME", num_args = 1..)]
     pub renew: Vec<String>,
     /// How to print the plan: text, JSON (schema_version 1, schemas/plan.v1.json) or Markdown (a
