@@ -15,6 +15,7 @@ mod encryption;
 mod external_ca;
 mod fuzz;
 mod keys_and_clocks;
+mod markdown_size;
 mod plan_formats;
 mod progress;
 mod renew;

@@ -16,7 +16,7 @@ const T1: &str = "2026-01-02T00:00:00Z";
 
 /// Added to `NODE_CHAIN`: a kubeconfig per node that embeds the client's key, so the tree has
 /// every kind of step a SAN change and a new node touch.
-const KUBECONFIG: &str = r#"
+pub(crate) const KUBECONFIG: &str = r#"
 [[render]]
 name = "client.conf"
 template = "kubeconfig.hbs"
@@ -213,7 +213,7 @@ fn mermaid_parses_the_issuer_tree() {
 }
 
 /// The one ```mermaid block of a Markdown text.
-fn mermaid_block(md: &str) -> String {
+pub(crate) fn mermaid_block(md: &str) -> String {
     let start = md.find("```mermaid\n").expect("a mermaid block") + "```mermaid\n".len();
     let len = md[start..].find("```").expect("the block's end");
     md[start..start + len].to_string()
@@ -221,7 +221,7 @@ fn mermaid_block(md: &str) -> String {
 
 /// Mermaid's parser: `node` and the npm packages of tests/tools/mermaid (`npm ci` there), or a
 /// skip (a failure under CI=true).
-fn mermaid() -> Option<PathBuf> {
+pub(crate) fn mermaid() -> Option<PathBuf> {
     let node = tool("node", "nodejs")?;
     let dir = repo_root().join("tests/tools/mermaid");
     if dir.join("node_modules/mermaid").is_dir() {
@@ -237,7 +237,7 @@ fn mermaid() -> Option<PathBuf> {
     None
 }
 
-fn mermaid_parse(parser: &PathBuf, diagram: &str) -> Run {
+pub(crate) fn mermaid_parse(parser: &PathBuf, diagram: &str) -> Run {
     use std::io::Write as _;
     let mut child = Command::new("node")
         .arg(parser)
