@@ -37,7 +37,7 @@ fn cluster() -> Fixture {
     f
 }
 
-/// `--check --format markdown --renew all`: every certificate re-signed, every kubeconfig
+/// `--check --format markdown --renew all`: every leaf certificate re-signed, every kubeconfig
 /// re-rendered, on every node. The Markdown form holds the diffs with or without `--diff`;
 /// `--diff` would only have the run make them twice (once for the text report it replaces),
 /// which doubles this test's time in a debug build.
@@ -91,9 +91,9 @@ fn a_large_cluster_comment_fits_github_whole_blocks_and_a_grouped_tree() {
         md.matches("<details>").count()
     );
 
-    // The diffs are cut, and the line counts the rest: the root, the intermediate, the server,
-    // then a certificate and a kubeconfig per worker.
-    let diffs = 3 + 2 * WORKERS;
+    // The diffs are cut, and the line counts the rest: the server, then a certificate and a
+    // kubeconfig per worker (`--renew all` keeps the CAs).
+    let diffs = 1 + 2 * WORKERS;
     let shown = md.matches("<details>").count();
     assert!(shown > 0 && shown < diffs, "{shown} diffs shown");
     assert_eq!(left_out(&md, "diffs"), Some(diffs - shown), "{md}");
@@ -104,13 +104,13 @@ fn a_large_cluster_comment_fits_github_whole_blocks_and_a_grouped_tree() {
 
     // The table and the restart plan take the room first: here whole, every row and every node.
     assert!(
-        md.contains("| item | action | why |\n| --- | --- | --- |\n| `root-ca` | re-sign |"),
+        md.contains("| item | action | why |\n| --- | --- | --- |\n| `server` | re-sign |"),
         "{md}"
     );
     let rows = md.lines().filter(|l| l.starts_with("| `")).count();
     assert_eq!(
         rows, diffs,
-        "a row per item: the CAs and server, two per worker"
+        "a row per changed item: the server, two per worker"
     );
     assert!(
         md.lines()
@@ -119,8 +119,13 @@ fn a_large_cluster_comment_fits_github_whole_blocks_and_a_grouped_tree() {
         "every row whole"
     );
     assert_eq!(left_out(&md, "rows"), None);
-    let restarts = md.lines().filter(|l| l.starts_with("- `n")).count();
-    assert_eq!(restarts, WORKERS, "a restart line per node");
+    let restarts: Vec<&str> = md.lines().filter(|l| l.starts_with("- `n")).collect();
+    assert_eq!(restarts.len(), 1, "the workers do the same: one line\n{md}");
+    assert!(
+        restarts[0].contains(&format!("({WORKERS} nodes, each in turn)")),
+        "{}",
+        restarts[0]
+    );
 
     // The diagram comes whole, after the diffs, with the clients as one node, and Mermaid reads it.
     let block = mermaid_block(&md);
@@ -133,7 +138,10 @@ fn a_large_cluster_comment_fits_github_whole_blocks_and_a_grouped_tree() {
     );
     assert!(!block.contains("client@n"), "{block}");
     assert_eq!(block.lines().count(), 7, "{block}");
-    assert!(block.contains("class i0,i1,i2,i3 changed"), "{block}");
+    assert!(
+        block.contains("class i2,i3 changed"),
+        "the CAs kept, the leaves changed: {block}"
+    );
     if let Some(parser) = mermaid() {
         let r = mermaid_parse(&parser, &block);
         assert_eq!(r.code, 0, "{}\n{block}", r.all());

@@ -283,19 +283,20 @@ fn act(opts: &Options, d: &Decided) -> Result<Outcome, Error> {
         return Err(Error::Blocked(problems));
     }
     if opts.check {
-        if opts.diff {
-            let diffs = report::planned_diffs(spec, plan, disk);
-            text.push_str(&report::diff_text(&diffs, style));
-        }
         let changed = !plan.changes_nothing(opts.prune);
+        // Diffs are made once, for what shows them: the text report with `--diff`, or the
+        // Markdown comment (always); JSON never holds a file's text.
+        let diffs = match opts.format {
+            report::PlanFormat::Markdown => report::planned_diffs(spec, plan, disk),
+            report::PlanFormat::Text if opts.diff => report::planned_diffs(spec, plan, disk),
+            _ => Vec::new(),
+        };
         if opts.format != report::PlanFormat::Text {
-            // Only the Markdown comment shows diffs; JSON never holds a file's text.
-            let diffs = match opts.format {
-                report::PlanFormat::Markdown => report::planned_diffs(spec, plan, disk),
-                _ => Vec::new(),
-            };
             let text = formatted(opts, spec, plan, &diffs, (changed, &[]));
             return Ok(Outcome { text, changed });
+        }
+        if opts.diff {
+            text.push_str(&report::diff_text(&diffs, style));
         }
         text.push_str(&report::restarts::restart_text(&restarts, false));
         text.push_str(&report::restarts::new_key_warnings(spec, plan));
