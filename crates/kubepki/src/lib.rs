@@ -261,6 +261,15 @@ fn dispose<T: Send + 'static>(t: T) {
         .spawn(move || drop(t));
 }
 
+/// The clock of a check that looks ahead (`--now` later than the system clock): its plan is
+/// what a run at that time would do.
+fn later(opts: &Options) -> Option<OffsetDateTime> {
+    let typed = opts.clock.source == ClockSource::NowFlag;
+    matches!(opts.clock.skew(opts.now), Skew::Future(_))
+        .then_some(opts.now)
+        .filter(|_| typed)
+}
+
 /// Reports the plan and, unless it is a check or blocked, carries it out.
 fn act(opts: &Options, d: &Decided) -> Result<Outcome, Error> {
     let (sources, spec, disk, plan, out) = (&d.sources, &d.spec, &d.disk, &d.plan, &d.out);
@@ -306,7 +315,7 @@ fn act(opts: &Options, d: &Decided) -> Result<Outcome, Error> {
             changed,
             opts.prune,
             (&opts.rekey, &opts.renew),
-            &disk.temps,
+            (&disk.temps, later(opts)),
         ));
         return Ok(Outcome { text, changed });
     }

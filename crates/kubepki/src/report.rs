@@ -610,11 +610,20 @@ pub fn check_summary(
     changed: bool,
     prune: bool,
     asked: (&BTreeSet<String>, &BTreeSet<String>),
-    temps: &[String],
+    (temps, later): (&[String], Option<OffsetDateTime>),
 ) -> String {
     let orphans = plan.orphans.len();
     let mut text = String::new();
-    if changed {
+    if let (true, Some(at)) = (changed, later) {
+        // A check at a future clock (`--now +60d`) says what a run then would do: running the
+        // tool now changes only what is due now, so "run it" would mislead.
+        let command = run_command(prune, asked.0, asked.1);
+        let _ = writeln!(
+            text,
+            "{out}/ will be stale at {}: a run then (`{command}`) makes the changes above; `--renew NAME` renews a certificate now",
+            x509::fmt_time(at)
+        );
+    } else if changed {
         let command = run_command(prune, asked.0, asked.1);
         let _ = writeln!(text, "{out}/ is stale: run `{command}`");
     } else if !plan.waiting.is_empty() {
