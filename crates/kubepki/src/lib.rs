@@ -292,32 +292,7 @@ fn act(opts: &Options, d: &Decided) -> Result<Outcome, Error> {
         return Err(Error::Blocked(problems));
     }
     if opts.check {
-        let changed = !plan.changes_nothing(opts.prune);
-        // Diffs are made once, for what shows them: the text report with `--diff`, or the
-        // Markdown comment (always); JSON never holds a file's text.
-        let diffs = match opts.format {
-            report::PlanFormat::Markdown => report::planned_diffs(spec, plan, disk),
-            report::PlanFormat::Text if opts.diff => report::planned_diffs(spec, plan, disk),
-            _ => Vec::new(),
-        };
-        if opts.format != report::PlanFormat::Text {
-            let text = formatted(opts, spec, plan, &diffs, (changed, &[]));
-            return Ok(Outcome { text, changed });
-        }
-        if opts.diff {
-            text.push_str(&report::diff_text(&diffs, style));
-        }
-        text.push_str(&report::restarts::restart_text(&restarts, false));
-        text.push_str(&report::restarts::new_key_warnings(spec, plan));
-        text.push_str(&report::check_summary(
-            out,
-            plan,
-            changed,
-            opts.prune,
-            (&opts.rekey, &opts.renew),
-            (&disk.temps, later(opts)),
-        ));
-        return Ok(Outcome { text, changed });
+        return Ok(checked(opts, d, text, &restarts));
     }
     // What an interrupted run (killed mid-write) left: never taken for real files. This run holds
     // the lock, so no other run is writing them.
@@ -376,6 +351,44 @@ fn act(opts: &Options, d: &Decided) -> Result<Outcome, Error> {
         text,
         changed: true,
     })
+}
+
+/// A `--check`'s report: the plan so far (`text`), then what it shows of diffs and restarts, or
+/// the plan in its `--format`; nothing is written.
+fn checked(
+    opts: &Options,
+    d: &Decided,
+    mut text: String,
+    restarts: &[restarts::NodeRestarts],
+) -> Outcome {
+    let (spec, disk, plan, out) = (&d.spec, &d.disk, &d.plan, &d.out);
+    let changed = !plan.changes_nothing(opts.prune);
+    // Diffs are made once, for what shows them: the text report with `--diff`, or the Markdown
+    // comment (always); JSON never holds a file's text.
+    let diffs = match opts.format {
+        report::PlanFormat::Markdown => report::planned_diffs(spec, plan, disk),
+        report::PlanFormat::Text if opts.diff => report::planned_diffs(spec, plan, disk),
+        _ => Vec::new(),
+    };
+    if opts.format != report::PlanFormat::Text {
+        let text = formatted(opts, spec, plan, &diffs, (changed, &[]));
+        return Outcome { text, changed };
+    }
+    if opts.diff {
+        let style = report::Style { color: opts.color };
+        text.push_str(&report::diff_text(&diffs, style));
+    }
+    text.push_str(&report::restarts::restart_text(restarts, false));
+    text.push_str(&report::restarts::new_key_warnings(spec, plan));
+    text.push_str(&report::check_summary(
+        out,
+        plan,
+        changed,
+        opts.prune,
+        (&opts.rekey, &opts.renew),
+        (&disk.temps, later(opts)),
+    ));
+    Outcome { text, changed }
 }
 
 /// The plan in a machine-readable `--format`, instead of the text report: what a `--check` would
