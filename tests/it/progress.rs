@@ -167,29 +167,13 @@ fn on_a_terminal(f: &Fixture, args: &[&str], env: &[(&str, &str)]) -> Option<Run
     terminal(f, &f.command(args), env)
 }
 
-/// `inner` run on a pseudo-terminal in `f`'s folder: everything the terminal received.
+/// `inner` run on a pseudo-terminal in `f`'s folder, the bar shown at once: everything the
+/// terminal received.
 fn terminal(f: &Fixture, inner: &std::process::Command, env: &[(&str, &str)]) -> Option<Run> {
     let script = tool("script", "bsdutils")?;
-    let mut line = shell_quote(inner.get_program().to_str().unwrap());
-    for a in inner.get_args() {
-        line.push(' ');
-        line.push_str(&shell_quote(a.to_str().unwrap()));
-    }
-    let mut cmd = std::process::Command::new(script);
-    cmd.args(["-q", "-e", "-c", &line, "/dev/null"])
-        .current_dir(f.root())
-        .env_remove("NO_COLOR")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .env("TERM", "xterm")
-        .env("KUBEPKI_PROGRESS_AFTER", "0s");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    Some(run(&mut cmd))
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
+    let mut all = vec![("TERM", "xterm"), ("KUBEPKI_PROGRESS_AFTER", "0s")];
+    all.extend_from_slice(env);
+    Some(on_pty(&script, inner, f.root(), &all))
 }
 
 /// The bar's own words, which no report line uses.

@@ -450,19 +450,8 @@ fn on_terminal(
 ) -> Run {
     let mut inner = f.command(&[]);
     inner.arg("status").args(args);
-    let line: Vec<String> = std::iter::once(inner.get_program())
-        .chain(inner.get_args())
-        .map(|a| format!("'{}'", a.to_str().unwrap()))
-        .collect();
-    let mut cmd = std::process::Command::new(script);
-    cmd.args(["-qec", &line.join(" "), "/dev/null"])
-        .current_dir(f.root())
-        .env_remove("NO_COLOR")
-        .env_remove("SOURCE_DATE_EPOCH");
-    if let Some(v) = no_color {
-        cmd.env("NO_COLOR", v);
-    }
-    run(&mut cmd)
+    let env: Vec<(&str, &str)> = no_color.map(|v| ("NO_COLOR", v)).into_iter().collect();
+    on_pty(script, &inner, f.root(), &env)
 }
 
 #[test]

@@ -379,6 +379,26 @@ pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
     found
 }
 
+/// `inner` run on a pseudo-terminal (util-linux `script`, found at `script`) in `dir`, with
+/// `NO_COLOR` and `SOURCE_DATE_EPOCH` removed and then `env` set: everything the terminal
+/// received, stdout and stderr together, as one `stdout`.
+pub fn on_pty(script: &Path, inner: &Command, dir: &Path, env: &[(&str, &str)]) -> Run {
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_str().unwrap().replace('\'', r"'\''"));
+    let line: Vec<String> = std::iter::once(inner.get_program())
+        .chain(inner.get_args())
+        .map(quote)
+        .collect();
+    let mut cmd = Command::new(script);
+    cmd.args(["-qec", &line.join(" "), "/dev/null"])
+        .current_dir(dir)
+        .env_remove("NO_COLOR")
+        .env_remove("SOURCE_DATE_EPOCH");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
 /// Runs a command and returns its result (never panics on a non-zero exit).
 pub fn run(cmd: &mut Command) -> Run {
     Run::from(cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}")))
